@@ -1,0 +1,36 @@
+# Set-up: `make demo` or `make test`. Everything installs into .venv from this repo's own files.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU wheel of torch this project is developed against. Installed first, when the venv has no torch,
+# so that the package's torch range never pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv torch install install-test demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(PY)
+
+torch: venv
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+
+install: torch
+	$(PIP) install -e .
+
+install-test: torch
+	$(PIP) install -e ".[test]"
+
+demo: install
+	$(VENV)/bin/fastrepr demo
+
+test: install-test
+	$(PY) -m pytest
+
+bench: install
+	$(VENV)/bin/fastrepr bench
+
+clean:
+	rm -rf build *.egg-info fastrepr/_C*.so

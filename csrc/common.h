@@ -1,0 +1,52 @@
+// Shared helpers for the CPU kernels: storage types for 16-bit floats and their conversion to float,
+// and OpenMP shims. Kernels take raw pointers and sizes; nothing here knows about torch or Python.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#ifdef FASTREPR_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastrepr {
+
+// 16-bit floats arrive as their raw bits (torch tensor viewed as int16 -> numpy buffer).
+struct bf16 { uint16_t bits; };
+struct fp16 { uint16_t bits; };
+
+inline float bits_to_float(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline float to_float(float x) { return x; }
+inline double to_float(double x) { return x; }
+// bfloat16 is the top half of an IEEE float32.
+inline float to_float(bf16 x) { return bits_to_float(static_cast<uint32_t>(x.bits) << 16); }
+// IEEE half: 1 sign, 5 exponent (bias 15), 10 mantissa bits. Re-bias the exponent to 127; subnormal halves
+// are normalised by shifting the mantissa until its implicit bit appears.
+inline float to_float(fp16 x) {
+  const uint32_t sign = static_cast<uint32_t>(x.bits & 0x8000u) << 16;
+  uint32_t exp = (x.bits >> 10) & 0x1fu;
+  uint32_t mant = x.bits & 0x3ffu;
+  if (exp == 0x1f) return bits_to_float(sign | 0x7f800000u | (mant << 13));  // inf / nan
+  if (exp == 0) {
+    if (mant == 0) return bits_to_float(sign);                                // +-0
+    exp = 113;  // 127 - 14: value = mant * 2^-24 = 1.m * 2^(-14 - shifts)
+    while ((mant & 0x400u) == 0) { mant <<= 1; --exp; }
+    return bits_to_float(sign | (exp << 23) | ((mant & 0x3ffu) << 13));
+  }
+  return bits_to_float(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+inline int clamp_threads(int requested) {
+#ifdef FASTREPR_OPENMP
+  return requested > 0 ? requested : omp_get_max_threads();
+#else
+  (void)requested;
+  return 1;
+#endif
+}
+
+}  // namespace fastrepr

@@ -1,0 +1,180 @@
+"""Batched pairwise latent differences: the core of the BetaVAE disentanglement score.
+
+Higgins et al. 2017 (beta-VAE, ICLR) score a representation by fixing one ground-truth factor, drawing B
+pairs of observations that share it, and averaging |z1 - z2| over the pairs. A disentangled code shows a
+near-zero mean difference exactly in the latent that encodes the fixed factor. Here, for P such points:
+
+    dense:  out[p, d] = 1/B * sum_b |z1[p, b, d] - z2[p, b, d]|           z1, z2: [P, B, D]
+    index:  out[p, d] = 1/B * sum_b |z[i[p, b], d] - z[j[p, b], d]|       z: [N, D], i, j: [P, B]
+
+The index form gathers rows on the fly and never materializes the [P, B, D] gather that the plain-PyTorch
+expression ``(z[i] - z[j]).abs().mean(1)`` builds twice (plus the difference). Both forms accumulate in
+float32 (float64 for float64 input) and return the input dtype.
+
+Gradient: d|x|/dx = sign(x) (0 at x = 0, as torch.abs), so dL/dz1[p, b, d] = sign(z1 - z2) * g[p, d] / B and
+dL/dz2 = -dL/dz1; the index form scatter-adds those into the rows named by i and j. The backward runs in
+plain PyTorch for every backend (it needs [P, B, D] memory); the op is mostly used without gradients.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _native, reference
+from .._backend import select
+from .._triton import next_power_of_2, tl, triton
+
+OP = "pairwise_abs_diff_mean"
+
+
+@triton.jit
+def _pairwise_abs_diff_mean_fwd_kernel(
+    # pointers
+    a_ptr, b_ptr, i_ptr, j_ptr, out_ptr,
+    # shapes
+    P, B, D,
+    # strides (index form: a is z [N, D]; stride_ap is unused and stride_ab is z's row stride)
+    stride_ap, stride_ab, stride_ad,
+    stride_bp, stride_bb, stride_bd,
+    stride_ip, stride_ib, stride_jp, stride_jb,
+    stride_op, stride_od,
+    # constants
+    INDEXED: tl.constexpr, ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """One program owns a [BLOCK_P, BLOCK_D] tile of `out` and loops over the B pairs; no atomics, so the
+    result is deterministic."""
+    offs_p = (tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)).to(tl.int64)
+    offs_d = (tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)).to(tl.int64)
+    mask_p = offs_p < P
+    mask = mask_p[:, None] & (offs_d < D)[None, :]
+    acc = tl.zeros([BLOCK_P, BLOCK_D], dtype=ACC)
+    for b in range(0, B):
+        if INDEXED:
+            ri = tl.load(i_ptr + offs_p * stride_ip + b * stride_ib, mask=mask_p, other=0)
+            rj = tl.load(j_ptr + offs_p * stride_jp + b * stride_jb, mask=mask_p, other=0)
+            pa = a_ptr + ri[:, None] * stride_ab + offs_d[None, :] * stride_ad
+            pb = a_ptr + rj[:, None] * stride_ab + offs_d[None, :] * stride_ad
+        else:
+            pa = a_ptr + offs_p[:, None] * stride_ap + b * stride_ab + offs_d[None, :] * stride_ad
+            pb = b_ptr + offs_p[:, None] * stride_bp + b * stride_bb + offs_d[None, :] * stride_bd
+        x = tl.load(pa, mask=mask, other=0.0).to(ACC)
+        y = tl.load(pb, mask=mask, other=0.0).to(ACC)
+        acc += tl.abs(x - y)
+    acc = acc / B
+    out = out_ptr + offs_p[:, None] * stride_op + offs_d[None, :] * stride_od
+    tl.store(out, acc, mask=mask)
+
+
+def _acc_out(like: torch.Tensor, P: int, D: int) -> torch.Tensor:
+    """The [P, D] output buffer in the accumulation dtype, on like's device."""
+    return torch.empty((P, D), dtype=reference._acc_dtype(like.dtype), device=like.device)
+
+
+def pairwise_abs_diff_mean_forward(a: torch.Tensor, b: torch.Tensor | None, i: torch.Tensor | None,
+                                   j: torch.Tensor | None) -> torch.Tensor:
+    """Triton launcher. Dense: a=z1, b=z2 [P, B, D], i=j=None. Index: a=z [N, D], b=None, i, j [P, B] int64.
+
+    Returns [P, D] in a's dtype. Any strides. Extra memory: the output, in float32 for 16-bit input (then
+    rounded by torch: Triton's interpreter truncates float32 -> bfloat16 where the GPU rounds to nearest).
+    """
+    indexed = i is not None
+    P, B = (i.shape if indexed else a.shape[:2])
+    D = a.shape[-1]
+    out = _acc_out(a, P, D)
+    # Tile sizes are untuned (no GPU was available when this was written): BLOCK_D covers D up to 64, and
+    # BLOCK_P keeps a tile near 2048 elements (16 per thread at 4 warps).
+    BLOCK_D = min(next_power_of_2(D), 64)
+    BLOCK_P = max(16, 2048 // BLOCK_D)
+    grid = (triton.cdiv(P, BLOCK_P), triton.cdiv(D, BLOCK_D))
+    if indexed:
+        sa = (0, a.stride(0), a.stride(1))
+        sb = (0, 0, 0)
+        si = (i.stride(0), i.stride(1), j.stride(0), j.stride(1))
+        b = a
+    else:
+        sa, sb = a.stride(), b.stride()
+        si = (0, 0, 0, 0)
+        i = j = a  # unused placeholders: the INDEXED=False branch never reads them
+    _pairwise_abs_diff_mean_fwd_kernel[grid](
+        a, b, i, j, out,
+        P, B, D,
+        *sa, *sb, *si, *out.stride(),
+        INDEXED=indexed, ACC=tl.float64 if a.dtype == torch.float64 else tl.float32,
+        BLOCK_P=BLOCK_P, BLOCK_D=BLOCK_D, num_warps=4,
+    )
+    return out.to(a.dtype)
+
+
+def _native_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    P, _, D = z1.shape
+    out = _acc_out(z1, P, D)
+    _native.get().pairwise_abs_diff_mean_dense(_native.as_buffer(z1), _native.as_buffer(z2), out.numpy(),
+                                               _native.dtype_name(z1.dtype), torch.get_num_threads())
+    return out.to(z1.dtype)
+
+
+def _native_index(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    P, D = i.shape[0], z.shape[1]
+    out = _acc_out(z, P, D)
+    _native.get().pairwise_abs_diff_mean_index(_native.as_buffer(z), _native.as_buffer(i), _native.as_buffer(j),
+                                               out.numpy(), _native.dtype_name(z.dtype), torch.get_num_threads())
+    return out.to(z.dtype)
+
+
+@torch.library.custom_op("fastrepr::pairwise_abs_diff_mean_dense", mutates_args=())
+def pairwise_abs_diff_mean_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    backend = select(OP, z1)
+    if backend == "triton":
+        return pairwise_abs_diff_mean_forward(z1, z2, None, None)
+    if backend == "native":
+        return _native_dense(z1, z2)
+    return reference.pairwise_abs_diff_mean(z1, z2)
+
+
+@torch.library.custom_op("fastrepr::pairwise_abs_diff_mean_index", mutates_args=())
+def pairwise_abs_diff_mean_index(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    n = z.shape[0]
+    for name, idx in (("i", i), ("j", j)):
+        lo, hi = torch.aminmax(idx)
+        if lo.item() < 0 or hi.item() >= n:
+            raise ValueError(f"{name} has pair indices in [{lo.item()}, {hi.item()}], outside [0, {n}) (rows of z)")
+    backend = select(OP, z)
+    if backend == "triton":
+        return pairwise_abs_diff_mean_forward(z, None, i, j)
+    if backend == "native":
+        return _native_index(z, i, j)
+    return reference.pairwise_abs_diff_mean(z, i=i, j=j)
+
+
+@pairwise_abs_diff_mean_dense.register_fake
+def _(z1, z2):
+    return z1.new_empty((z1.shape[0], z1.shape[2]))
+
+
+@pairwise_abs_diff_mean_index.register_fake
+def _(z, i, j):
+    return z.new_empty((i.shape[0], z.shape[1]))
+
+
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _dense_backward(ctx, grad):
+    z1, z2 = ctx.saved_tensors
+    acc = reference._acc_dtype(z1.dtype)
+    s = torch.sign(z1.to(acc) - z2.to(acc)) * (grad.to(acc) / z1.shape[1]).unsqueeze(1)
+    return s.to(z1.dtype), (-s).to(z2.dtype)
+
+
+def _index_backward(ctx, grad):
+    z, i, j = ctx.saved_tensors
+    acc = reference._acc_dtype(z.dtype)
+    za = z.to(acc)
+    s = torch.sign(za[i] - za[j]) * (grad.to(acc) / i.shape[1]).unsqueeze(1)  # [P, B, D]
+    s = s.reshape(-1, z.shape[1])
+    dz = torch.zeros_like(za).index_add_(0, i.reshape(-1), s).index_add_(0, j.reshape(-1), s, alpha=-1)
+    return dz.to(z.dtype), None, None
+
+
+pairwise_abs_diff_mean_dense.register_autograd(_dense_backward, setup_context=_save_inputs)
+pairwise_abs_diff_mean_index.register_autograd(_index_backward, setup_context=_save_inputs)

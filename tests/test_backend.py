@@ -1,0 +1,92 @@
+"""Backend selection, and `import fastrepr` without the optional pieces (native build, triton, faiss)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from fastrepr import _backend
+
+
+def test_auto_selection_by_device(monkeypatch):
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    cpu = torch.zeros(1)
+    native_ok = _backend.available("native")[0]
+    assert _backend.select("op", cpu) == ("native" if native_ok else "torch")
+    assert _backend.select("op", cpu, impls=("triton", "torch")) == "torch"
+    assert _backend.select("op", torch.zeros(1, device="meta")) == "torch"
+    if torch.cuda.is_available() and _backend.available("triton")[0]:
+        assert _backend.select("op", torch.zeros(1, device="cuda")) == "triton"
+
+
+@pytest.mark.parametrize("name", _backend.BACKENDS)
+def test_forced_backend(monkeypatch, name):
+    monkeypatch.setenv(_backend.ENV, name)
+    if not _backend.available(name)[0]:
+        with pytest.raises(RuntimeError, match=f"{_backend.ENV}={name}"):
+            _backend.select("op", torch.zeros(1))
+        return
+    assert _backend.select("op", torch.zeros(1)) == name
+
+
+def test_forced_backend_errors(monkeypatch):
+    monkeypatch.setenv(_backend.ENV, "cuda")
+    with pytest.raises(ValueError, match="not a backend"):
+        _backend.select("op", torch.zeros(1))
+    monkeypatch.setenv(_backend.ENV, "native")
+    with pytest.raises(RuntimeError, match="has no native implementation"):
+        _backend.select("myop", torch.zeros(1), impls=("triton", "torch"))
+    if _backend.available("native")[0]:
+        with pytest.raises(RuntimeError, match="takes CPU tensors"):
+            _backend.select("myop", torch.zeros(1, device="meta"))
+    with pytest.raises(ValueError, match="unknown backend"):
+        _backend.available("tpu")
+
+
+BLOCKED_IMPORT = textwrap.dedent("""
+    import sys
+    for name in {blocked!r}:
+        sys.modules[name] = None  # makes `import name` raise ImportError
+    import torch
+    import fastrepr
+    from fastrepr import _backend, cli
+    z1, z2 = torch.randn(4, 3, 2), torch.randn(4, 3, 2)
+    out = fastrepr.pairwise_abs_diff_mean(z1, z2)
+    assert torch.allclose(out, (z1 - z2).abs().mean(1))
+    print("SELECTED", _backend.select("pairwise_abs_diff_mean", z1))
+    for b in _backend.BACKENDS:
+        print("AVAILABLE", b, *_backend.available(b))
+    cli.main(["info"])
+""")
+
+
+def _run_blocked(blocked, **env):
+    code = BLOCKED_IMPORT.format(blocked=blocked)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **env})
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_import_without_native_triton_and_faiss():
+    out = _run_blocked(["fastrepr._C", "triton", "faiss"], FASTREPR_BACKEND="")
+    assert "SELECTED torch" in out
+    assert "AVAILABLE native False" in out and "not built" in out
+    assert "AVAILABLE triton False" in out and "pip install triton" in out
+    assert "faiss      no" in out
+
+
+def test_forced_native_without_build_says_how_to_build():
+    code = textwrap.dedent("""
+        import sys; sys.modules["fastrepr._C"] = None
+        import torch, fastrepr
+        try:
+            fastrepr.pairwise_abs_diff_mean(torch.randn(2, 3, 4), torch.randn(2, 3, 4))
+        except RuntimeError as e:
+            print("ERR", e)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "FASTREPR_BACKEND": "native"})
+    assert "ERR FASTREPR_BACKEND=native" in res.stdout and "pip install -e ." in res.stdout, res.stdout + res.stderr
