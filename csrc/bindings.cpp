@@ -168,6 +168,32 @@ void ns_backward(const py::buffer& w_in, const py::buffer& w_out, const py::buff
   });
 }
 
+void ns_step(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
+             const py::buffer& targets, const py::buffer& negatives, const py::buffer& loss, double lr,
+             bool mean_grad, const std::string& dtype, int threads) {
+  auto run = [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    View wi = view(w_in, "w_in", sizeof(T), 2, true), wo = view(w_out, "w_out", sizeof(T), 2, true);
+    View x = view(inputs, "inputs", 8, 2, false), t = view(targets, "targets", 8, 1, false);
+    View n = view(negatives, "negatives", 8, 2, false), l = view(loss, "loss", sizeof(T), 1, true);
+    auto s = ns_shape(wi, wo, x, t, n);
+    if (l.shape[0] != s.B) throw py::value_error("loss must have shape [B]");
+    const uint8_t* m = optional_mask(mask, s.B, s.C);
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::negative_sampling_step<T>(static_cast<T*>(wi.ptr), static_cast<T*>(wo.ptr),
+                                               static_cast<const int64_t*>(x.ptr), m, static_cast<const int64_t*>(t.ptr),
+                                               static_cast<const int64_t*>(n.ptr), s, static_cast<T>(lr), mean_grad,
+                                               static_cast<T*>(l.ptr), threads);
+    }
+    if (!ok) throw py::value_error("an index lies outside its table (inputs < V_in, targets/negatives < V_out)");
+  };
+  if (dtype == "float32") run(static_cast<float*>(nullptr));
+  else if (dtype == "float64") run(static_cast<double*>(nullptr));
+  else throw py::type_error("negative_sampling_step takes float32 or float64 tables, got " + dtype);
+}
+
 fastrepr::HierarchicalSoftmaxShape hs_shape(const View& h, const View& w, const View& t, const View& p,
                                             const View& c, const View& len) {
   if (h.shape[1] != w.shape[1]) throw py::value_error("h and w_nodes must have the same number of columns D");
@@ -305,6 +331,28 @@ void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::bu
   fastrepr::word2vec_train(p, d);
 }
 
+int64_t w2v_subsample(const py::buffer& tokens, const py::buffer& keep, uint64_t seed, const py::buffer& out) {
+  View t = view(tokens, "tokens", 4, 1, false), k = view(keep, "keep", 4, 1, false), o = view(out, "out", 4, 1, true);
+  if (o.shape[0] < t.shape[0]) throw py::value_error("out must hold len(tokens) entries");
+  const int32_t* tp = static_cast<const int32_t*>(t.ptr);
+  for (py::ssize_t i = 0; i < t.shape[0]; ++i)
+    if (tp[i] < 0 || tp[i] >= k.shape[0]) throw py::value_error("tokens must lie in [0, len(keep))");
+  py::gil_scoped_release nogil;
+  return fastrepr::word2vec_subsample(tp, t.shape[0], static_cast<const uint32_t*>(k.ptr), seed,
+                                      static_cast<int32_t*>(o.ptr));
+}
+
+void w2v_draw_noise(const py::buffer& prob, const py::buffer& alias, uint64_t seed, const py::buffer& out) {
+  View p = view(prob, "prob", 4, 1, false), a = view(alias, "alias", 4, 1, false), o = view(out, "out", 4, 1, true);
+  if (a.shape[0] != p.shape[0] || p.shape[0] == 0) throw py::value_error("prob and alias must have the same length V >= 1");
+  const int32_t* ap = static_cast<const int32_t*>(a.ptr);
+  for (py::ssize_t i = 0; i < a.shape[0]; ++i)
+    if (ap[i] < 0 || ap[i] >= a.shape[0]) throw py::value_error("alias must lie in [0, V)");
+  py::gil_scoped_release nogil;
+  fastrepr::word2vec_draw_noise(static_cast<const uint32_t*>(p.ptr), ap, p.shape[0], o.shape[0], seed,
+                                static_cast<int32_t*>(o.ptr));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -328,6 +376,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("mask"), py::arg("targets"), py::arg("negatives"), py::arg("grad"), py::arg("d_in"),
         py::arg("d_out"), py::arg("sparse"), py::arg("dtype"), py::arg("threads") = 0,
         "gradients of the negative-sampling loss, dense [V, D] or one row per index");
+  m.def("negative_sampling_step", &ns_step, py::arg("w_in"), py::arg("w_out"), py::arg("inputs"), py::arg("mask"),
+        py::arg("targets"), py::arg("negatives"), py::arg("loss"), py::arg("lr"), py::arg("mean_grad"),
+        py::arg("dtype"), py::arg("threads") = 0, "fused Hogwild SGD step of the negative-sampling loss, in place");
   m.def("hierarchical_softmax_forward", &hs_forward, py::arg("h"), py::arg("w_nodes"), py::arg("targets"),
         py::arg("points"), py::arg("codes"), py::arg("lengths"), py::arg("loss"), py::arg("dtype"),
         py::arg("threads") = 0, "per-example hierarchical-softmax loss (see csrc/hierarchical_softmax.h)");
@@ -341,5 +392,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("hs"), py::arg("negative"), py::arg("window"), py::arg("cbow_mean"), py::arg("shrink_windows"),
         py::arg("epochs"), py::arg("alpha"), py::arg("min_alpha"), py::arg("seed"), py::arg("threads"),
         "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h)");
+  m.def("word2vec_subsample", &w2v_subsample, py::arg("tokens"), py::arg("keep"), py::arg("seed"), py::arg("out"),
+        "the trainer's subsampling of int32 tokens (kept tokens to out; returns their count)");
+  m.def("word2vec_draw_noise", &w2v_draw_noise, py::arg("prob"), py::arg("alias"), py::arg("seed"), py::arg("out"),
+        "len(out) draws from the trainer's noise alias table");
   m.def("word2vec_isa", &fastrepr::word2vec_isa, "instruction set the word2vec trainer runs with here");
 }

@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "scatter.h"
-#include "sigmoid.h"
+#include "w2v_math.h"
 
 namespace fastrepr {
 
@@ -22,12 +22,6 @@ bool paths_ok(const int64_t* targets, const int64_t* points, const int64_t* leng
   return true;
 }
 
-template <typename T, typename Acc>
-inline Acc score(const T* w, const T* h, int64_t D) {
-  Acc s = Acc(0);
-  for (int64_t d = 0; d < D; ++d) s += static_cast<Acc>(to_float(w[d])) * static_cast<Acc>(to_float(h[d]));
-  return s;
-}
 
 }  // namespace
 
@@ -44,7 +38,7 @@ bool hierarchical_softmax_forward(const T* h, const T* w_nodes, const int64_t* t
     const int64_t t = targets[b];
     Acc l = Acc(0);
     for (int64_t j = 0; j < lengths[t]; ++j) {
-      const Acc sc = score<T, Acc>(w_nodes + points[t * s.L + j] * s.D, h + b * s.D, s.D);
+      const Acc sc = dot_row<T, Acc>(w_nodes + points[t * s.L + j] * s.D, h + b * s.D, s.D);
       l -= log_sigmoid(codes[t * s.L + j] ? -sc : sc);
     }
     loss[b] = l;
@@ -74,7 +68,7 @@ bool hierarchical_softmax_backward(const T* h, const T* w_nodes, const int64_t* 
       Acc ebj = Acc(0);
       if (j < lengths[t]) {
         const T* w = w_nodes + points[t * L + j] * D;
-        ebj = grad[b] * (sigmoid(score<T, Acc>(w, hb, D)) - (codes[t * L + j] ? Acc(0) : Acc(1)));
+        ebj = grad[b] * (sigmoid(dot_row<T, Acc>(w, hb, D)) - (codes[t * L + j] ? Acc(0) : Acc(1)));
         for (int64_t d = 0; d < D; ++d) dhb[d] += ebj * static_cast<Acc>(to_float(w[d]));
       }
       e[b * L + j] = ebj;

@@ -4,18 +4,11 @@
 
 #include "common.h"
 #include "scatter.h"
-#include "sigmoid.h"
+#include "w2v_math.h"
 
 namespace fastrepr {
 
 namespace {
-
-template <typename T, typename Acc>
-inline Acc dot_row(const T* w, const Acc* h, int64_t D) {
-  Acc s = Acc(0);
-  for (int64_t d = 0; d < D; ++d) s += static_cast<Acc>(to_float(w[d])) * h[d];
-  return s;
-}
 
 bool indices_ok(const int64_t* inputs, const int64_t* targets, const int64_t* negatives,
                 const NegativeSamplingShape& s) {
@@ -69,7 +62,7 @@ bool negative_sampling_forward(const T* w_in, const T* w_out, const int64_t* inp
       input_mean(w_in, inputs, mask, s, b, h.data());
       Acc l = Acc(0);
       for (int64_t j = 0; j <= s.K; ++j) {
-        const Acc sc = dot_row(w_out + out_row(targets, negatives, s.K, b, j) * s.D, h.data(), s.D);
+        const Acc sc = dot_row<T, Acc>(w_out + out_row(targets, negatives, s.K, b, j) * s.D, h.data(), s.D);
         l -= log_sigmoid(j == 0 ? sc : -sc);
       }
       loss[b] = l;
@@ -97,7 +90,7 @@ bool negative_sampling_backward(const T* w_in, const T* w_out, const int64_t* in
     for (int64_t d = 0; d < D; ++d) dhb[d] = Acc(0);
     for (int64_t j = 0; j < J; ++j) {
       const T* w = w_out + out_row(targets, negatives, s.K, b, j) * D;
-      const Acc ebj = grad[b] * (sigmoid(dot_row(w, hb, D)) - (j == 0 ? Acc(1) : Acc(0)));
+      const Acc ebj = grad[b] * (sigmoid(dot_row<T, Acc>(w, hb, D)) - (j == 0 ? Acc(1) : Acc(0)));
       e[b * J + j] = ebj;
       for (int64_t d = 0; d < D; ++d) dhb[d] += ebj * static_cast<Acc>(to_float(w[d]));
     }
@@ -132,6 +125,51 @@ bool negative_sampling_backward(const T* w_in, const T* w_out, const int64_t* in
   return true;
 }
 
+
+template <typename T>
+bool negative_sampling_step(T* w_in, T* w_out, const int64_t* inputs, const uint8_t* mask, const int64_t* targets,
+                            const int64_t* negatives, NegativeSamplingShape s, T lr, bool mean_grad, T* loss,
+                            int num_threads) {
+  if (!indices_ok(inputs, targets, negatives, s)) return false;
+  const int64_t D = s.D, J = s.K + 1;
+  (void)num_threads;
+#ifdef FASTREPR_OPENMP
+#pragma omp parallel num_threads(clamp_threads(num_threads))
+#endif
+  {
+    std::vector<T> h(D), dh(D), e(J);
+#ifdef FASTREPR_OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t b = 0; b < s.B; ++b) {
+      const T inv_n = input_mean(w_in, inputs, mask, s, b, h.data());
+      T l = T(0);
+      for (int64_t j = 0; j < J; ++j) {
+        const T sc = dot_row<T, T>(w_out + out_row(targets, negatives, s.K, b, j) * D, h.data(), D);
+        l -= log_sigmoid(j == 0 ? sc : -sc);
+        e[j] = -lr * (sigmoid(sc) - (j == 0 ? T(1) : T(0)));
+      }
+      loss[b] = l;
+      for (int64_t d = 0; d < D; ++d) dh[d] = T(0);
+      for (int64_t j = 0; j < J; ++j) {  // every score is read before any output row changes
+        T* w = w_out + out_row(targets, negatives, s.K, b, j) * D;
+        for (int64_t d = 0; d < D; ++d) dh[d] += e[j] * w[d];
+      }
+      for (int64_t j = 0; j < J; ++j) {
+        T* w = w_out + out_row(targets, negatives, s.K, b, j) * D;
+        for (int64_t d = 0; d < D; ++d) w[d] += e[j] * h[d];
+      }
+      const T scale = mean_grad ? inv_n : T(1);
+      for (int64_t c = 0; c < s.C; ++c) {
+        if (mask && !mask[b * s.C + c]) continue;
+        T* w = w_in + inputs[b * s.C + c] * D;
+        for (int64_t d = 0; d < D; ++d) w[d] += scale * dh[d];
+      }
+    }
+  }
+  return true;
+}
+
 #define FASTREPR_INSTANTIATE(T, Acc)                                                                          \
   template bool negative_sampling_forward<T, Acc>(const T*, const T*, const int64_t*, const uint8_t*,          \
                                                   const int64_t*, const int64_t*, NegativeSamplingShape, Acc*, \
@@ -144,5 +182,9 @@ FASTREPR_INSTANTIATE(double, double)
 FASTREPR_INSTANTIATE(bf16, float)
 FASTREPR_INSTANTIATE(fp16, float)
 #undef FASTREPR_INSTANTIATE
+template bool negative_sampling_step<float>(float*, float*, const int64_t*, const uint8_t*, const int64_t*,
+                                            const int64_t*, NegativeSamplingShape, float, bool, float*, int);
+template bool negative_sampling_step<double>(double*, double*, const int64_t*, const uint8_t*, const int64_t*,
+                                             const int64_t*, NegativeSamplingShape, double, bool, double*, int);
 
 }  // namespace fastrepr

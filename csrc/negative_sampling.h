@@ -31,4 +31,12 @@ bool negative_sampling_backward(const T* w_in, const T* w_out, const int64_t* in
                                 const int64_t* targets, const int64_t* negatives, NegativeSamplingShape s,
                                 const Acc* grad, Acc* d_in, Acc* d_out, bool sparse, int num_threads);
 
+// One SGD step in place, w -= lr * d(sum_b loss_b)/dw, example by example (float or double tables). Threads
+// update shared rows without locks (Hogwild, as word2vec); with one thread the result is deterministic.
+// mean_grad = false adds the error of h to every input row undivided (word2vec's CBOW update). loss: [B].
+template <typename T>
+bool negative_sampling_step(T* w_in, T* w_out, const int64_t* inputs, const uint8_t* mask, const int64_t* targets,
+                            const int64_t* negatives, NegativeSamplingShape s, T lr, bool mean_grad, T* loss,
+                            int num_threads);
+
 }  // namespace fastrepr

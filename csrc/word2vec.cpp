@@ -67,6 +67,25 @@ struct Rng {
   }
 };
 
+// Subsampling: keep token w when a uniform uint32 is <= keep[w] (keep == nullptr keeps all). Returns the count.
+W2V_INLINE int64_t subsample(const int32_t* raw, int64_t n, const uint32_t* keep, Rng& rng, int32_t* out) {
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t w = raw[i];
+    if (keep && static_cast<uint32_t>(rng.next()) > keep[w]) continue;
+    out[kept++] = w;
+  }
+  return kept;
+}
+
+// One draw from the alias table: the high 32 bits pick a bucket (multiply-shift, no modulo bias beyond
+// 2^-32), the low 32 bits decide between the bucket and its alias.
+W2V_INLINE int32_t draw_noise(Rng& rng, const uint32_t* prob, const int32_t* alias, uint64_t V) {
+  const uint64_t x = rng.next();
+  const uint32_t bucket = static_cast<uint32_t>(((x >> 32) * V) >> 32);
+  return static_cast<uint32_t>(x) < prob[bucket] ? static_cast<int32_t>(bucket) : alias[bucket];
+}
+
 // Small dense kernels on rows of D floats, written with GCC/Clang vector extensions. V is the native vector
 // of the instruction set the caller is compiled for (4 floats: SSE2, 8: AVX2, 16: AVX-512; a wider generic
 // vector would be split by the compiler through memory) and U vectors make one chunk of C = U·lanes floats.
@@ -249,12 +268,7 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
       if (d.stop && __atomic_load_n(d.stop, __ATOMIC_RELAXED)) return;
       const int32_t* raw = d.tokens + d.offsets[s];
       const int64_t nraw = d.offsets[s + 1] - d.offsets[s];
-      int64_t n = 0;
-      for (int64_t i = 0; i < nraw; ++i) {
-        const int32_t w = raw[i];
-        if (d.keep && static_cast<uint32_t>(rng.next()) > d.keep[w]) continue;
-        sc.sen[n++] = w;
-      }
+      const int64_t n = subsample(raw, nraw, d.keep, rng, sc.sen.data());
       for (int64_t i = 0; i < n; ++i) {
         const int32_t w = sc.sen[i];
         const int r = p.shrink_windows ? static_cast<int>(rng.next() % static_cast<uint64_t>(W)) : 0;
@@ -276,10 +290,7 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
           sc.out[no] = d.syn1neg + static_cast<int64_t>(w) * D;
           sc.label[no++] = 1.0f;
           for (int k = 0; k < p.negative; ++k) {
-            const uint64_t x = rng.next();
-            const uint32_t bucket = static_cast<uint32_t>(((x >> 32) * vocab) >> 32);
-            const int32_t nw = static_cast<uint32_t>(x) < d.noise_prob[bucket] ? static_cast<int32_t>(bucket)
-                                                                                : d.noise_alias[bucket];
+            const int32_t nw = draw_noise(rng, d.noise_prob, d.noise_alias, vocab);
             if (nw == w) continue;  // as word2vec.c: the center is never its own negative
             sc.out[no] = d.syn1neg + static_cast<int64_t>(nw) * D;
             sc.label[no++] = 0.0f;
@@ -346,6 +357,17 @@ Worker pick_worker(const std::string& isa) {
 }
 
 }  // namespace
+
+int64_t word2vec_subsample(const int32_t* tokens, int64_t n, const uint32_t* keep, uint64_t seed, int32_t* out) {
+  Rng rng{seed};
+  return subsample(tokens, n, keep, rng, out);
+}
+
+void word2vec_draw_noise(const uint32_t* prob, const int32_t* alias, int64_t V, int64_t n, uint64_t seed,
+                         int32_t* out) {
+  Rng rng{seed};
+  for (int64_t i = 0; i < n; ++i) out[i] = draw_noise(rng, prob, alias, static_cast<uint64_t>(V));
+}
 
 const char* word2vec_isa() {
   static std::string isa;

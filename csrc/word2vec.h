@@ -49,4 +49,10 @@ const char* word2vec_isa();
 
 void word2vec_train(const Word2VecParams& p, const Word2VecData& data);
 
+// The trainer's own samplers, exposed for tests: subsampling of a token array (returns how many were kept,
+// written to out) and n draws from the noise alias table.
+int64_t word2vec_subsample(const int32_t* tokens, int64_t n, const uint32_t* keep, uint64_t seed, int32_t* out);
+void word2vec_draw_noise(const uint32_t* prob, const int32_t* alias, int64_t V, int64_t n, uint64_t seed,
+                         int32_t* out);
+
 }  // namespace fastrepr

@@ -364,3 +364,12 @@ def _register_defaults() -> None:
 
 
 _register_defaults()
+
+
+def _register_word2vec() -> None:
+    from .text.benchmarks import register_all
+
+    register_all(register, Bench)
+
+
+_register_word2vec()

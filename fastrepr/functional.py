@@ -159,7 +159,8 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
 
     h: [B, D] hidden vectors (any float dtype); w_nodes: [N, D] inner-node vectors (N >= V - 1), same dtype;
     targets: [B] word ids; tree: a ``fastrepr.text.huffman.HuffmanTree`` (``build_huffman(counts)``) or a
-    tuple (points [V, L] int, codes [V, L] 0/1, lengths [V] int) of tensors (checked on every call).
+    tuple (points [V, L] int, codes [V, L] 0/1, lengths [V] int) of tensors. The paths in use are checked on
+    every call (O(B·L)).
     reduction as in sgns_loss. h gets a dense gradient; w_nodes a dense one, or with sparse=True a sparse COO
     tensor of the path rows. Memory: O(B·L) besides the gradients (L = longest code, about log2 V).
     """
@@ -184,7 +185,6 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
             raise ValueError(f"tree codes must have the shape of points {tuple(points.shape)}, got {tuple(codes.shape)}")
         codes = codes.to(torch.uint8).contiguous()
         _checks.same_device(points=points, codes=codes, lengths=lengths)
-        _hs.check_tree(points, lengths, w_nodes.shape[0])
     else:
         raise TypeError(f"tree must be a HuffmanTree or a tuple (points, codes, lengths), got {type(tree).__name__}")
     _checks.same_device(h=h, w_nodes=w_nodes, targets=targets, tree=points)

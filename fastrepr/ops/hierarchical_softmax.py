@@ -152,22 +152,24 @@ def _reference_backward(grad, h, w_nodes, targets, points, codes, lengths, spars
     return d_h, torch.zeros(w_nodes.shape[0], D, dtype=acc, device=h.device).index_add_(0, p.reshape(-1), rows.reshape(-1, D))
 
 
-def check_tree(points: torch.Tensor, lengths: torch.Tensor, num_nodes: int) -> None:
-    """ValueError unless every path position in use names a row of w_nodes and lengths lie in [0, L]."""
+def check_paths(targets: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, num_nodes: int) -> None:
+    """ValueError unless the paths of these targets have lengths in [0, L] and name rows of w_nodes
+    (O(B·L), a few host syncs)."""
+    check_index("targets", targets, points.shape[0], "the tree (its words)")
     L = points.shape[1]
-    lo, hi = (int(v) for v in torch.aminmax(lengths))
+    length = lengths[targets]
+    lo, hi = (int(v) for v in torch.aminmax(length))
     if lo < 0 or hi > L:
         raise ValueError(f"tree lengths lie in [{lo}, {hi}], outside [0, {L}] (the width of points)")
-    used = torch.arange(L, device=points.device) < lengths.unsqueeze(1)
-    if used.any():
-        check_index("tree points", points[used], num_nodes, "w_nodes")
+    used = torch.arange(L, device=points.device) < length.unsqueeze(1)
+    check_index("tree points", points[targets][used], num_nodes, "w_nodes")
 
 
 @torch.library.custom_op("fastrepr::hierarchical_softmax", mutates_args=())
 def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
                          codes: torch.Tensor, lengths: torch.Tensor, sparse: bool) -> torch.Tensor:
     """Per-example loss [B] (float32; float64 for float64 input). ``sparse`` only selects the gradient layout."""
-    check_index("targets", targets, points.shape[0], "the tree (its words)")
+    check_paths(targets, points, lengths, w_nodes.shape[0])
     backend = select(OP, h)
     if backend == "triton":
         return hierarchical_softmax_forward(h, w_nodes, targets, points, codes, lengths)
@@ -214,7 +216,7 @@ def _backward(ctx, grad):
     d_h, d_w = hierarchical_softmax_backward_op(grad, h, w_nodes, targets, points, codes, lengths, ctx.sparse)
     if ctx.sparse:
         idx = points[targets].reshape(1, -1)  # padding positions carry zero rows at index 0
-        d_w = torch.sparse_coo_tensor(idx, d_w.reshape(-1, w_nodes.shape[1]), w_nodes.shape)
+        d_w = torch.sparse_coo_tensor(idx, d_w.reshape(-1, w_nodes.shape[1]), w_nodes.shape, check_invariants=False)
     return d_h, d_w, None, None, None, None, None
 
 

@@ -289,8 +289,10 @@ def _backward(ctx, grad):
     d_in, d_out = negative_sampling_backward_op(grad, w_in, w_out, inputs, targets, negatives, mask, ctx.sparse)
     if ctx.sparse:
         rows = torch.cat([targets.unsqueeze(1), negatives], 1)
-        d_in = torch.sparse_coo_tensor(inputs.reshape(1, -1), d_in.reshape(-1, w_in.shape[1]), w_in.shape)
-        d_out = torch.sparse_coo_tensor(rows.reshape(1, -1), d_out.reshape(-1, w_out.shape[1]), w_out.shape)
+        d_in = torch.sparse_coo_tensor(inputs.reshape(1, -1), d_in.reshape(-1, w_in.shape[1]), w_in.shape,
+                                       check_invariants=False)
+        d_out = torch.sparse_coo_tensor(rows.reshape(1, -1), d_out.reshape(-1, w_out.shape[1]), w_out.shape,
+                                        check_invariants=False)
     return d_in, d_out, None, None, None, None, None
 
 
@@ -303,13 +305,22 @@ def negative_sampling_step_(w_in: torch.Tensor, w_out: torch.Tensor, inputs: tor
     """One fused SGD step in place: w -= lr · d(sum_b loss_b)/dw, touching only the indexed rows; returns the
     per-example loss [B] before the step. Indices are trusted (the trainer generates them).
 
-    Triton: one kernel, atomics into the tables as it goes (Hogwild). Other backends: the backward's sparse
-    rows, then index_add_ (one minibatch step from the values before it). mean_grad=False adds the error of h to
+    Triton: one kernel, atomics into the tables as it goes (Hogwild). Native (float32/float64 contiguous
+    tables): one C++ pass, example by example, threads racing on shared rows (Hogwild; deterministic with one
+    thread). Otherwise: the backward's sparse rows, then index_add_ (one minibatch step from the values before it). mean_grad=False adds the error of h to
     every context row undivided (word2vec's CBOW update) instead of the gradient of the mean.
     """
     backend = select(OP, w_in)
     if backend == "triton":
         return _launch(STEP, w_in, w_out, inputs, targets, negatives, _mask_u8(mask), lr=lr, mean_grad=mean_grad)
+    if backend == "native" and w_in.dtype in (torch.float32, torch.float64) and w_in.is_contiguous() \
+            and w_out.is_contiguous():
+        loss = torch.empty(inputs.shape[0], dtype=w_in.dtype)
+        _native.get().negative_sampling_step(
+            w_in.detach().numpy(), w_out.detach().numpy(), _native.as_buffer(inputs), _mask_buffer(mask),
+            _native.as_buffer(targets), _native.as_buffer(negatives), loss.numpy(), lr, mean_grad,
+            _native.dtype_name(w_in.dtype), torch.get_num_threads())
+        return loss
     loss = (_native_forward if backend == "native" else reference.negative_sampling)(
         w_in, w_out, inputs, targets, negatives, mask)
     ones = torch.ones_like(loss)

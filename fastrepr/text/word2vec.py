@@ -116,8 +116,15 @@ class Word2Vec:
         self.keep = keep_probability(counts, self.sample)
         self.noise = noise_table(counts, self.ns_exponent) if self.negative else None
         self.tree = build_huffman(counts) if self.hs else None
+        return self.reset_weights()
+
+    def reset_weights(self) -> "Word2Vec":
+        """Initialize the tables as gensim 4 does (KeyedVectors.prep_vectors): word vectors uniform in
+        [-1, 1) / D from ``seed``, output tables at zero."""
+        if self.vocab is None:
+            raise RuntimeError("the model has no vocabulary yet: call build_vocab(corpus) or train(corpus)")
+        V, D = len(self.vocab), self.vector_size
         g = torch.Generator().manual_seed(self.seed)
-        # gensim 4 (KeyedVectors.prep_vectors): uniform in [-1, 1) / D; output tables start at zero.
         self.syn0 = ((torch.rand(V, D, generator=g) * 2 - 1) / D).to(self.device)
         self.syn1neg = torch.zeros(V, D, device=self.device) if self.negative else None
         self.syn1 = torch.zeros(max(V - 1, 1), D, device=self.device) if self.hs else None
