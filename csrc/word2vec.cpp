@@ -27,7 +27,8 @@ namespace fastrepr {
 namespace {
 
 // word2vec.c's sigmoid table: 1024 steps over [-6, 6]; outside, sigmoid saturates to 0 or 1 (the gradient
-// word2vec.c's negative sampling uses there). -log sigmoid gets its own table for the reported loss.
+// word2vec.c's negative sampling uses there; gensim skips such scores). -log sigmoid gets its own table for
+// the reported loss.
 constexpr int kTable = 1024;
 constexpr float kMaxExp = 6.0f;
 
@@ -45,10 +46,13 @@ struct SigmoidTables {
 const SigmoidTables kTables;
 
 W2V_INLINE int table_index(float f) { return static_cast<int>((f + kMaxExp) * (kTable / (2 * kMaxExp))); }
+// Linear interpolation in the table: error below 2e-6 (word2vec.c's nearest entry errs by up to 3e-3).
 W2V_INLINE float fast_sigmoid(float f) {
   if (f >= kMaxExp) return 1.0f;
   if (f <= -kMaxExp) return 0.0f;
-  return kTables.sig[table_index(f)];
+  const float x = (f + kMaxExp) * (kTable / (2 * kMaxExp));
+  const int i = static_cast<int>(x);
+  return kTables.sig[i] + (x - static_cast<float>(i)) * (kTables.sig[i + 1] - kTables.sig[i]);
 }
 W2V_INLINE float neg_log_sigmoid(float f) {
   if (f >= kMaxExp) return 0.0f;
@@ -195,7 +199,7 @@ W2V_INLINE void axpy(float a, const float* __restrict x, float* __restrict y, in
 struct Scratch {
   std::vector<int32_t> sen;
   std::vector<float*> in, out, tmp_rows;
-  std::vector<float> label, g, tmp, h, neu1e;
+  std::vector<float> label, mult, g, tmp, h, neu1e;
 };
 
 struct Shared {
@@ -212,14 +216,14 @@ W2V_INLINE void relaxed_store(double* p, double v) { __atomic_store(p, &v, __ATO
 // Skip-gram, one window: S = In·Out^T [m, n]; G = alpha (label - sigmoid(S)); In += G·Out; Out += G^T·In,
 // both from the values read before the update (tmp holds G·Out until Out has been updated).
 template <typename V, int U>
-W2V_INLINE void window_update(float* const* in, int m, float* const* out, const float* label, int n, float alpha,
-                              int64_t D, float* G, float* const* tmp, double& loss) {
+W2V_INLINE void window_update(float* const* in, int m, float* const* out, const float* label, const float* mult,
+                              int n, float alpha, int64_t D, float* G, float* const* tmp, double& loss) {
   score_matrix<V, U>(in, m, out, n, D, G);
   for (int a = 0; a < m; ++a)
     for (int k = 0; k < n; ++k) {
       const float f = G[a * n + k];
-      G[a * n + k] = (label[k] - fast_sigmoid(f)) * alpha;
-      loss += neg_log_sigmoid(label[k] > 0.5f ? f : -f);
+      G[a * n + k] = mult[k] * (label[k] - fast_sigmoid(f)) * alpha;
+      loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
     }
   combine_rows<V, U>(tmp, m, false, G, n, 1, out, n, D);   // tmp[a] = sum_k G[a, k] out[k]
   combine_rows<V, U>(out, n, true, G, 1, n, in, m, D);     // out[k] += sum_a G[a, k] in[a]
@@ -230,8 +234,8 @@ W2V_INLINE void window_update(float* const* in, int m, float* const* out, const 
 // any output row changes (word2vec.c updates output k before scoring k + 1; the two differ only when a
 // negative repeats within one center).
 template <typename V, int U>
-W2V_INLINE void cbow_update(float* const* in, int m, float* const* out, const float* label, int n, float alpha,
-                            int64_t D, bool mean, float* h, float* neu1e, float* g, double& loss) {
+W2V_INLINE void cbow_update(float* const* in, int m, float* const* out, const float* label, const float* mult, int n,
+                            float alpha, int64_t D, bool mean, float* h, float* neu1e, float* g, double& loss) {
   const float inv = 1.0f / static_cast<float>(m);
   float* hp[1] = {h};
   float* ep[1] = {neu1e};
@@ -240,8 +244,8 @@ W2V_INLINE void cbow_update(float* const* in, int m, float* const* out, const fl
   score_matrix<V, U>(hp, 1, out, n, D, g);
   for (int k = 0; k < n; ++k) {
     const float f = g[k];
-    g[k] = (label[k] - fast_sigmoid(f)) * alpha * (mean ? 1.0f : inv);
-    loss += neg_log_sigmoid(label[k] > 0.5f ? f : -f);
+    g[k] = mult[k] * (label[k] - fast_sigmoid(f)) * alpha * (mean ? 1.0f : inv);
+    loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
   }
   combine_rows<V, U>(ep, 1, false, g, 0, 1, out, n, D);    // neu1e = sum_k g[k] out[k]
   for (int k = 0; k < n; ++k) {
@@ -283,26 +287,39 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
           const uint8_t* cd = d.codes + static_cast<int64_t>(w) * d.L;
           for (int k = 0; k < d.lengths[w]; ++k) {
             sc.out[no] = d.syn1 + static_cast<int64_t>(pt[k]) * D;
+            sc.mult[no] = 1.0f;
             sc.label[no++] = cd[k] ? 0.0f : 1.0f;
           }
         }
         if (p.negative) {
+          const int first = no;
           sc.out[no] = d.syn1neg + static_cast<int64_t>(w) * D;
+          sc.mult[no] = 1.0f;
           sc.label[no++] = 1.0f;
           for (int k = 0; k < p.negative; ++k) {
             const int32_t nw = draw_noise(rng, d.noise_prob, d.noise_alias, vocab);
             if (nw == w) continue;  // as word2vec.c: the center is never its own negative
-            sc.out[no] = d.syn1neg + static_cast<int64_t>(nw) * D;
+            float* row = d.syn1neg + static_cast<int64_t>(nw) * D;
+            // A repeated negative becomes one output row of weight 2, 3, ...: the window update writes each
+            // output row once, so two copies of a row would keep only one of their updates.
+            int dup = first + 1;
+            while (dup < no && sc.out[dup] != row) ++dup;
+            if (dup < no) {
+              sc.mult[dup] += 1.0f;
+              continue;
+            }
+            sc.out[no] = row;
+            sc.mult[no] = 1.0f;
             sc.label[no++] = 0.0f;
           }
         }
         if (no == 0) continue;
         if (p.sg)
-          window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), no, alpha, D, sc.g.data(),
-                            sc.tmp_rows.data(), loss);
+          window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, alpha, D,
+                              sc.g.data(), sc.tmp_rows.data(), loss);
         else
-          cbow_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), no, alpha, D, p.cbow_mean != 0,
-                          sc.h.data(), sc.neu1e.data(), sc.g.data(), loss);
+          cbow_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, alpha, D,
+                            p.cbow_mean != 0, sc.h.data(), sc.neu1e.data(), sc.g.data(), loss);
         terms += static_cast<double>(p.sg ? m * no : no);
       }
       done += nraw;
@@ -398,6 +415,7 @@ void word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
     sc.in.resize(max_in);
     sc.out.resize(std::max(max_out, 1));
     sc.label.resize(std::max(max_out, 1));
+    sc.mult.resize(std::max(max_out, 1));
     sc.g.resize(static_cast<size_t>(max_in) * std::max(max_out, 1) + max_in);
     sc.tmp.resize(static_cast<size_t>(max_in) * p.D);
     sc.tmp_rows.resize(max_in);

@@ -69,7 +69,13 @@ def benchmark_table(budget_s: float = 0.3) -> list:
     return rows
 
 
-SECTIONS = [pairwise_differences, benchmark_table]
+def word2vec_section() -> dict:
+    from .text.demo import word2vec_demo
+
+    return word2vec_demo()
+
+
+SECTIONS = [pairwise_differences, word2vec_section, benchmark_table]
 
 
 def run() -> None:

@@ -412,3 +412,36 @@ def test_native_forward_memory_is_output_plus_constant(monkeypatch):
     base = bench.peak_memory(lambda: reference.negative_sampling(w_in, w_out, c[:, None], o, n), torch.device("cpu"))
     assert ours <= B * 4 + 1024 * 1024, ours
     assert base >= B * (K + 1) * D * 4, base
+
+
+# ------------------------------------------------------------------------------------------- GPU
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_cuda_large(monkeypatch, dtype):
+    """Realistic sizes on the GPU: losses and dense/sparse gradients against the float64 reference, and the
+    fused step on fp32 tables."""
+    from conftest import use_backend
+
+    use_backend("triton", monkeypatch)
+    V, D, B, K, C = 100_000, 128, 8192, 5, 10
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(V, D, B, K, C, dtype, "cuda")
+    ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives, mask))
+    ours = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask, reduction="none")
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(ours.double().cpu(), ref, atol=tol, rtol=tol)
+    for sparse in (False, True):
+        a, b = w_in.clone().requires_grad_(), w_out.clone().requires_grad_()
+        fastrepr.sgns_loss(a, b, inputs[:, 0], targets, negatives, sparse=sparse).backward()
+        ra, rb = (t.detach().cpu().double().requires_grad_() for t in (w_in, w_out))
+        reference.negative_sampling(ra, rb, inputs[:, :1].cpu(), targets.cpu(), negatives.cpu()).mean().backward()
+        ga = a.grad.to_dense() if sparse else a.grad
+        torch.testing.assert_close(ga.double().cpu(), ra.grad, atol=tol * 1e-2, rtol=tol)
+    h, w_nodes, t, tree = _hs_inputs(50_000, D, B, dtype, "cuda")
+    ref = reference.hierarchical_softmax(*_cpu64(h, w_nodes, t), *tree.tensors("cpu"))
+    torch.testing.assert_close(fastrepr.hierarchical_softmax_loss(h, w_nodes, t, tree, reduction="none").double().cpu(),
+                               ref, atol=tol * 10, rtol=tol)
+    if dtype == torch.float32:
+        wi, wo = w_in.clone(), w_out.clone()
+        loss = ns_ops.negative_sampling_step_(wi, wo, inputs[:, :1].contiguous(), targets, negatives, None, 0.01)
+        assert torch.isfinite(loss).all() and not torch.equal(wo, w_out)

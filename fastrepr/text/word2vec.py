@@ -1,9 +1,9 @@
 """``fastrepr.Word2Vec``: word2vec training with gensim's parameter names and semantics.
 
 CPU: the native trainer (csrc/word2vec.cpp), C++ threads over shards of the corpus held as one int32 array,
-lock-free (Hogwild) updates, the GIL released while a Python thread draws the progress bar. CUDA (or any device
-without the native build): ``fastrepr.text.batched``, which generates (center, context) batches on the device
-and feeds them to the fused Triton kernels.
+lock-free (Hogwild) updates, the GIL released while a Python thread draws the progress bar. CUDA (or a CPU
+without the native build, or FASTREPR_BACKEND=torch|triton): ``fastrepr.text.batched``, which generates
+(center, context) batches on the device and feeds them to the fused step kernels.
 
 Semantics follow gensim 4 / word2vec.c: vocabulary by descending count with min_count; subsampling with
 keep probability sqrt(t/f) + t/f; shrinking windows (a window of window - r, r uniform in [0, window));
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import _native
+from .._backend import select
 from .huffman import build_huffman
 from .sampling import keep_probability, keep_thresholds, noise_table
 from .vocab import Vocab
@@ -147,7 +148,7 @@ class Word2Vec:
         if tokens.size == 0:
             raise ValueError("no token of the corpus is in the vocabulary")
         t0 = time.perf_counter()
-        if self.device.type == "cpu" and _native.available()[0]:
+        if select("word2vec", self.syn0) == "native":
             self.loss = self._train_native(tokens, offsets, epochs, progress)
         else:
             from .batched import train_batched
@@ -191,6 +192,7 @@ class Word2Vec:
             while worker.is_alive():
                 worker.join(0.2)
                 _update_bar(bar, stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
+            _update_bar(bar, stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
         except BaseException:
             stop[0] = 1  # Ctrl-C: the threads return at their next sentence
             worker.join()
