@@ -44,7 +44,8 @@ struct Word2VecData {
   const int32_t* stop = nullptr;  // nonzero: threads return at the next sentence
 };
 
-// Which code path runs: "avx512", "avx2" or "generic" (chosen at run time from the CPU's features).
+// Which code path runs: "avx2", "avx512" or "generic", chosen at run time from the CPU's features (AVX2
+// preferred) or FASTREPR_W2V_ISA.
 const char* word2vec_isa();
 
 void word2vec_train(const Word2VecParams& p, const Word2VecData& data);

@@ -43,7 +43,7 @@ def negative_sampling(w_in: torch.Tensor, w_out: torch.Tensor, inputs: torch.Ten
         h = x.mean(1)
     else:
         m = mask.to(acc).unsqueeze(-1)
-        h = (x * m).sum(1) / m.sum(1)
+        h = (x * m).sum(1) / m.sum(1).clamp_min(1)  # no input used: h = 0, as in the kernels
     rows = torch.cat([targets.unsqueeze(1), negatives], 1)      # [B, 1 + K]
     s = torch.einsum("bjd,bd->bj", w_out.to(acc)[rows], h)
     sign = torch.ones_like(s)

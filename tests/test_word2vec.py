@@ -128,7 +128,9 @@ def _reference_epoch(tokens, offsets, syn0, syn1neg, syn1, sg, negative, hs, win
 
 @pytest.mark.parametrize("sg", [1, 0])
 @pytest.mark.parametrize("negative, hs", [(3, 0), (0, 1), (2, 1)])
-def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs):
+@pytest.mark.parametrize("D", [20, 37])  # 16 + 4 columns; 32 + 4 + 1 (every vector width and the scalar tail)
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])  # unsupported ones fall back to another
+def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs, D, isa):
     """Every update of the C++ trainer, checked against a direct numpy implementation: a deterministic setting
     (one thread, no subsampling, fixed windows, constant alpha, a noise table that always draws the same word,
     so that a repeated negative is exercised too)."""
@@ -136,8 +138,9 @@ def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs)
     from fastrepr.text.huffman import build_huffman
 
     use_backend("native", monkeypatch)
+    monkeypatch.setenv("FASTREPR_W2V_ISA", isa)
     rng = np.random.default_rng(0)
-    V, D, neg_word = 12, 20, 5
+    V, neg_word = 12, 5
     tokens = rng.integers(0, V, 300).astype(np.int32)
     offsets = np.array([0, 100, 180, 300], np.int64)
     tree = build_huffman(np.bincount(tokens, minlength=V) + 1)
@@ -215,7 +218,7 @@ def test_batched_trainer_learns_topics_torch_backend(monkeypatch, sg, hs, negati
     from conftest import use_backend
 
     use_backend("torch", monkeypatch)
-    model = fastrepr.Word2Vec(topic_corpus(), sg=sg, hs=hs, negative=negative, batch_words=1000, **SMALL)
+    model = fastrepr.Word2Vec(topic_corpus(), sg=sg, hs=hs, negative=negative, batch_words=250, **SMALL)
     assert np.isfinite(model.vectors).all() and np.isfinite(model.loss)
     assert topic_separation(model) > 0.3
 

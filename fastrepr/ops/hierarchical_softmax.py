@@ -47,8 +47,8 @@ def _hierarchical_softmax_kernel(
     t = tl.load(targets_ptr + offs_b, mask=mask_b, other=0)
     length = tl.load(lengths_ptr + t, mask=mask_b, other=0)
     h = tl.load(h_ptr + offs_b[:, None] * stride_h + offs_d[None, :], mask=tile, other=0.0).to(ACC)
-    if MODE == 3:
-        g = tl.zeros([BLOCK_B], dtype=ACC) - lr
+    if MODE == 3:  # fused step: grad_ptr holds per-example weights
+        g = -lr * tl.load(grad_ptr + offs_b, mask=mask_b, other=0.0).to(ACC)
     elif MODE != 0:
         g = tl.load(grad_ptr + offs_b, mask=mask_b, other=0.0).to(ACC)
     else:
@@ -224,18 +224,23 @@ hierarchical_softmax.register_autograd(_backward, setup_context=_setup)
 
 
 def hierarchical_softmax_step_(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
-                               codes: torch.Tensor, lengths: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused SGD step on w_nodes in place (touching only path rows); returns (loss [B] before the step,
-    delta_h = -lr · d loss / d h [B, D]). Triton: atomics as it goes (Hogwild); other backends: one minibatch
-    step from the values before it. Indices are trusted."""
+                               codes: torch.Tensor, lengths: torch.Tensor, lr: float,
+                               weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused SGD step on w_nodes in place (touching only path rows) for the loss sum_b weight_b · loss_b
+    (weight [B], default 1; 0 skips an example); returns (loss [B] before the step, unweighted; delta_h =
+    -lr · d/dh [B, D]). Triton: atomics as it goes (Hogwild); other backends: one minibatch step from the values
+    before it. Indices are trusted."""
     backend = select(OP, h)
+    acc = reference._acc_dtype(h.dtype)
+    weight = torch.ones(h.shape[0], dtype=acc, device=h.device) if weight is None else weight.to(acc).contiguous()
     if backend == "triton":
-        delta_h = torch.empty(h.shape, dtype=reference._acc_dtype(h.dtype), device=h.device)
-        loss = _launch(STEP, _unit_columns(h), w_nodes, targets, points, codes, lengths, dst_h=delta_h, lr=lr)
+        delta_h = torch.empty(h.shape, dtype=acc, device=h.device)
+        loss = _launch(STEP, _unit_columns(h), w_nodes, targets, points, codes, lengths, grad=weight, dst_h=delta_h,
+                       lr=lr)
         return loss, delta_h
     forward = _native_forward if backend == "native" else reference.hierarchical_softmax
     loss = forward(h, w_nodes, targets, points, codes, lengths)
     backward = _native_backward if backend == "native" else _reference_backward
-    d_h, rows = backward(torch.ones_like(loss), h, w_nodes, targets, points, codes, lengths, True)
+    d_h, rows = backward(weight, h, w_nodes, targets, points, codes, lengths, True)
     w_nodes.index_add_(0, points[targets].reshape(-1), rows.reshape(-1, h.shape[1]).to(w_nodes.dtype), alpha=-lr)
     return loss, d_h * -lr

@@ -203,7 +203,7 @@ def _reference_backward(grad, w_in, w_out, inputs, targets, negatives, mask, spa
     acc = reference._acc_dtype(w_in.dtype)
     wi, wo = w_in.to(acc), w_out.to(acc)
     m = torch.ones(inputs.shape, dtype=acc, device=w_in.device) if mask is None else mask.to(acc)
-    n = m.sum(1, keepdim=True)
+    n = m.sum(1, keepdim=True).clamp_min(1)
     h = (wi[inputs] * m.unsqueeze(-1)).sum(1) / n                           # [B, D]
     rows = torch.cat([targets.unsqueeze(1), negatives], 1)                 # [B, 1 + K]
     w = wo[rows]                                                           # [B, 1 + K, D]
