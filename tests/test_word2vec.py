@@ -218,7 +218,7 @@ def test_batched_trainer_learns_topics_torch_backend(monkeypatch, sg, hs, negati
     from conftest import use_backend
 
     use_backend("torch", monkeypatch)
-    model = fastrepr.Word2Vec(topic_corpus(), sg=sg, hs=hs, negative=negative, batch_words=250, **SMALL)
+    model = fastrepr.Word2Vec(topic_corpus(200), sg=sg, hs=hs, negative=negative, batch_words=250, **SMALL)
     assert np.isfinite(model.vectors).all() and np.isfinite(model.loss)
     assert topic_separation(model) > 0.3
 
@@ -240,6 +240,7 @@ def test_batched_trainer_runs_the_triton_kernels(monkeypatch, sg, hs, negative):
 @pytest.mark.parametrize("sg", [1, 0])
 def test_gpu_trainer_quality_and_speed(sg):
     """On a GPU: the batched trainer on gensim's Wikipedia + Lee corpus reaches the CPU trainer's quality."""
+    pytest.importorskip("gensim")
     from fastrepr.text.corpora import wiki_lee_corpus
 
     path = str(wiki_lee_corpus())

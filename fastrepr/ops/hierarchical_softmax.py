@@ -71,7 +71,7 @@ def _hierarchical_softmax_kernel(
                 tl.store(dst_w_ptr + rows[:, None] * stride_dst_w + offs_d[None, :], e[:, None] * h, mask=tile)
             else:
                 tl.atomic_add(dst_w_ptr + p[:, None] * stride_dst_w + offs_d[None, :], e[:, None] * h,
-                              mask=tile & on[:, None])
+                              mask=tile & on[:, None], sem="relaxed")
     tl.store(loss_ptr + offs_b, loss, mask=mask_b)
     if MODE != 0:
         tl.store(dst_h_ptr + offs_b[:, None] * stride_dst_h + offs_d[None, :], dh, mask=tile)

@@ -18,7 +18,8 @@ apply it without touching the other rows.
 
 One Triton kernel serves four modes: forward (loss), backward into dense grads (atomics), backward into
 per-index rows (sparse), and a fused SGD step that adds -lr·grad into the tables in place (Hogwild: blocks
-read rows that other blocks are updating, as word2vec's threads do). Inputs need unit stride along D.
+read rows that other blocks are updating, as word2vec's threads do). Atomics use relaxed ordering (the sums
+need none). Inputs need unit stride along D.
 """
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def _negative_sampling_kernel(
                 rows = offs_b * (K + 1) + j
                 tl.store(dst_out_ptr + rows[:, None] * stride_dst_out + offs_d[None, :], upd, mask=tile)
             else:
-                tl.atomic_add(dst_out_ptr + o[:, None] * stride_dst_out + offs_d[None, :], upd, mask=tile)
+                tl.atomic_add(dst_out_ptr + o[:, None] * stride_dst_out + offs_d[None, :], upd, mask=tile,
+                              sem="relaxed")
     tl.store(loss_ptr + offs_b, loss, mask=mask_b)
 
     if MODE != 0:
@@ -114,7 +116,8 @@ def _negative_sampling_kernel(
                 tl.store(dst_in_ptr + rows[:, None] * stride_dst_in + offs_d[None, :],
                          tl.where(use[:, None], dh, 0.0), mask=tile)
             else:
-                tl.atomic_add(dst_in_ptr + x[:, None] * stride_dst_in + offs_d[None, :], dh, mask=tile & use[:, None])
+                tl.atomic_add(dst_in_ptr + x[:, None] * stride_dst_in + offs_d[None, :], dh, mask=tile & use[:, None],
+                              sem="relaxed")
 
 
 def _launch(mode, w_in, w_out, inputs, targets, negatives, mask, grad=None, dst_in=None, dst_out=None, lr=0.0,

@@ -99,12 +99,15 @@ def _sgns_autograd_step(x):
 
 
 def register_all(register, Bench) -> None:
+    import importlib.util
+
+    has_gensim = importlib.util.find_spec("gensim") is not None  # the baseline, and the corpus's source
     register(Bench(
         op="word2vec trainer vs gensim",
         baseline_name="gensim Word2Vec (corpus_file)",
         size_names=("sg", "hs", "negative", "copies"),
-        sizes={"cpu": [(1, 0, 5, 1), (0, 0, 5, 1), (1, 1, 0, 1), (0, 1, 0, 1)],
-               "cuda": [(1, 0, 5, 4), (0, 0, 5, 4)]},
+        sizes={"cpu": [(1, 0, 5, 1), (0, 0, 5, 1), (1, 1, 0, 1), (0, 1, 0, 1)] if has_gensim else [],
+               "cuda": [(1, 0, 5, 4), (0, 0, 5, 4)] if has_gensim else []},
         setup=_trainer_setup, ours=_train_ours, baseline=_train_gensim,
         work=lambda s: s[3], work_label="corpus copies",
     ))
