@@ -42,6 +42,16 @@ CHUNK_ELEMENTS = 1 << 19
 # ------------------------------------------------------------------------------------------- Triton
 
 @triton.jit
+def _load_rows(ptr, idx, ok, dd, D, stride_m, stride_d, UPCAST: tl.constexpr):
+    """Rows idx, features dd of a [*, D] matrix (zeros outside); UPCAST: as fp32 (interpreter, see _scores)."""
+    t = tl.load(ptr + idx[:, None] * stride_m + dd[None, :] * stride_d, mask=ok[:, None] & (dd < D)[None, :],
+                other=0.0)
+    if UPCAST:
+        t = t.to(tl.float32)
+    return t
+
+
+@triton.jit
 def _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym, stride_yd,
             DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
             SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
@@ -50,24 +60,40 @@ def _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, st
     operands go through fp32 there (bf16 x bf16 products are exact in fp32, as on tensor cores)."""
     offs_d = tl.arange(0, BLOCK_D)
     if SINGLE_D:
-        y = tl.load(y_ptr + cols[:, None] * stride_ym + offs_d[None, :] * stride_yd,
-                    mask=col_ok[:, None] & (offs_d < D)[None, :], other=0.0)
-        if UPCAST:
-            y = y.to(tl.float32)
+        y = _load_rows(y_ptr, cols, col_ok, offs_d, D, stride_ym, stride_yd, UPCAST)
         acc = tl.dot(x_single, tl.trans(y), input_precision=DOT_PRECISION)
     else:
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         for d0 in range(0, D, BLOCK_D):
-            dd = d0 + offs_d
-            x = tl.load(x_ptr + rows[:, None] * stride_xm + dd[None, :] * stride_xd,
-                        mask=row_ok[:, None] & (dd < D)[None, :], other=0.0)
-            y = tl.load(y_ptr + cols[:, None] * stride_ym + dd[None, :] * stride_yd,
-                        mask=col_ok[:, None] & (dd < D)[None, :], other=0.0)
-            if UPCAST:
-                x = x.to(tl.float32)
-                y = y.to(tl.float32)
+            x = _load_rows(x_ptr, rows, row_ok, d0 + offs_d, D, stride_xm, stride_xd, UPCAST)
+            y = _load_rows(y_ptr, cols, col_ok, d0 + offs_d, D, stride_ym, stride_yd, UPCAST)
             acc += tl.dot(x, tl.trans(y), input_precision=DOT_PRECISION)
     return acc
+
+
+@triton.jit
+def _masked_scores(x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
+                   stride_yd, DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                   BLOCK_D: tl.constexpr, SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
+    """Column tile at n0: (cols, col_ok, valid, S) with S = -inf where invalid (padding or the row's own
+    column), so that exp(S - anything) is 0 there and never overflows (S[a, a] may exceed lse[a])."""
+    cols = n0 + tl.arange(0, BLOCK_N)
+    col_ok = cols < N
+    s = _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym,
+                stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST) * inv_t
+    valid = col_ok[None, :] & (cols[None, :] != self_c[:, None])
+    return cols, col_ok, valid, tl.where(valid, s, float("-inf"))
+
+
+@triton.jit
+def _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+              SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
+    """The rows' whole [BLOCK_M, BLOCK_D] tile when D fits one tile (loaded once per program), else zeros."""
+    if SINGLE_D:
+        x = _load_rows(x_ptr, rows, row_ok, tl.arange(0, BLOCK_D), D, stride_xm, stride_xd, UPCAST)
+    else:
+        x = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32 if UPCAST else x_ptr.dtype.element_ty)
+    return x
 
 
 @triton.jit
@@ -87,31 +113,22 @@ def _contrastive_stats_fwd_kernel(
     inv_t = 1.0 / tl.load(temp_ptr).to(tl.float32)
     lab_r = tl.load(lab_x_ptr + rows, mask=row_ok, other=-1)
     self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
-    offs_d = tl.arange(0, BLOCK_D)
-    if SINGLE_D:
-        x_single = tl.load(x_ptr + rows[:, None] * stride_xm + offs_d[None, :] * stride_xd,
-                           mask=row_ok[:, None] & (offs_d < D)[None, :], other=0.0)
-        if UPCAST:
-            x_single = x_single.to(tl.float32)
-    else:
-        x_single = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32 if UPCAST else x_ptr.dtype.element_ty)
+    x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
     # online softmax in log2 units; a finite initial max keeps all-masked tiles free of inf - inf
     m = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
     l_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     e_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     p_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
-        cols = n0 + tl.arange(0, BLOCK_N)
-        col_ok = cols < N
-        s = _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym,
-                    stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST) * inv_t
-        valid = col_ok[None, :] & (cols[None, :] != self_c[:, None])
-        s2 = tl.where(valid, s * 1.4426950408889634, float("-inf"))
+        cols, col_ok, valid, s = _masked_scores(
+            x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
+            stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
+        s2 = s * 1.4426950408889634
         m_new = tl.maximum(m, tl.max(s2, 1))
         scale = tl.exp2(m - m_new)
         p = tl.exp2(s2 - m_new[:, None])
         l_acc = l_acc * scale + tl.sum(p, 1)
-        e_acc = e_acc * scale + tl.sum(tl.where(valid, p * s, 0.0), 1)
+        e_acc = e_acc * scale + tl.sum(p * tl.where(valid, s, 0.0), 1)
         lab_c = tl.load(lab_y_ptr + cols, mask=col_ok, other=-1)
         p_acc += tl.sum(tl.where(valid & (lab_r[:, None] == lab_c[None, :]), s, 0.0), 1)
         m = m_new
@@ -145,22 +162,12 @@ def _contrastive_stats_bwd_kernel(
     a_r = tl.load(alpha_ptr + rows, mask=row_ok, other=0.0)
     b_r = tl.load(beta_ptr + rows, mask=row_ok, other=float("inf"))  # padding: exp(s - inf) = 0
     r_r = tl.load(rho_ptr + rows, mask=row_ok, other=0.0)
-    offs_d = tl.arange(0, BLOCK_D)
-    if SINGLE_D:
-        x_single = tl.load(x_ptr + rows[:, None] * stride_xm + offs_d[None, :] * stride_xd,
-                           mask=row_ok[:, None] & (offs_d < D)[None, :], other=0.0)
-        if UPCAST:
-            x_single = x_single.to(tl.float32)
-    else:
-        x_single = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32 if UPCAST else x_ptr.dtype.element_ty)
+    x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
-        cols = n0 + tl.arange(0, BLOCK_N)
-        col_ok = cols < N
-        s = _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym,
-                    stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST) * inv_t
-        valid = col_ok[None, :] & (cols[None, :] != self_c[:, None])
-        s = tl.where(valid, s, float("-inf"))  # the self entry may exceed lse[k]: keep exp() from overflowing
+        cols, col_ok, valid, s = _masked_scores(
+            x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
+            stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
         lab_c = tl.load(lab_y_ptr + cols, mask=col_ok, other=-1)
         s_c = tl.load(sigma_ptr + cols, mask=col_ok, other=0.0)
         t = tl.where(lab_r[:, None] == lab_c[None, :], r_r[:, None] + s_c[None, :], 0.0)
@@ -171,8 +178,7 @@ def _contrastive_stats_bwd_kernel(
             d_c = tl.load(delta_ptr + cols, mask=col_ok, other=float("inf"))
             t += g_c[None, :] * tl.exp2((s - d_c[None, :]) * 1.4426950408889634)
         t = tl.where(valid, t, 0.0)
-        y = tl.load(y_ptr + cols[:, None] * stride_ym + out_d[None, :] * stride_yd,
-                    mask=col_ok[:, None] & (out_d < D)[None, :], other=0.0)
+        y = _load_rows(y_ptr, cols, col_ok, out_d, D, stride_ym, stride_yd, False)
         if UPCAST:  # round T like the GPU path does, then multiply in fp32 (see _scores)
             acc += tl.dot(t.to(y.dtype).to(tl.float32), y.to(tl.float32), input_precision=DOT_PRECISION)
         else:
