@@ -4,5 +4,6 @@ Public API re-exports only; see fastrepr.functional for the ops and `fastrepr in
 """
 from ._version import __version__
 from .functional import pairwise_abs_diff_mean
+from .search import EmbeddingIndex
 
-__all__ = ["__version__", "pairwise_abs_diff_mean"]
+__all__ = ["__version__", "pairwise_abs_diff_mean", "EmbeddingIndex"]
