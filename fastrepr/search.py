@@ -241,7 +241,8 @@ class EmbeddingIndex:
             if isinstance(item, tuple):
                 item, weight = item
             if isinstance(item, (torch.Tensor, np.ndarray)):
-                vec = torch.as_tensor(item, dtype=torch.float32).to(self.device)
+                vec = (item.detach() if isinstance(item, torch.Tensor) else torch.from_numpy(np.array(item)))
+                vec = vec.to(self.device, torch.float32)
                 if vec.shape != (self.dim,):
                     raise ValueError(f"a vector item must have shape [{self.dim}], got {tuple(vec.shape)}")
             else:

@@ -179,8 +179,9 @@ class AnalogyResult:
 
 
 def _read_questions(path, ok: dict, case_insensitive: bool, dummy4unknown: bool):
-    """gensim's parsing: ': name' opens a section; other lines must hold 4 words (else skipped)."""
-    sections, asked, questions, oov = [], [], 0, 0
+    """gensim's parsing: ': name' opens a section; other lines must hold 4 words (else skipped).
+    Returns the sections, the questions to score and, in file order, (section, words, scored) entries."""
+    sections, entries, questions, oov = [], [], 0, 0
     with open(path, "rb") as fin:
         for line_no, raw in enumerate(fin):
             line = raw.decode("utf8")
@@ -198,10 +199,11 @@ def _read_questions(path, ok: dict, case_insensitive: bool, dummy4unknown: bool)
             if any(w not in ok for w in quad):
                 oov += 1
                 if dummy4unknown:
-                    sections[-1]["incorrect"].append(quad)
+                    entries.append((len(sections) - 1, quad, False))
                 continue
-            asked.append((len(sections) - 1, quad))
-    return sections, asked, questions, oov
+            entries.append((len(sections) - 1, quad, True))
+    asked = [(section, quad) for section, quad, scored in entries if scored]
+    return sections, asked, entries, questions, oov
 
 
 def _bound(s, cos_a, cos_b, cos_c, scale, dim: int, method: str):
@@ -278,7 +280,7 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
     path = questions_path or bundled("questions-words.txt")
     rows = min(restrict_vocab, len(table.keys))
     ok = _vocabulary(table.keys, rows, case_insensitive)
-    sections, asked, n_questions, oov = _read_questions(path, ok, case_insensitive, dummy4unknown)
+    sections, asked, entries, n_questions, oov = _read_questions(path, ok, case_insensitive, dummy4unknown)
     index = table.index
     fold = (lambda r: table.keys[r].upper()) if case_insensitive else (lambda r: table.keys[r])
     words = torch.tensor([[ok[q[0]], ok[q[1]], ok[q[2]]] for _, q in asked], dtype=torch.int64).reshape(-1, 3)
@@ -306,8 +308,10 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
             predictions.append(answer)
         bar.update(w.shape[0])
     bar.close()
-    for (section, quad), answer in zip(asked, predictions):
-        sections[section]["correct" if answer == quad[3] else "incorrect"].append(quad)
+    answers = iter(predictions)
+    for section, quad, scored in entries:  # file order, as gensim appends them
+        right = scored and next(answers) == quad[3]
+        sections[section]["correct" if right else "incorrect"].append(quad)
     total = {"section": "Total accuracy",
              "correct": [q for s in sections for q in s["correct"]],
              "incorrect": [q for s in sections for q in s["incorrect"]]}
