@@ -364,3 +364,13 @@ def _register_defaults() -> None:
 
 
 _register_defaults()
+
+
+def _register_evaluation() -> None:
+    """Search and evaluation entries (fastrepr/evaluation/benchmarks.py)."""
+    from .evaluation import benchmarks
+
+    benchmarks.register_all()
+
+
+_register_evaluation()

@@ -6,7 +6,9 @@ Planting: each section s gets a random offset o_s; walking the questions in file
 were set earlier keep them, so relations are only partly consistent and 3CosAdd gets a realistic mix of
 right and wrong answers. ``ties=True`` adds the hard cases for exactness tests: case variants of question
 words at later rows with vectors equal to the original up to 1e-7 relative noise, exact duplicates under new
-names, near-duplicates (3e-7), and one upper-case variant placed before its original.
+names, near-duplicates (3e-7), and one upper-case variant placed before its original. ``pair_paths`` adds
+the words of word-pair files (tab-separated word, word, score) with similarities planted: walking the pairs,
+an unplanted second word gets cosine about score / max score with the first.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def read_questions(path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 
 def analogy_vectors(size: int, dim: int, seed: int = 0, *, noise: float = 0.8, ties: bool = False,
-                    shuffle: bool = True, questions_path=None) -> tuple[np.ndarray, list[str]]:
+                    shuffle: bool = True, questions_path=None, pair_paths=()) -> tuple[np.ndarray, list[str]]:
     """(vectors [V, dim] float32, keys): the analogy set's words with planted relations plus distractors
     "w0", "w1", ... up to ``size`` rows (more if the set's words and the tie cases need them). ``shuffle``
     spreads the question words over the rows (so that restrict_vocab cuts some off)."""
@@ -45,7 +47,9 @@ def analogy_vectors(size: int, dim: int, seed: int = 0, *, noise: float = 0.8, t
             if y not in planted:
                 vec[y] = vec[x] + offsets[s] + noise * rng.standard_normal(dim)
                 planted.add(y)
-    keys, rows = list(words), [vec[w] for w in words]
+    for path in pair_paths:
+        _plant_pairs(path, vec, planted, rng, dim)
+    keys, rows = list(vec), list(vec.values())
     if ties:
         for w in words[::7]:
             keys.append(w.lower() if w != w.lower() else w.upper())
@@ -66,3 +70,24 @@ def analogy_vectors(size: int, dim: int, seed: int = 0, *, noise: float = 0.8, t
         rows.append(rng.standard_normal(dim))
         order = np.r_[len(keys) - 1, order]
     return np.asarray(rows, dtype=np.float32)[order], [keys[i] for i in order]
+
+
+def _plant_pairs(path, vec: dict, planted: set, rng, dim: int) -> None:
+    pairs = []
+    with open(path, encoding="utf8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if not line.startswith("#") and len(parts) == 3:
+                pairs.append((parts[0], parts[1], float(parts[2])))
+    top = max(s for _, _, s in pairs)
+    for a, b, score in pairs:
+        for w in (a, b):
+            if w not in vec:
+                vec[w] = rng.standard_normal(dim)
+        if b not in planted:
+            t = score / top
+            norm = np.linalg.norm(vec[a])
+            other = rng.standard_normal(dim)
+            other -= other @ vec[a] / norm**2 * vec[a]
+            vec[b] = t * vec[a] + np.sqrt(max(0.0, 1 - t * t)) * other / np.linalg.norm(other) * norm
+            planted.add(b)

@@ -36,6 +36,7 @@ from ..search import EmbeddingIndex
 logger = logging.getLogger(__name__)
 
 CANDIDATES = 10  # rows fetched per question: gensim's 5, plus room to see near-ties around them
+_BLOCK = 2048  # questions re-scored in float64 at a time
 _U = 2.0 ** -24  # float32 unit roundoff
 
 
@@ -261,7 +262,7 @@ def _decide(ids, exact, err, fast_last, err_last, fold, ask, expected):
 
 
 def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 300000, case_insensitive: bool = True,
-                            method: str = "3cosadd", dummy4unknown: bool = False, *, batch_size: int = 4096,
+                            method: str = "3cosadd", dummy4unknown: bool = False, *, batch_size: int = 65536,
                             progress: bool = False) -> AnalogyResult:
     """gensim's ``evaluate_word_analogies`` (module docstring), batched through the analogy kernel.
 
@@ -269,8 +270,9 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
     ``KeyedVectors``. questions_path: default gensim's questions-words.txt (the Google set).
     method: "3cosadd" (gensim's) or "3cosmul". progress: a tqdm bar over the questions.
     Returns an ``AnalogyResult`` (``score, sections = result``).
-    Memory: O(batch_size · (10 · D + k)) beyond the index; a host float32 copy of the table only when a
-    question needs gensim's arithmetic and the index lives on a GPU.
+    batch_size: questions per analogy-kernel call (each call computes the cosines of its distinct words).
+    Memory: the kernel's tile, O(batch_size) lists, O(2048 · 10 · D) for re-scoring; a host float32 copy of
+    the table only when a question needs gensim's arithmetic and the index lives on a GPU.
     """
     if method not in ("3cosadd", "3cosmul"):
         raise ValueError(f"method must be '3cosadd' or '3cosmul', got {method!r}")
@@ -286,27 +288,29 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
     words = torch.tensor([[ok[q[0]], ok[q[1]], ok[q[2]]] for _, q in asked], dtype=torch.int64).reshape(-1, 3)
     bar = _progress(len(asked), progress)
     predictions, rescored = [], 0
+    k = min(CANDIDATES, rows)
     for lo in range(0, len(asked), batch_size):
         w = words[lo:lo + batch_size].to(index.device)
-        fast, cand = index.analogy(w[:, 0], w[:, 1], w[:, 2], method, k=min(CANDIDATES, rows), restrict_vocab=rows)
-        exact, err = _rescore(index, w, cand, method)
-        order = torch.argsort(exact, dim=1, descending=True, stable=True)  # cand is sorted by row on ties
-        cand_e, exact_e, err_e = (t.gather(1, order).cpu().tolist() for t in (cand, exact, err))
-        full = cand[:, -1] >= 0
-        last = torch.where(full, fast[:, -1], torch.full_like(fast[:, -1], float("nan"))).cpu().tolist()
-        last_err = err.gather(1, torch.full_like(cand[:, :1], cand.shape[1] - 1))[:, 0].cpu().tolist()
-        for n in range(w.shape[0]):
-            _, quad = asked[lo + n]
-            answer, robust = _decide(cand_e[n], exact_e[n], err_e[n], None if last[n] != last[n] else last[n],
-                                     last_err[n], fold, set(quad[:3]), quad[3])
-            if not robust:
-                rescored += 1
-                a, b, c = words[lo + n].tolist()
-                top = _gensim_candidates(table.host(), table.norms(), a, b, c, rows, method)
-                folded = [fold(r) for r in top]
-                answer = next((x for x in folded if x not in quad[:3]), folded[-1] if folded else None)
-            predictions.append(answer)
-        bar.update(w.shape[0])
+        fast, cand = index.analogy(w[:, 0], w[:, 1], w[:, 2], method, k=k, restrict_vocab=rows)
+        for sub in range(0, w.shape[0], _BLOCK):  # float64 re-scoring in blocks: O(_BLOCK · k · D) memory
+            ws, cs = w[sub:sub + _BLOCK], cand[sub:sub + _BLOCK]
+            exact, err = (t.cpu().numpy() for t in _rescore(index, ws, cs, method))
+            cs, fs = cs.cpu().numpy(), fast[sub:sub + _BLOCK].cpu().numpy()
+            order = np.argsort(-exact, axis=1, kind="stable")  # equal scores keep the kernel's row order
+            cand_e, exact_e, err_e = (np.take_along_axis(t, order, 1).tolist() for t in (cs, exact, err))
+            last = np.where(cs[:, -1] >= 0, fs[:, -1], np.nan).tolist()
+            for n in range(ws.shape[0]):
+                quad = asked[lo + sub + n][1]
+                answer, robust = _decide(cand_e[n], exact_e[n], err_e[n], None if last[n] != last[n] else last[n],
+                                         float(err[n, -1]), fold, set(quad[:3]), quad[3])
+                if not robust:
+                    rescored += 1
+                    a, b, c = words[lo + sub + n].tolist()
+                    top = _gensim_candidates(table.host(), table.norms(), a, b, c, rows, method)
+                    folded = [fold(r) for r in top]
+                    answer = next((x for x in folded if x not in quad[:3]), folded[-1] if folded else None)
+                predictions.append(answer)
+            bar.update(ws.shape[0])
     bar.close()
     answers = iter(predictions)
     for section, quad, scored in entries:  # file order, as gensim appends them
