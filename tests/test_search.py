@@ -237,14 +237,29 @@ def test_numpy_and_half_inputs_and_fp64_queries():
     assert a.most_similar(0, k=2)[0][0] != 0  # ints name rows when there are no keys
 
 
-def test_import_without_faiss():
-    code = ("import sys; sys.modules['faiss'] = None\n"
-            "import torch, fastrepr\n"
-            "ix = fastrepr.EmbeddingIndex(torch.randn(30, 4))\n"
-            "assert ix.engine == 'op', ix.engine\n"
-            "print(ix.search(torch.randn(2, 4), 3)[1].shape)\n"
-            "try:\n    fastrepr.EmbeddingIndex(torch.randn(30, 4), backend='faiss')\n"
-            "except RuntimeError as e:\n    print('error:', e)\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def _python(blocked: str, code: str) -> str:
+    """Run code in a fresh interpreter where the named modules cannot be imported; return its stdout."""
+    block = "".join(f"sys.modules[{m!r}] = None; " for m in blocked.split())
+    res = subprocess.run([sys.executable, "-c", f"import sys; {block}\n{code}"], capture_output=True, text=True,
+                         timeout=120)
     assert res.returncode == 0, res.stderr
-    assert "torch.Size([2, 3])" in res.stdout and "pip install faiss-cpu" in res.stdout
+    return res.stdout
+
+
+def test_native_and_torch_engines_without_triton():
+    out = _python("triton triton.language", "import torch, fastrepr\n"
+                  "for engine in ('native', 'torch'):\n"
+                  "    ix = fastrepr.EmbeddingIndex(torch.randn(300, 8), backend=engine)\n"
+                  "    s, i = ix.analogy(torch.tensor([1, 4]), torch.tensor([2, 5]), torch.tensor([3, 6]), k=2)\n"
+                  "    print(engine, tuple(i.shape), tuple(ix.search(torch.randn(2, 8), 3)[1].shape))\n")
+    assert "native (2, 2) (2, 3)" in out and "torch (2, 2) (2, 3)" in out
+
+
+def test_import_without_faiss():
+    out = _python("faiss", "import torch, fastrepr\n"
+                  "ix = fastrepr.EmbeddingIndex(torch.randn(30, 4))\n"
+                  "assert ix.engine == 'op', ix.engine\n"
+                  "print(ix.search(torch.randn(2, 4), 3)[1].shape)\n"
+                  "try:\n    fastrepr.EmbeddingIndex(torch.randn(30, 4), backend='faiss')\n"
+                  "except RuntimeError as e:\n    print('error:', e)\n")
+    assert "torch.Size([2, 3])" in out and "pip install faiss-cpu" in out

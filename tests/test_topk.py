@@ -146,3 +146,22 @@ def test_search_gpu_large(l2):
     q, v = torch.randn(1000, 300, device="cuda"), torch.randn(100_000, 300, device="cuda")
     got = ts.topk_search(q, v, 10, l2, "triton")
     _assert_valid_topk(got, reference.topk_search(q, v, 10, "l2" if l2 else "ip"), tol=1e-2)
+
+
+def test_memory_stays_far_below_queries_by_vocabulary():
+    """3000 queries x 60000 rows of float32 scores would be 720 MB; the native paths hold a few 16 MB tiles
+    (the allocator keeps some freed ones)."""
+    from fastrepr import _native, bench
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    cpu = torch.device("cpu")
+    u = _unit(60_000, 8, cpu)
+    words = torch.randint(0, 300, (3000, 3))
+    q = torch.randn(3000, 8)
+    full = 3000 * 60_000 * 4
+    for fn in (lambda: at.analogy_topk(u, words, 10, "3cosmul", "native"),
+               lambda: ts.topk_search(q, u, 10, False, "native")):
+        fn()  # thread pools and allocator warm-up are not the op's
+        peak = bench.peak_memory(fn, cpu)
+        assert peak < full / 4, f"{peak / 2**20:.0f} MB"

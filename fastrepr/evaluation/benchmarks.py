@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import bench
 from ..search import EmbeddingIndex
 from . import words
 from .synthetic import analogy_vectors, read_questions
@@ -131,6 +130,7 @@ def _knn_baseline(x):
 
 
 def register_all() -> None:
+    from .. import bench  # (called while fastrepr.bench finishes importing: Bench and register exist)
     from .probes import knn_accuracy
 
     if _has("gensim"):

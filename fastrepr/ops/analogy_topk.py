@@ -27,8 +27,8 @@ import torch
 from .. import reference
 from .._backend import select
 from .._triton import next_power_of_2, tl, triton
-from .topk_search import (_NEG_INF, _merge_topk, chunk_rows, empty_lists, finalize, native_merge, splits_for,
-                          unique_inverse)
+from .topk_search import (_NEG_INF, _merge_topk, cdiv, chunk_rows, empty_lists, finalize, native_merge,
+                          splits_for, unique_inverse)
 
 OP = "analogy_topk"
 METHODS = {"3cosadd": 1, "3cosmul": 2}
@@ -87,8 +87,8 @@ def _triton_merge(S, rows32, scale, words32, col0, top_v, top_i, mul):
     Q, splits, KP = top_v.shape
     C = S.shape[1]
     BLOCK_Q, BLOCK_V = (32, 128) if S.is_cuda else (16, 32)
-    span = triton.cdiv(triton.cdiv(C, splits), BLOCK_V) * BLOCK_V
-    _analogy_topk_kernel[(triton.cdiv(Q, BLOCK_Q), splits)](
+    span = cdiv(cdiv(C, splits), BLOCK_V) * BLOCK_V
+    _analogy_topk_kernel[(cdiv(Q, BLOCK_Q), splits)](
         S, rows32, scale, words32, top_v, top_i,
         Q, C, col0, span, S.stride(0),
         MUL=mul, KP=KP, BLOCK_Q=BLOCK_Q, BLOCK_V=BLOCK_V, num_warps=4,
@@ -114,7 +114,7 @@ def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method
     chunk = chunk or chunk_rows(R, W.shape[0], (32 if gpu else 8) << 20, 256)
     if backend == "triton":
         KP = next_power_of_2(k)
-        splits = splits or splits_for(triton.cdiv(Q, 32), min(chunk, R), 128, unit.device)
+        splits = splits or splits_for(cdiv(Q, 32), min(chunk, R), 128, unit.device)
         top_v = torch.full((Q, splits, KP), float("-inf"), device=unit.device)
         top_i = (-1 - torch.arange(KP, device=unit.device, dtype=torch.int32)).expand(Q, splits, KP).contiguous()
         rows32, words32 = rows.int().contiguous(), words.int().contiguous()

@@ -9,7 +9,7 @@ L2 ranks by 2 q.v - |v|^2 (= |q|^2 - |q - v|^2) and returns |q|^2 minus it, clam
 
 Native (CPU): the [Q, C] tile for a chunk of C rows comes from one GEMM (torch.mm), and the C++ kernel
 ``topk_merge`` folds it into sorted per-query lists (OpenMP over queries). Memory O(Q·C), C sized so the
-tile stays near 32 MB.
+tile stays near 16 MB.
 
 Ties: equal scores keep the lower row first on every backend (and in ``reference.topk_search``).
 Cost: 2·Q·R·D flops. Gradients: none (an evaluation op).
@@ -109,6 +109,11 @@ def _topk_search_kernel(
     tl.store(out_i_ptr + out, top_i, mask=mask_q[:, None])
 
 
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division (also without triton installed)."""
+    return -(-int(a) // int(b))
+
+
 def finalize(top_v: torch.Tensor, top_i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """[Q, ..., KP] partial lists -> ([Q, k] scores descending, [Q, k] int64 indices); ties: lower index
     first; padding (-inf) becomes index -1."""
@@ -127,7 +132,7 @@ def splits_for(q_blocks: int, rows: int, block_v: int, device: torch.device) -> 
     if device.type != "cuda":
         return 1
     sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(triton.cdiv(4 * sms, q_blocks), triton.cdiv(rows, block_v)))
+    return max(1, min(cdiv(4 * sms, q_blocks), cdiv(rows, block_v)))
 
 
 def _precision() -> str:
@@ -147,10 +152,10 @@ def topk_search_forward(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2
     KP = next_power_of_2(k)
     # Untuned (no GPU was available when this was written): 64x64 tiles, 32-wide D slices, 4 warps.
     BLOCK_Q, BLOCK_V, BLOCK_K = (64, 64, 32) if queries.is_cuda else (16, 32, 16)
-    q_blocks = triton.cdiv(Q, BLOCK_Q)
+    q_blocks = cdiv(Q, BLOCK_Q)
     splits = splits or splits_for(q_blocks, R, BLOCK_V, queries.device)
-    span = triton.cdiv(triton.cdiv(R, splits), BLOCK_V) * BLOCK_V
-    splits = triton.cdiv(R, span)
+    span = cdiv(cdiv(R, splits), BLOCK_V) * BLOCK_V
+    splits = cdiv(R, span)
     vsq = vectors.square().sum(1) if l2 else vectors.new_empty(1)
     out_v = torch.empty((Q, splits, KP), dtype=torch.float32, device=queries.device)
     out_i = torch.empty((Q, splits, KP), dtype=torch.int32, device=queries.device)
@@ -166,7 +171,7 @@ def topk_search_forward(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2
 def chunk_rows(rows: int, other: int, budget_bytes: int, multiple: int) -> int:
     """Chunk length C (a multiple of `multiple`) so that an [other, C] float32 tile stays near budget_bytes."""
     c = max(multiple, (budget_bytes // (4 * max(other, 1))) // multiple * multiple)
-    return min(c, triton.cdiv(rows, multiple) * multiple)
+    return min(c, cdiv(rows, multiple) * multiple)
 
 
 def native_merge(S: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor, mode: int, excl: torch.Tensor,
@@ -197,7 +202,7 @@ def _native_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: boo
     rows = torch.arange(Q).repeat_interleave(3).view(Q, 3)
     scale, excl = torch.ones(Q), torch.empty((Q, 0), dtype=torch.int64)
     vsq = vectors.square().sum(1) if l2 else None
-    step = chunk_rows(R, Q, 32 << 20, 256)
+    step = chunk_rows(R, Q, 16 << 20, 256)
     for c0 in range(0, R, step):
         S = queries @ vectors[c0:c0 + step].T
         if l2:
