@@ -6,8 +6,10 @@ vectors when faiss-gpu is installed; CPU or multi-GPU shards; IVF or HNSW when `
 on the ``topk_search`` op (fused Triton kernel for CUDA tensors without faiss-gpu, a GEMM + C++ top-k merge
 on CPU, or the plain-PyTorch reference). ``analogy`` always runs on the ``analogy_topk`` op, which computes
 the cosines once per distinct question word (FAISS would need one full query per question, and cannot
-express 3CosMul). ``backend="auto"`` picks: FAISS where it can index the vectors' device, else the op with
-per-call backend selection (FASTREPR_BACKEND, when set, routes everything through the op).
+express 3CosMul). ``backend="auto"`` picks: faiss-gpu for CUDA vectors when it is installed; the op for other
+CUDA vectors (Triton) and for CPU vectors when the native extension is built (measured 3-6x faster than
+faiss-cpu's flat index on a 2-core Xeon, see benchmarks/RESULTS.md); faiss-cpu otherwise. Approximate
+(IVF/HNSW) and sharded indexes are FAISS's. FASTREPR_BACKEND, when set, routes everything through the op.
 
 Scores: metric "cosine" and "ip" return similarities (descending); "l2" returns squared distances
 (ascending). Equal scores rank the lower row first on the op backends (FAISS orders ties its own way).
@@ -99,7 +101,11 @@ class EmbeddingIndex:
             _faiss.load()
             return "faiss"
         if _backend.forced() is None and _faiss.available():
-            if self.vectors.device.type == "cpu" or _faiss.has_gpu(_faiss.load()):
+            if self.vectors.device.type == "cuda" and _faiss.has_gpu(_faiss.load()):
+                return "faiss"
+            # On a CPU the native op (one MKL GEMM per tile + the C++ merge) measured 3-6x faster than
+            # faiss-cpu's flat index (benchmarks/RESULTS.md); FAISS serves when the extension is missing.
+            if self.vectors.device.type == "cpu" and not _backend.available("native")[0]:
                 return "faiss"
         return "op"  # the topk_search op, backend selected per call
 

@@ -132,3 +132,17 @@ def test_bad_input(tmp_path, vectors):
     pairs.write_text("# only a comment\nfoo\tbar\n")
     with pytest.raises(ValueError, match="No valid similarity judgements"):
         words.evaluate_word_pairs((arr, keys), pairs)
+
+
+@pytest.mark.gpu
+def test_analogies_identical_to_gensim_on_gpu(tmp_path):
+    arr, keys = analogy_vectors(20000, 64, seed=2, ties=True)
+    kv = gensim_models.KeyedVectors(64)
+    kv.add_vectors(keys, arr)
+    subset = tmp_path / "q.txt"
+    subset.write_text("".join(QUESTIONS.read_text().splitlines(keepends=True)[:3001]))
+    _, theirs = kv.evaluate_word_analogies(str(subset))
+    index = EmbeddingIndex(torch.from_numpy(arr).cuda(), keys)
+    for batch in (65536, 700):
+        result = words.evaluate_word_analogies(index, subset, batch_size=batch)
+        _same_sections(result.sections, theirs)
