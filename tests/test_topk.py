@@ -129,6 +129,21 @@ def test_opcheck(monkeypatch):
                           test_utils=("test_schema", "test_faketensor"))
 
 
+def test_torch_compile_fullgraph(monkeypatch):
+    monkeypatch.setenv("FASTREPR_BACKEND", "torch")
+    u = torch.nn.functional.normalize(torch.randn(50, 6), dim=1)
+    words = torch.tensor([[0, 1, 2], [3, 4, 5]])
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def both(q, u, words):
+        s, i = torch.ops.fastrepr.topk_search(q, u, 3, False, "")
+        a, j = torch.ops.fastrepr.analogy_topk(u, words, 2, "3cosadd", "")
+        return s.sum() + a.sum(), i, j
+
+    _, i, j = both(u[:4], u, words)
+    assert torch.equal(i, reference.topk_search(u[:4], u, 3)[1]) and torch.equal(j, reference.analogy_topk(u, words, 2)[1])
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["3cosadd", "3cosmul"])
 def test_analogy_gpu_large(method):
