@@ -48,7 +48,8 @@ def _row_blocks(rows: int, cols: int, budget: int = 1 << 24):
         yield start, min(start + step, rows)
 
 
-def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, metric: str = "ip") -> tuple[torch.Tensor, torch.Tensor]:
+def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int,
+                metric: str = "ip") -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest rows of ``vectors`` [R, D] for each query [Q, D] -> (scores [Q, k], indices [Q, k]).
 
     metric "ip": scores are inner products, descending. metric "l2": scores are squared Euclidean distances,
@@ -81,7 +82,8 @@ def analogy_scores(cos_a: torch.Tensor, cos_b: torch.Tensor, cos_c: torch.Tensor
     return (pb * pc) / (pa + 1e-6)
 
 
-def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str = "3cosadd") -> tuple[torch.Tensor, torch.Tensor]:
+def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int,
+                 method: str = "3cosadd") -> tuple[torch.Tensor, torch.Tensor]:
     """Answers to analogy questions "a is to b as c is to ?" over unit-norm rows ``unit`` [R, D].
 
     words: [Q, 3] int64 row ids (a, b, c). Returns (scores [Q, k] float32, indices [Q, k] int64), the best

@@ -94,11 +94,8 @@ class EmbeddingIndex:
             if needs_faiss:
                 raise ValueError(f"approximate=, shards= and gpus= need FAISS, not backend={backend!r}")
             return backend
-        if backend == "faiss":
-            _faiss.load()
-            return "faiss"
-        if needs_faiss:
-            _faiss.load()
+        if backend == "faiss" or needs_faiss:
+            _faiss.load()  # a clear error when it is missing
             return "faiss"
         if _backend.forced() is None and _faiss.available():
             if self.vectors.device.type == "cuda" and _faiss.has_gpu(_faiss.load()):

@@ -49,6 +49,17 @@ def test_analogies_identical_to_gensim(vectors, restrict, case_insensitive, dumm
     assert result.rescored > 0
 
 
+def test_3cosmul_evaluation_identical_to_gensim_protocol(vectors, monkeypatch):
+    """gensim's evaluation loop with most_similar_cosmul in place of most_similar (equivalent when the whole
+    vocabulary is searched) gives exactly our 3CosMul sections, near-ties and case variants included."""
+    arr, keys, kv = vectors
+    monkeypatch.setattr(kv, "most_similar", kv.most_similar_cosmul)
+    _, theirs = kv.evaluate_word_analogies(str(QUESTIONS))
+    result = words.evaluate_word_analogies((arr, keys), method="3cosmul")
+    _same_sections(result.sections, theirs)
+    assert result.rescored > 0
+
+
 def test_inputs_index_keyedvectors_and_progress(vectors):
     arr, keys, kv = vectors
     ref = words.evaluate_word_analogies((arr, keys), restrict_vocab=3000)

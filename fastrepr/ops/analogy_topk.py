@@ -86,7 +86,8 @@ def _analogy_topk_kernel(
 def _triton_merge(S, rows32, scale, words32, col0, top_v, top_i, mul):
     Q, splits, KP = top_v.shape
     C = S.shape[1]
-    BLOCK_Q, BLOCK_V = (32, 128) if S.is_cuda else (16, 32)
+    # Untuned (no GPU was available): 32 questions x 128 columns, 4 warps; 16 questions for long lists.
+    BLOCK_Q, BLOCK_V = (32 if KP <= 32 else 16, 128) if S.is_cuda else (16, 32)
     span = cdiv(cdiv(C, splits), BLOCK_V) * BLOCK_V
     _analogy_topk_kernel[(cdiv(Q, BLOCK_Q), splits)](
         S, rows32, scale, words32, top_v, top_i,

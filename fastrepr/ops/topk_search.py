@@ -150,8 +150,12 @@ def topk_search_forward(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2
     Q, D = queries.shape
     R = vectors.shape[0]
     KP = next_power_of_2(k)
-    # Untuned (no GPU was available when this was written): 64x64 tiles, 32-wide D slices, 4 warps.
-    BLOCK_Q, BLOCK_V, BLOCK_K = (64, 64, 32) if queries.is_cuda else (16, 32, 16)
+    # Untuned (no GPU was available when this was written): 64x64 tiles, 32-wide D slices, 4 warps; fewer
+    # queries per program for long lists, which live in registers next to the tile (KP floats + ints per row).
+    if queries.is_cuda:
+        BLOCK_Q, BLOCK_V, BLOCK_K = (64 if KP <= 16 else 32 if KP <= 64 else 16), 64, 32
+    else:  # Triton's interpreter: small tiles
+        BLOCK_Q, BLOCK_V, BLOCK_K = 16, 32, 16
     q_blocks = cdiv(Q, BLOCK_Q)
     splits = splits or splits_for(q_blocks, R, BLOCK_V, queries.device)
     span = cdiv(cdiv(R, splits), BLOCK_V) * BLOCK_V
