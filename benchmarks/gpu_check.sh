@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one script run on a lent GPU machine (torch, triton, pybind11, cmake and nvcc installed; no network):
-# build, GPU tests, benchmarks. Logs and CSV land in $OUT (default ./gpu-out); at most 8 files come back
-# from the device tool, so plots are drawn afterwards from the CSV (`fastrepr bench --plot-only`).
+# build, GPU tests, benchmarks, in one call. Logs and CSV land in $OUT (default ./gpu-out). At most 8 files
+# come back from the device tool, so plots are drawn afterwards from the CSV (`fastrepr bench --plot-only`).
+#   OUT=... benchmarks/gpu_check.sh [extra `fastrepr bench` arguments, e.g. --op nt_xent]
+# Budget: a device session has ~15 minutes including the machine's start; each phase has its own timeout.
 set -uo pipefail
 OUT=${OUT:-./gpu-out}
 mkdir -p "$OUT"
@@ -12,17 +14,20 @@ status=0
 { nvidia-smi; $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } \
   > "$OUT/env.txt" 2>&1
 
-echo "== install"
+echo "== install (native build)"
 if ! $PY -m pip install --no-build-isolation --no-deps -e . > "$OUT/install.log" 2>&1; then
   tail -40 "$OUT/install.log"; exit 1
 fi
 $PY -m fastrepr info | tee -a "$OUT/env.txt"
 
-echo "== pytest -m gpu"
-timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest-gpu.log" \
-  || status=1
+echo "== pytest: gpu-marked tests (large shapes) and every triton-backend test on CUDA tensors"
+timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests -m gpu 2>&1 | tee "$OUT/pytest.log" || status=1
+timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests -k triton -x 2>&1 | tail -15 \
+  | tee -a "$OUT/pytest.log" || status=1
 
 echo "== fastrepr bench"
-timeout "${GPU_BENCH_TIMEOUT:-240}" $PY -m fastrepr bench --device cuda --results-dir "$OUT" --no-plots "$@" 2>&1 \
-  | tee "$OUT/bench.log" || status=1
+if [ "$#" -gt 0 ]; then ops=("$@"); else
+  ops=(--op pairwise_abs_diff_mean --op nt_xent --op nt_xent_vs_compiled --op info_nce --op sup_con); fi
+timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
+  --no-plots "${ops[@]}" 2>&1 | tee "$OUT/bench.log" || status=1
 exit $status

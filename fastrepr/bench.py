@@ -53,6 +53,7 @@ class Bench:
     dtypes: dict[str, torch.dtype] = field(default_factory=lambda: {"cpu": torch.float32, "cuda": torch.float32})
     work: Callable[[tuple[int, ...]], float] = math.prod  # x axis of the plots
     work_label: str = ""  # how `work` combines the sizes; default: the product of all of them
+    impls: tuple[str, ...] = _backend.BACKENDS  # the op's backends, to report which one ran
 
     def label(self, size: tuple[int, ...]) -> str:
         return " ".join(f"{n}={v}" for n, v in zip(self.size_names, size))
@@ -104,20 +105,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_pair(ours: Callable[[], Any], base: Callable[[], Any], device: torch.device,
+def time_pair(ours: Callable[[], Any], base: Callable[[], Any] | None, device: torch.device,
               budget_s: float = 1.0) -> tuple[float, float]:
-    """Median milliseconds of ours() and base(), measured alternately in this process."""
+    """Median milliseconds of ours() and base(), measured alternately in this process (base None: nan)."""
     if device.type == "cuda":
         from triton.testing import do_bench
 
         rep = max(int(budget_s * 1000 / 2), 20)
         return (do_bench(ours, warmup=25, rep=rep, return_mode="median"),
-                do_bench(base, warmup=25, rep=rep, return_mode="median"))
-    samples: dict[str, list[float]] = {"ours": [], "base": []}
-    ours(), base()  # warm-up (thread pools, first-touch pages)
+                do_bench(base, warmup=25, rep=rep, return_mode="median") if base else float("nan"))
+    sides = (("ours", ours), ("base", base)) if base else (("ours", ours),)
+    samples: dict[str, list[float]] = {"ours": [], "base": [float("nan")] if base is None else []}
+    for _, fn in sides:  # warm-up (thread pools, first-touch pages)
+        fn()
     spent, reps = 0.0, 0
     while reps < 5 or (spent < budget_s and reps < 200):
-        for key, fn in (("ours", ours), ("base", base)):
+        for key, fn in sides:
             t0 = time.perf_counter()
             fn()
             dt = time.perf_counter() - t0
@@ -226,11 +229,11 @@ def run(ops: list[str] | None = None, sizes: list[str] | None = None, device: st
             torch.manual_seed(0)
             inputs = bench.setup(size, device, dtype)
             first = next(v for v in inputs.values() if isinstance(v, torch.Tensor))
-            backend = _backend.select(name, first)
-            ours_ms, base_ms = time_pair(lambda: bench.ours(inputs), lambda: bench.baseline(inputs), device,
-                                         budget_s)
+            backend = _backend.select(name, first, impls=bench.impls)
+            base = _runs_or_none(lambda: bench.baseline(inputs), device)  # None: out of memory
+            ours_ms, base_ms = time_pair(lambda: bench.ours(inputs), base, device, budget_s)
             peak_ours = peak_memory(lambda: bench.ours(inputs), device)
-            peak_base = peak_memory(lambda: bench.baseline(inputs), device)
+            peak_base = peak_memory(base, device) if base else float("nan")
             rows.append(Row(name, bench.label(size), str(dtype).replace("torch.", ""), backend, ours_ms,
                             bench.baseline_name, base_ms, peak_ours / 2**20, peak_base / 2**20))
             del inputs
@@ -238,10 +241,24 @@ def run(ops: list[str] | None = None, sizes: list[str] | None = None, device: st
     return rows
 
 
+def _runs_or_none(fn: Callable[[], Any], device: torch.device) -> Callable[[], Any] | None:
+    """fn if one call of it fits in memory, else None (the baseline of the largest sizes may not)."""
+    try:
+        fn()
+        return fn
+    except (torch.cuda.OutOfMemoryError, MemoryError):
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return None
+
+
 def format_table(rows: list[Row]) -> str:
     header = ["op", "size", "ours", "baseline", "speed-up", "peak mem ours", "peak mem baseline"]
-    body = [[r.op, r.size, f"{r.ours_ms:.3f} ms ({r.backend})", f"{r.baseline_ms:.3f} ms ({r.baseline})",
-             f"{r.speedup:.2f}x", f"{r.peak_ours_mb:.2f} MB", f"{r.peak_baseline_mb:.2f} MB"] for r in rows]
+    oom = lambda r, text: "out of memory" if math.isnan(r.baseline_ms) else text  # noqa: E731
+    body = [[r.op, r.size, f"{r.ours_ms:.3f} ms ({r.backend})", oom(r, f"{r.baseline_ms:.3f} ms ({r.baseline})"),
+             oom(r, f"{r.speedup:.2f}x"), f"{r.peak_ours_mb:.2f} MB", oom(r, f"{r.peak_baseline_mb:.2f} MB")]
+            for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
@@ -363,7 +380,73 @@ def _register_defaults() -> None:
     ))
 
 
+def _fwd_bwd(loss_fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], torch.Tensor]:
+    """One training step's worth of a loss: forward and backward (leaf grads reset, so each call allocates
+    them as a real step would)."""
+    def call(x: dict) -> torch.Tensor:
+        for t in x["leaves"]:
+            t.grad = None
+        loss = loss_fn(x)
+        loss.backward()
+        return loss
+    return call
+
+
+def _views_setup(size, device, dtype):
+    two_n, d = size
+    z1, z2 = (torch.randn(two_n // 2, d, device=device, dtype=dtype, requires_grad=True) for _ in range(2))
+    return {"z1": z1, "z2": z2, "leaves": (z1, z2)}
+
+
+_compiled: dict = {}
+
+
+def _compiled_reference(name: str):
+    """torch.compile of a reference loss, built once per process."""
+    if name not in _compiled:
+        from . import reference
+
+        _compiled[name] = torch.compile(getattr(reference, name))
+    return _compiled[name]
+
+
+def _register_contrastive() -> None:
+    from . import reference
+    from .functional import info_nce, nt_xent, sup_con
+
+    # 2N = 262144 and 1048576 exceed the reference's memory on an 80 GB card (its row reads "out of memory")
+    sizes = {"cpu": [(1024, 128), (4096, 128), (8192, 128)],
+             "cuda": [(1024, 128), (4096, 128), (16384, 128), (65536, 128), (262144, 128), (1048576, 128)]}
+    small = {"cpu": sizes["cpu"], "cuda": sizes["cuda"][:4]}
+    common = dict(size_names=("2N", "D"), sizes=sizes, setup=_views_setup, impls=("triton", "torch"),
+                  dtypes={"cpu": torch.float32, "cuda": torch.bfloat16}, work=lambda s: s[0] ** 2 * s[1],
+                  work_label="(2N)²·D")
+    register(Bench(op="nt_xent", baseline_name="torch reference (2N x 2N logits + cross_entropy)",
+                   ours=_fwd_bwd(lambda x: nt_xent(x["z1"], x["z2"], 0.1)),
+                   baseline=_fwd_bwd(lambda x: reference.nt_xent(x["z1"], x["z2"], 0.1)), **common))
+    register(Bench(op="nt_xent_vs_compiled", baseline_name="torch.compile(reference)",
+                   ours=_fwd_bwd(lambda x: nt_xent(x["z1"], x["z2"], 0.1)),
+                   baseline=_fwd_bwd(lambda x: _compiled_reference("nt_xent")(x["z1"], x["z2"], 0.1)),
+                   **{**common, "sizes": {"cpu": sizes["cpu"][:2], "cuda": [sizes["cuda"][1], sizes["cuda"][3]]}}))
+    register(Bench(op="info_nce", baseline_name="torch reference (N x N logits, both directions)",
+                   ours=_fwd_bwd(lambda x: info_nce(x["z1"], x["z2"], 0.07)),
+                   baseline=_fwd_bwd(lambda x: reference.info_nce(x["z1"], x["z2"], 0.07)),
+                   **{**common, "sizes": small}))
+    register(Bench(op="sup_con", baseline_name="torch reference (N x N logits, label masks)",
+                   ours=_fwd_bwd(lambda x: sup_con(x["z"], x["labels"], 0.1)),
+                   baseline=_fwd_bwd(lambda x: reference.sup_con(x["z"], x["labels"], 0.1)),
+                   **{**common, "sizes": small, "size_names": ("N", "D"), "work_label": "N²·D",
+                      "setup": _labelled_setup}))
+
+
+def _labelled_setup(size, device, dtype):
+    n, d = size
+    z = torch.randn(n, d, device=device, dtype=dtype, requires_grad=True)
+    return {"z": z, "leaves": (z,), "labels": torch.randint(0, max(2, n // 8), (n,), device=device)}
+
+
 _register_defaults()
+_register_contrastive()
 
 
 def _register_evaluation() -> None:

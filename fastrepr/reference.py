@@ -29,6 +29,51 @@ def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, 
     return (a - b).abs().mean(1).to(z1.dtype)
 
 
+# ------------------------------------------------------------------------------------ contrastive losses
+# All three materialize the full similarity matrix (O(N^2) memory): the oracles for fastrepr.ops.contrastive.
+
+def _unit(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    return torch.nn.functional.normalize(x, dim=1) if normalize else x
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str = "mean",
+            normalize: bool = True) -> torch.Tensor:
+    """SimCLR's NT-Xent (Chen et al. 2020): 2N anchors; anchor i's positive is its other view, its negatives
+    the 2N-2 other embeddings. Computed in the input dtype (the plain-PyTorch way)."""
+    n = z1.shape[0]
+    z = _unit(torch.cat([z1, z2]), normalize)
+    s = z @ z.t() / temperature
+    s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
+    return torch.nn.functional.cross_entropy(s, target, reduction=reduction)
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.1, symmetric: bool = True,
+             normalize: bool = True) -> torch.Tensor:
+    """CLIP-style InfoNCE: row i of q matches row i of k; negatives are the other rows of the other set.
+    symmetric=True averages the q->k and k->q cross-entropies."""
+    s = _unit(q, normalize) @ _unit(k, normalize).t() / temperature
+    target = torch.arange(q.shape[0], device=q.device)
+    loss = torch.nn.functional.cross_entropy(s, target)
+    if symmetric:
+        loss = (loss + torch.nn.functional.cross_entropy(s.t(), target)) / 2
+    return loss
+
+
+def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: bool = True) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, L_out): for anchor a with positives P(a) (same label,
+    not a), loss_a = -mean_{p in P(a)} log softmax_{k != a}(s_a)[p]; averaged over anchors with positives."""
+    z = _unit(z, normalize)
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    s = (z @ z.t() / temperature).masked_fill(eye, float("-inf"))
+    log_prob = s - torch.logsumexp(s, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    npos = pos.sum(1)
+    per_anchor = -(log_prob.masked_fill(~pos, 0).sum(1)) / npos.clamp_min(1)
+    return per_anchor[npos > 0].mean()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # top-k search and analogies (fastrepr.ops.topk_search / fastrepr.ops.analogy_topk)
 

@@ -12,3 +12,9 @@ def test_demo_runs(capsys):
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "identity code" in out and "rotated code" in out and "speed-up" in out
+
+
+def test_simclr_section_learns():
+    out = demo.simclr_digits(steps=60)
+    assert out["loss_after"] < out["loss_before"] - 0.3
+    assert out["top1_after"] > out["top1_before"]

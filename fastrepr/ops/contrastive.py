@@ -1,0 +1,527 @@
+"""Fused contrastive statistics: the kernels behind nt_xent, info_nce and sup_con, in O(N·D) memory.
+
+Every loss here is built from per-row statistics of a masked similarity matrix S = X̂ Ŷᵀ / τ (X̂, Ŷ the
+L2-normalized rows of X [M, D] and Y [Nc, D]):
+
+    lse[a] = log sum_{k valid} exp S[a, k]      (valid: k != self[a], the anchor's own column, if any)
+    pos[a] = sum_{k valid, lab_x[a] == lab_y[k]} S[a, k]
+    e[a]   = sum_k softmax(S[a, :])[k] · S[a, k]   (only for the temperature gradient)
+
+NT-Xent (Chen et al. 2020, SimCLR): X = Y = [z1; z2], labels i mod N, self[a] = a: loss_a = lse[a] - pos[a].
+SupCon (Khosla et al. 2020):       X = Y = z, user labels:      loss_a = lse[a] - pos[a] / |P(a)|.
+CLIP InfoNCE (Radford et al. 2021): X = q, Y = k, no self:      row loss lse[a] - pos[a], plus the same
+                                                                 statistics of Sᵀ for the k -> q direction.
+
+Forward: per block of rows, stream column tiles of S with an fp32 online max and sum (as in flash
+attention), never storing S. Only the normalized inputs (recomputed in backward from the saved inputs) and
+the O(M) statistics are kept.
+
+Backward: for a loss L = sum_a (g_lse[a] lse[a] + g_pos[a] pos[a]) + (column statistics likewise),
+    dL/dS[a, k] = g_lse[a] P_r[a, k] + g_pos[a] pos[a, k] + g_lse_c[k] P_c[a, k] + g_pos_c[k] pos[a, k]
+with P_r[a, k] = exp(S[a, k] - lse[a]) and P_c[a, k] = exp(S[a, k] - lse_c[k]). When X = Y, S is symmetric
+and S[k, a] depends on the same pair, so dX̂[a] = 1/τ sum_k (G[a, k] + G[k, a]) X̂[k]: the column term
+becomes exp(S[a, k] - lse[k]) with the row's own weights. Either way one kernel computes
+    T[a, k] = α[a] exp(S - β[a]) + γ[k] exp(S - δ[k]) + (ρ[a] + σ[k]) pos[a, k],   dX̂[a] = 1/τ sum_k T[a, k] Ŷ[k]
+by recomputing S tile by tile; each program owns its rows of dX̂, so there are no atomics and the result is
+deterministic. For X != Y, dŶ is the same kernel with the roles of X and Y swapped. The L2-normalization
+backward dx = (dx̂ - x̂ (x̂·dx̂)) / ||x|| is fused into the kernel's epilogue when a row fits one tile.
+Temperature: d stat / dτ = -(1/τ) (d stat / dS · S), i.e. -e[a]/τ for lse and -pos[a]/τ for pos.
+Exponentials never overflow: lse[a] >= S[a, k] for every valid k (and lse_c[k] >= S[a, k] likewise).
+"""
+from __future__ import annotations
+
+import torch
+
+from .._backend import select
+from .._triton import INTERPRET, next_power_of_2, tl, triton
+
+OP = "contrastive_stats"
+CHUNK_ELEMENTS = 1 << 19
+
+
+# ------------------------------------------------------------------------------------------- Triton
+
+@triton.jit
+def _load_rows(ptr, idx, ok, dd, D, stride_m, stride_d, UPCAST: tl.constexpr):
+    """Rows idx, features dd of a [*, D] matrix (zeros outside); UPCAST: as fp32 (interpreter, see _scores)."""
+    t = tl.load(ptr + idx[:, None] * stride_m + dd[None, :] * stride_d, mask=ok[:, None] & (dd < D)[None, :],
+                other=0.0)
+    if UPCAST:
+        t = t.to(tl.float32)
+    return t
+
+
+@triton.jit
+def _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym, stride_yd,
+            DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+            SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
+    """X̂[rows] · Ŷ[cols]ᵀ in fp32, [BLOCK_M, BLOCK_N]; the rows' tile is passed in when D fits one tile.
+    UPCAST (interpreter only): Triton's interpreter multiplies bfloat16 tiles as their raw integer bits, so
+    operands go through fp32 there (bf16 x bf16 products are exact in fp32, as on tensor cores)."""
+    offs_d = tl.arange(0, BLOCK_D)
+    if SINGLE_D:
+        y = _load_rows(y_ptr, cols, col_ok, offs_d, D, stride_ym, stride_yd, UPCAST)
+        acc = tl.dot(x_single, tl.trans(y), input_precision=DOT_PRECISION)
+    else:
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            x = _load_rows(x_ptr, rows, row_ok, d0 + offs_d, D, stride_xm, stride_xd, UPCAST)
+            y = _load_rows(y_ptr, cols, col_ok, d0 + offs_d, D, stride_ym, stride_yd, UPCAST)
+            acc += tl.dot(x, tl.trans(y), input_precision=DOT_PRECISION)
+    return acc
+
+
+@triton.jit
+def _masked_scores(x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
+                   stride_yd, DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                   BLOCK_D: tl.constexpr, SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
+    """Column tile at n0: (cols, col_ok, valid, S) with S = -inf where invalid (padding or the row's own
+    column), so that exp(S - anything) is 0 there and never overflows (S[a, a] may exceed lse[a])."""
+    cols = n0 + tl.arange(0, BLOCK_N)
+    col_ok = cols < N
+    s = _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym,
+                stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST) * inv_t
+    valid = col_ok[None, :] & (cols[None, :] != self_c[:, None])
+    return cols, col_ok, valid, tl.where(valid, s, float("-inf"))
+
+
+@triton.jit
+def _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+              SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
+    """The rows' whole [BLOCK_M, BLOCK_D] tile when D fits one tile (loaded once per program), else zeros."""
+    if SINGLE_D:
+        x = _load_rows(x_ptr, rows, row_ok, tl.arange(0, BLOCK_D), D, stride_xm, stride_xd, UPCAST)
+    else:
+        x = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32 if UPCAST else x_ptr.dtype.element_ty)
+    return x
+
+
+@triton.jit
+def _contrastive_stats_fwd_kernel(
+    # pointers
+    x_ptr, y_ptr, lab_x_ptr, lab_y_ptr, self_ptr, temp_ptr, lse_ptr, pos_ptr, e_ptr,
+    # shapes
+    M, N, D,
+    # strides
+    stride_xm, stride_xd, stride_ym, stride_yd,
+    # constants
+    DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    SINGLE_D: tl.constexpr, UPCAST: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_ok = rows < M
+    inv_t = 1.0 / tl.load(temp_ptr).to(tl.float32)
+    lab_r = tl.load(lab_x_ptr + rows, mask=row_ok, other=-1)
+    self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
+    x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
+    # online softmax in log2 units; a finite initial max keeps all-masked tiles free of inf - inf
+    m = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
+    l_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
+    e_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
+    p_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        cols, col_ok, valid, s = _masked_scores(
+            x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
+            stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
+        s2 = s * 1.4426950408889634
+        m_new = tl.maximum(m, tl.max(s2, 1))
+        scale = tl.exp2(m - m_new)
+        p = tl.exp2(s2 - m_new[:, None])
+        l_acc = l_acc * scale + tl.sum(p, 1)
+        e_acc = e_acc * scale + tl.sum(p * tl.where(valid, s, 0.0), 1)
+        lab_c = tl.load(lab_y_ptr + cols, mask=col_ok, other=-1)
+        p_acc += tl.sum(tl.where(valid & (lab_r[:, None] == lab_c[None, :]), s, 0.0), 1)
+        m = m_new
+    tl.store(lse_ptr + rows, (m + tl.log2(l_acc)) * 0.6931471805599453, mask=row_ok)
+    tl.store(pos_ptr + rows, p_acc, mask=row_ok)
+    tl.store(e_ptr + rows, e_acc / l_acc, mask=row_ok)
+
+
+@triton.jit
+def _contrastive_stats_bwd_kernel(
+    # pointers
+    x_ptr, y_ptr, lab_x_ptr, lab_y_ptr, self_ptr, temp_ptr,
+    alpha_ptr, beta_ptr, gamma_ptr, delta_ptr, rho_ptr, sigma_ptr, wscale_ptr, rnorm_ptr, dx_ptr,
+    # shapes
+    M, N, D,
+    # strides
+    stride_xm, stride_xd, stride_ym, stride_yd, stride_om, stride_od,
+    # constants
+    HAS_ROW: tl.constexpr, HAS_COL: tl.constexpr, NORMALIZE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_D: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
+    """dX[rows, dchunk] = wscale/τ · sum_k T[a, k] Ŷ[k, dchunk] (weights pre-divided by wscale so that the
+    T tile stays near [0, 1] when it is cast to fp16/bf16 for the second matmul)."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_ok = rows < M
+    out_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    inv_t = 1.0 / tl.load(temp_ptr).to(tl.float32)
+    lab_r = tl.load(lab_x_ptr + rows, mask=row_ok, other=-1)
+    self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
+    a_r = tl.load(alpha_ptr + rows, mask=row_ok, other=0.0)
+    b_r = tl.load(beta_ptr + rows, mask=row_ok, other=float("inf"))  # padding: exp(s - inf) = 0
+    r_r = tl.load(rho_ptr + rows, mask=row_ok, other=0.0)
+    x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        cols, col_ok, valid, s = _masked_scores(
+            x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
+            stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
+        lab_c = tl.load(lab_y_ptr + cols, mask=col_ok, other=-1)
+        s_c = tl.load(sigma_ptr + cols, mask=col_ok, other=0.0)
+        t = tl.where(lab_r[:, None] == lab_c[None, :], r_r[:, None] + s_c[None, :], 0.0)
+        if HAS_ROW:
+            t += a_r[:, None] * tl.exp2((s - b_r[:, None]) * 1.4426950408889634)
+        if HAS_COL:
+            g_c = tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
+            d_c = tl.load(delta_ptr + cols, mask=col_ok, other=float("inf"))
+            t += g_c[None, :] * tl.exp2((s - d_c[None, :]) * 1.4426950408889634)
+        t = tl.where(valid, t, 0.0)
+        y = _load_rows(y_ptr, cols, col_ok, out_d, D, stride_ym, stride_yd, False)
+        if UPCAST:  # round T like the GPU path does, then multiply in fp32 (see _scores)
+            acc += tl.dot(t.to(y.dtype).to(tl.float32), y.to(tl.float32), input_precision=DOT_PRECISION)
+        else:
+            acc += tl.dot(t.to(y.dtype), y, input_precision=DOT_PRECISION)
+    acc = acc * (inv_t * tl.load(wscale_ptr))
+    if NORMALIZE:  # only launched with SINGLE_D: the whole row is in this tile
+        xh = x_single.to(tl.float32)
+        proj = tl.sum(acc * xh, 1)
+        acc = (acc - xh * proj[:, None]) * tl.load(rnorm_ptr + rows, mask=row_ok, other=0.0)[:, None]
+    tl.store(dx_ptr + rows[:, None] * stride_om + out_d[None, :] * stride_od, acc,
+             mask=row_ok[:, None] & (out_d < D)[None, :])
+
+
+# Tile shapes for the GPU are autotuned per D (and dtype) on first use; no GPU was available when these
+# candidates were chosen, so they span the usual flash-attention-like range for Hopper. The interpreter
+# (CPU tests) uses 16x16 tiles.
+_TUNING = [(64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 128, 8, 3), (128, 128, 8, 2)]
+_CONFIGS = [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=st) for m, n, w, st in _TUNING]
+_fwd_tuned = triton.autotune(_CONFIGS, key=["D"])(_contrastive_stats_fwd_kernel)
+_bwd_tuned = triton.autotune(_CONFIGS, key=["D", "HAS_ROW", "HAS_COL"])(_contrastive_stats_bwd_kernel)
+
+
+def _feature_tiling(D: int) -> tuple[int, bool]:
+    """(BLOCK_D, SINGLE_D): whole rows in one tile up to D=256, else 128-wide feature chunks."""
+    block = max(16, next_power_of_2(D))
+    return (block, True) if block <= 256 else (128, False)
+
+
+def _launch(kernel, tuned, grid_rows, D, dtype, *args, **constexprs):
+    """Launch one of the two kernels (the autotuned variant on a GPU)."""
+    block_d, single = _feature_tiling(D)
+    meta = dict(BLOCK_D=block_d, SINGLE_D=single, **constexprs)
+    if INTERPRET:
+        meta.update(BLOCK_M=16, BLOCK_N=16, UPCAST=dtype == torch.bfloat16)
+        kernel[grid_rows(meta)](*args, **meta)
+    else:
+        tuned[grid_rows](*args, UPCAST=False, **meta)
+    return meta
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    return "ieee"
+
+
+def stats_forward(xh, yh, lab_x, lab_y, self_col, temperature):
+    """Triton launcher: (lse, pos, e) [M] fp32 for rows of xh against yh."""
+    M, D = xh.shape
+    lse, pos, e = (torch.empty(M, dtype=torch.float32, device=xh.device) for _ in range(3))
+    _launch(_contrastive_stats_fwd_kernel, _fwd_tuned, lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),), D, xh.dtype,
+            xh, yh, lab_x, lab_y, self_col, temperature, lse, pos, e, M, yh.shape[0], D,
+            *xh.stride(), *yh.stride(), DOT_PRECISION=_dot_precision(xh.dtype))
+    return lse, pos, e
+
+
+def stats_backward(xh, yh, lab_x, lab_y, self_col, temperature, alpha, beta, gamma, delta, rho, sigma,
+                   rnorm=None):
+    """Triton launcher: dX [M, D] fp32 (w.r.t. x when rnorm is given, else w.r.t. x̂). alpha/gamma may be None."""
+    M, D = xh.shape
+    dx = torch.empty((M, D), dtype=torch.float32, device=xh.device)
+    weights = [w for w in (alpha, gamma, rho, sigma) if w is not None]
+    wscale = torch.stack([w.abs().max() for w in weights]).max().clamp_min(torch.finfo(torch.float32).tiny)
+    scaled = [None if w is None else (w / wscale).contiguous() for w in (alpha, gamma, rho, sigma)]
+    zeros = torch.zeros(1, dtype=torch.float32, device=xh.device)
+    a, g, r, s = (w if w is not None else zeros for w in scaled)
+    block_d, single = _feature_tiling(D)
+    fuse_norm = rnorm is not None and single  # the epilogue needs whole rows
+    _launch(_contrastive_stats_bwd_kernel, _bwd_tuned,
+            lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(D, block_d)), D, xh.dtype,
+            xh, yh, lab_x, lab_y, self_col, temperature, a, beta if beta is not None else zeros, g,
+            delta if delta is not None else zeros, r, s, wscale, rnorm if fuse_norm else zeros, dx,
+            M, yh.shape[0], D, *xh.stride(), *yh.stride(), *dx.stride(),
+            HAS_ROW=alpha is not None, HAS_COL=gamma is not None, NORMALIZE=fuse_norm,
+            DOT_PRECISION=_dot_precision(xh.dtype))
+    if rnorm is not None and not fuse_norm:
+        dx = _normalize_backward(dx, xh.float(), rnorm)
+    return dx
+
+
+# ------------------------------------------------------------------------------------------- torch (chunked)
+
+def _chunk_rows(n_cols: int) -> int:
+    """Rows per chunk so that one [chunk, n_cols] fp32 buffer is ~2 MB (a few of them live at once): peak
+    extra memory O(N·chunk). On a 2-core Xeon at 2N=8192, D=128 (fp32, forward+backward), 2 MB chunks ran as
+    fast as 4 or 16 MB ones, with 45 MB peak against 75 MB (4 MB) and 149 MB (16 MB)."""
+    return max(1, CHUNK_ELEMENTS // max(n_cols, 1))
+
+
+def _self_index(self_col: torch.Tensor, c0: int, c1: int):
+    rows = torch.nonzero(self_col[c0:c1] >= 0).squeeze(1)
+    return rows, self_col[c0:c1][rows]
+
+
+def stats_forward_torch(xh, yh, lab_x, lab_y, self_col, temperature):
+    """The same statistics in row chunks with plain torch ops (CPU, or float64 anywhere)."""
+    acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
+    x, y, inv_t = xh.to(acc), yh.to(acc), (1.0 / temperature).to(acc)
+    M = x.shape[0]
+    lse, pos, e = (torch.empty(M, dtype=acc, device=x.device) for _ in range(3))
+    step = _chunk_rows(y.shape[0])
+    for c0 in range(0, M, step):
+        c1 = min(M, c0 + step)
+        s = (x[c0:c1] @ y.t()).mul_(inv_t)
+        r, c = _self_index(self_col, c0, c1)
+        s[r, c] = float("-inf")
+        m = s.amax(1, keepdim=True)
+        p = s.sub(m).exp_()
+        s[r, c] = 0.0  # so that p * s is 0, not nan, at the masked entry
+        l = p.sum(1)
+        lse[c0:c1] = m.squeeze(1) + torch.log(l)
+        e[c0:c1] = (p * s).sum(1) / l
+        pos[c0:c1] = (s * (lab_x[c0:c1, None] == lab_y[None, :])).sum(1)
+    return lse, pos, e
+
+
+def stats_backward_torch(xh, yh, lab_x, lab_y, self_col, temperature, alpha, beta, gamma, delta, rho, sigma,
+                         rnorm=None):
+    acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
+    x, y, inv_t = xh.to(acc), yh.to(acc), (1.0 / temperature).to(acc)
+    M = x.shape[0]
+    dx = torch.empty_like(x)
+    step = _chunk_rows(y.shape[0])
+    for c0 in range(0, M, step):
+        c1 = min(M, c0 + step)
+        s = (x[c0:c1] @ y.t()).mul_(inv_t)
+        t = torch.where(lab_x[c0:c1, None] == lab_y[None, :], rho[c0:c1, None] + sigma[None, :], 0.0)
+        if alpha is not None:
+            t += s.sub(beta[c0:c1, None]).exp_().mul_(alpha[c0:c1, None])
+        if gamma is not None:
+            t += s.sub(delta[None, :]).exp_().mul_(gamma[None, :])
+        r, c = _self_index(self_col, c0, c1)
+        t[r, c] = 0.0
+        dx[c0:c1] = (t @ y).mul_(inv_t)
+    if rnorm is not None:
+        dx = _normalize_backward(dx, x, rnorm.to(acc))
+    return dx
+
+
+# ------------------------------------------------------------------------------------------- the op
+
+def _normalize(x: torch.Tensor):
+    """x̂ = x / max(||x||, 1e-12) in x's dtype (norm in fp32/fp64), and 1 / max(||x||, 1e-12)."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    norm = x.to(acc).norm(dim=1).clamp_min(1e-12)
+    return (x.to(acc) / norm[:, None]).to(x.dtype), 1.0 / norm
+
+
+def _normalize_backward(dxh: torch.Tensor, xh: torch.Tensor, rnorm: torch.Tensor) -> torch.Tensor:
+    """d/dx of x̂ = x / ||x||: (dx̂ - x̂ (x̂ · dx̂)) / ||x||."""
+    return (dxh - xh * (xh * dxh).sum(1, keepdim=True)) * rnorm[:, None]
+
+
+def self_rows(self_col: torch.Tensor, n_cols: int) -> torch.Tensor:
+    """Inverse of self_col: for each column, the row whose own column it is (-1 if none)."""
+    inv = torch.full((n_cols,), -1, dtype=torch.long, device=self_col.device)
+    rows = torch.nonzero(self_col >= 0).squeeze(1)
+    inv[self_col[rows]] = rows
+    return inv
+
+
+def _backend(x: torch.Tensor) -> str:
+    impls = ("torch",) if x.dtype == torch.float64 else ("triton", "torch")
+    return select(OP, x, impls=impls)
+
+
+def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor) -> None:
+    ok = torch.isfinite(x).all() & torch.isfinite(y).all() & (temperature > 0) & torch.isfinite(temperature)
+    if not bool(ok):
+        if not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):
+            raise ValueError("embeddings contain NaN or Inf")
+        raise ValueError(f"temperature must be finite and > 0, got {temperature.item()}")
+
+
+@torch.library.custom_op("fastrepr::contrastive_stats", mutates_args=())
+def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, labels_y: torch.Tensor,
+                      self_col: torch.Tensor, temperature: torch.Tensor, normalize: bool, same: bool,
+                      col_stats: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                torch.Tensor, torch.Tensor]:
+    """Row statistics (lse, pos, e) [M] of S = x̂ ŷᵀ / τ, and with col_stats those of Sᵀ ([Nc] each, else
+    empty). same=True means y is x (then col_stats must be False: the backward uses the symmetry).
+    labels_*: int64; self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor."""
+    _check_values(x, y, temperature)
+    xh, _ = _normalize(x) if normalize else (x, None)
+    yh = xh if same else (_normalize(y)[0] if normalize else y)
+    fwd = stats_forward if _backend(x) == "triton" else stats_forward_torch
+    lse, pos, e = fwd(xh, yh, labels_x, labels_y, self_col, temperature)
+    if col_stats:
+        lse_c, pos_c, e_c = fwd(yh, xh, labels_y, labels_x, self_rows(self_col, y.shape[0]), temperature)
+    else:
+        lse_c, pos_c, e_c = (lse.new_empty(0) for _ in range(3))
+    return lse, pos, e, lse_c, pos_c, e_c
+
+
+@contrastive_stats.register_fake
+def _(x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats):
+    dt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    m, nc = x.shape[0], (y.shape[0] if col_stats else 0)
+    return (x.new_empty(m, dtype=dt), x.new_empty(m, dtype=dt), x.new_empty(m, dtype=dt),
+            x.new_empty(nc, dtype=dt), x.new_empty(nc, dtype=dt), x.new_empty(nc, dtype=dt))
+
+
+def _setup_context(ctx, inputs, output):
+    x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats = inputs
+    ctx.normalize, ctx.same, ctx.col_stats = normalize, same, col_stats
+    ctx.save_for_backward(x, y, labels_x, labels_y, self_col, temperature, *output)
+    ctx.mark_non_differentiable(output[2], output[5])
+
+
+@torch.library.custom_op("fastrepr::contrastive_stats_backward", mutates_args=())
+def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, labels_y: torch.Tensor,
+                               self_col: torch.Tensor, temperature: torch.Tensor, lse: torch.Tensor,
+                               pos: torch.Tensor, e: torch.Tensor, lse_c: torch.Tensor, pos_c: torch.Tensor,
+                               e_c: torch.Tensor, g_lse: torch.Tensor, g_pos: torch.Tensor, g_lse_c: torch.Tensor,
+                               g_pos_c: torch.Tensor, normalize: bool, same: bool,
+                               col_stats: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dy, dtemperature) of contrastive_stats given the gradients of its statistics (see module doc);
+    dy is empty when same. A custom op of its own so that torch.compile traces the backward too."""
+    bwd = stats_backward if _backend(x) == "triton" else stats_backward_torch
+    xh, rnx = _normalize(x) if normalize else (x, None)
+    dtemp_sum = (g_lse * e + g_pos * pos).sum()
+    if same:
+        dx = bwd(xh, xh, labels_x, labels_x, self_col, temperature, g_lse, lse, g_lse, lse, g_pos, g_pos, rnx)
+        dy = y.new_empty(0)
+    else:
+        yh, rny = _normalize(y) if normalize else (y, None)
+        self_row = self_rows(self_col, y.shape[0])
+        if col_stats:
+            dtemp_sum = dtemp_sum + (g_lse_c * e_c + g_pos_c * pos_c).sum()
+            dx = bwd(xh, yh, labels_x, labels_y, self_col, temperature, g_lse, lse, g_lse_c, lse_c, g_pos, g_pos_c, rnx)
+            dy = bwd(yh, xh, labels_y, labels_x, self_row, temperature, g_lse_c, lse_c, g_lse, lse, g_pos_c, g_pos, rny)
+        else:
+            zero_c = torch.zeros(y.shape[0], dtype=lse.dtype, device=lse.device)
+            dx = bwd(xh, yh, labels_x, labels_y, self_col, temperature, g_lse, lse, None, None, g_pos, zero_c, rnx)
+            dy = bwd(yh, xh, labels_y, labels_x, self_row, temperature, None, None, g_lse, lse, zero_c, g_pos, rny)
+        dy = dy.to(y.dtype)
+    dtemp = (-dtemp_sum / temperature).to(temperature.dtype)
+    return dx.to(x.dtype), dy, dtemp
+
+
+@contrastive_stats_backward.register_fake
+def _(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e, lse_c, pos_c, e_c, g_lse, g_pos, g_lse_c,
+      g_pos_c, normalize, same, col_stats):
+    return torch.empty_like(x), (y.new_empty(0) if same else torch.empty_like(y)), torch.empty_like(temperature)
+
+
+def _backward(ctx, g_lse, g_pos, _g_e, g_lse_c, g_pos_c, _g_e_c):
+    x, y, labels_x, labels_y, self_col, temperature, lse, pos, e, lse_c, pos_c, e_c = ctx.saved_tensors
+    grads = [torch.zeros_like(like) if g is None else g for g, like in
+             ((g_lse, lse), (g_pos, pos), (g_lse_c, lse_c), (g_pos_c, pos_c))]
+    dx, dy, dtemp = contrastive_stats_backward(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e,
+                                               lse_c, pos_c, e_c, *grads, ctx.normalize, ctx.same, ctx.col_stats)
+    return dx, (None if ctx.same else dy), None, None, None, dtemp, None, None, None
+
+
+contrastive_stats.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ------------------------------------------------------------------------------------------- losses
+
+def temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim tensor on like's device, float64 for float64 embeddings, else float32 (a learnable tensor keeps
+    its graph)."""
+    dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
+    if isinstance(temperature, torch.Tensor):
+        return temperature.to(device=like.device, dtype=dtype).reshape(())
+    return torch.tensor(float(temperature), dtype=dtype, device=like.device)
+
+
+def reduce(per_anchor: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_anchor.mean()
+    if reduction == "sum":
+        return per_anchor.sum()
+    return per_anchor
+
+
+
+
+def _local_ids(n: int, rank: int, device) -> torch.Tensor:
+    return torch.arange(n, device=device) + rank * n
+
+
+def nt_xent(z1, z2, temperature, reduction="mean", normalize=True, gather_distributed=False):
+    """Per-anchor NT-Xent over the 2N anchors [z1; z2], reduced. With gather_distributed and W > 1 ranks the
+    columns are every rank's embeddings (see fastrepr.functional.nt_xent for the gradient scaling)."""
+    from ..distributed import all_gather_with_grad, rank_and_world
+
+    n = z1.shape[0]
+    z = torch.cat([z1, z2])
+    t = temperature_tensor(temperature, z)
+    rank, world = rank_and_world() if gather_distributed else (0, 1)
+    idx = torch.arange(2 * n, device=z.device)
+    labels = idx % n + rank * n
+    if world == 1:
+        lse, pos, *_ = contrastive_stats(z, z, labels, labels, idx, t, normalize, True, False)
+    else:
+        y = torch.cat([all_gather_with_grad(z1), all_gather_with_grad(z2)])  # [2 W n, D]
+        labels_y = torch.arange(2 * world * n, device=z.device) % (world * n)
+        self_col = torch.where(idx < n, rank * n + idx, world * n + rank * n + idx - n)
+        lse, pos, *_ = contrastive_stats(z, y, labels, labels_y, self_col, t, normalize, False, False)
+    return reduce(lse - pos, reduction)
+
+
+def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False):
+    """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction."""
+    from ..distributed import all_gather_with_grad, rank_and_world
+
+    n = q.shape[0]
+    t = temperature_tensor(temperature, q)
+    rank, world = rank_and_world() if gather_distributed else (0, 1)
+    ids = _local_ids(n, rank, q.device)
+    none = torch.full((n,), -1, dtype=torch.long, device=q.device)
+    if world == 1:
+        lse, pos, _, lse_c, pos_c, _ = contrastive_stats(q, k, ids, ids, none, t, normalize, False, symmetric)
+        loss = (lse - pos).mean()
+        return (loss + (lse_c - pos_c).mean()) / 2 if symmetric else loss
+    ids_all = torch.arange(world * n, device=q.device)
+    lse, pos, *_ = contrastive_stats(q, all_gather_with_grad(k), ids, ids_all, none, t, normalize, False, False)
+    loss = (lse - pos).mean()
+    if not symmetric:
+        return loss
+    lse, pos, *_ = contrastive_stats(k, all_gather_with_grad(q), ids, ids_all, none, t, normalize, False, False)
+    return (loss + (lse - pos).mean()) / 2
+
+
+def sup_con(z, labels, temperature, normalize=True, gather_distributed=False):
+    """SupCon (L_out): mean over anchors that have a positive of lse[a] - pos[a] / |P(a)|; 0 when none has."""
+    from ..distributed import all_gather, all_gather_with_grad, rank_and_world
+
+    n = z.shape[0]
+    t = temperature_tensor(temperature, z)
+    rank, world = rank_and_world() if gather_distributed else (0, 1)
+    if world == 1:
+        cols_labels = labels
+        lse, pos, *_ = contrastive_stats(z, z, labels, labels, torch.arange(n, device=z.device), t, normalize,
+                                         True, False)
+    else:
+        cols_labels = all_gather(labels)
+        lse, pos, *_ = contrastive_stats(z, all_gather_with_grad(z), labels, cols_labels,
+                                         _local_ids(n, rank, z.device), t, normalize, False, False)
+    values, counts = torch.unique(cols_labels, return_counts=True)
+    npos = counts[torch.searchsorted(values, labels)] - 1
+    has = (npos > 0).to(lse.dtype)
+    per_anchor = (lse - pos / npos.clamp_min(1)) * has
+    return per_anchor.sum() / has.sum().clamp_min(1)
