@@ -5,6 +5,7 @@ Public API re-exports only; see fastrepr.functional for the ops and `fastrepr in
 from ._version import __version__
 from .functional import info_nce, nt_xent, pairwise_abs_diff_mean, sup_con
 from .losses import InfoNCELoss, NTXentLoss, SupConLoss
+from .search import EmbeddingIndex
 
 __all__ = ["__version__", "pairwise_abs_diff_mean", "nt_xent", "info_nce", "sup_con", "NTXentLoss",
-           "InfoNCELoss", "SupConLoss"]
+           "InfoNCELoss", "SupConLoss", "EmbeddingIndex"]

@@ -447,3 +447,13 @@ def _labelled_setup(size, device, dtype):
 
 _register_defaults()
 _register_contrastive()
+
+
+def _register_evaluation() -> None:
+    """Search and evaluation entries (fastrepr/evaluation/benchmarks.py)."""
+    from .evaluation import benchmarks
+
+    benchmarks.register_all()
+
+
+_register_evaluation()
