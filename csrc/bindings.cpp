@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "pairwise.h"
+#include "topk.h"
 #include "hierarchical_softmax.h"
 #include "negative_sampling.h"
 #include "word2vec.h"
@@ -93,6 +94,28 @@ void pairwise_index(const py::buffer& z, const py::buffer& i, const py::buffer& 
     }
     if (!ok) throw py::value_error("pair index out of range [0, " + std::to_string(N) + ")");
   });
+}
+
+void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& scale, int mode,
+                const py::buffer& excl, int64_t col0, const py::buffer& top_v, const py::buffer& top_i, int threads) {
+  View s = view(S, "S", sizeof(float), 2, false), r = view(rows, "rows", sizeof(int64_t), 2, false);
+  View sc = view(scale, "scale", sizeof(float), 1, false), ex = view(excl, "excl", sizeof(int64_t), 2, false);
+  View tv = view(top_v, "top_v", sizeof(float), 2, true), ti = view(top_i, "top_i", sizeof(int64_t), 2, true);
+  const int64_t Q = r.shape[0], K = tv.shape[1];
+  if (r.shape[1] != 3) throw py::value_error("rows must have shape [Q, 3]");
+  if (sc.shape[0] != Q || ex.shape[0] != Q || tv.shape[0] != Q || ti.shape != tv.shape)
+    throw py::value_error("scale [Q], excl [Q, E], top_v and top_i [Q, K] must agree with rows [Q, 3]");
+  if (K < 1) throw py::value_error("top_v: K must be at least 1");
+  if (mode < 0 || mode > 2) throw py::value_error("mode must be 0 (search), 1 (3CosAdd) or 2 (3CosMul)");
+  bool ok;
+  {
+    py::gil_scoped_release nogil;
+    ok = fastrepr::topk_merge(static_cast<const float*>(s.ptr), s.shape[0], s.shape[1],
+                              static_cast<const int64_t*>(r.ptr), static_cast<const float*>(sc.ptr), mode,
+                              static_cast<const int64_t*>(ex.ptr), ex.shape[1], col0, Q, K,
+                              static_cast<float*>(tv.ptr), static_cast<int64_t*>(ti.ptr), threads);
+  }
+  if (!ok) throw py::value_error("rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)");
 }
 
 // ---- word2vec: negative-sampling and hierarchical-softmax losses, and the CPU trainer ----------------------
@@ -368,6 +391,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("pairwise_abs_diff_mean_index", &pairwise_index, py::arg("z"), py::arg("i"), py::arg("j"),
         py::arg("out"), py::arg("dtype"), py::arg("threads") = 0,
         "out[p, d] = mean_b |z[i[p, b], d] - z[j[p, b], d]| (z: [N, D]; i, j: [P, B] int64; out: [P, D])");
+  m.def("topk_merge", &topk_merge, py::arg("S"), py::arg("rows"), py::arg("scale"), py::arg("mode"),
+        py::arg("excl"), py::arg("col0"), py::arg("top_v"), py::arg("top_i"), py::arg("threads") = 0,
+        "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
+
   // word2vec
   m.def("negative_sampling_forward", &ns_forward, py::arg("w_in"), py::arg("w_out"), py::arg("inputs"),
         py::arg("mask"), py::arg("targets"), py::arg("negatives"), py::arg("loss"), py::arg("dtype"),

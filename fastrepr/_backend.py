@@ -42,26 +42,30 @@ def forced() -> str | None:
     return name
 
 
-def select(op: str, *tensors: torch.Tensor, impls: tuple[str, ...] = BACKENDS) -> str:
+def select(op: str, *tensors: torch.Tensor, impls: tuple[str, ...] = BACKENDS, force: str | None = None) -> str:
     """Pick the implementation of ``op`` for these tensors (all on one device; callers validate that).
 
-    ``impls`` lists the backends the op implements. A forced backend that the op lacks, that is not
-    usable here, or that cannot take these tensors raises RuntimeError naming the reason.
+    ``impls`` lists the backends the op implements. ``force`` (a caller's explicit choice) takes precedence
+    over FASTREPR_BACKEND. A forced backend that the op lacks, that is not usable here, or that cannot take
+    these tensors raises RuntimeError naming the reason.
     """
     device = tensors[0].device
-    name = forced()
+    name = force or forced()
     if name is not None:
+        label = f"backend={name}" if force else f"{ENV}={name}"
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
         if name not in impls:
-            raise RuntimeError(f"{ENV}={name}: {op} has no {name} implementation (it has {', '.join(impls)})")
+            raise RuntimeError(f"{label}: {op} has no {name} implementation (it has {', '.join(impls)})")
         ok, why = available(name)
         if not ok:
-            raise RuntimeError(f"{ENV}={name}: {why}")
+            raise RuntimeError(f"{label}: {why}")
         if name == "native" and device.type != "cpu":
-            raise RuntimeError(f"{ENV}=native: {op} got {device.type} tensors; the native backend takes CPU tensors")
+            raise RuntimeError(f"{label}: {op} got {device.type} tensors; the native backend takes CPU tensors")
         if name == "triton" and device.type not in ("cuda", "cpu"):
-            raise RuntimeError(f"{ENV}=triton: {op} got {device.type} tensors")
+            raise RuntimeError(f"{label}: {op} got {device.type} tensors")
         if name == "triton" and device.type == "cpu" and not _triton.INTERPRET:
-            raise RuntimeError(f"{ENV}=triton: {op} got CPU tensors but Triton is not in interpreter mode")
+            raise RuntimeError(f"{label}: {op} got CPU tensors but Triton is not in interpreter mode")
         return name
     if device.type == "cuda" and "triton" in impls and available("triton")[0]:
         return "triton"

@@ -449,6 +449,16 @@ _register_defaults()
 _register_contrastive()
 
 
+def _register_evaluation() -> None:
+    """Search and evaluation entries (fastrepr/evaluation/benchmarks.py)."""
+    from .evaluation import benchmarks
+
+    benchmarks.register_all()
+
+
+_register_evaluation()
+
+
 def _register_word2vec() -> None:
     from .text.benchmarks import register_all
 

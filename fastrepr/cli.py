@@ -1,4 +1,4 @@
-"""Command line: `fastrepr info | demo | bench | word2vec` (also `python -m fastrepr ...`)."""
+"""Command line: `fastrepr info | demo | bench | eval-words | word2vec` (also `python -m fastrepr ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +93,12 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_eval_words(args) -> int:
+    from .evaluation import report
+
+    return report.run(args)
+
+
 def _cmd_word2vec(args) -> int:
     from .text.word2vec import Word2Vec
 
@@ -128,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="do not draw plots")
     p.add_argument("--plot-only", action="store_true", help="only redraw plots from the CSVs in --results-dir")
     p.add_argument("--list", action="store_true", help="list the registered benchmarks")
+    from .evaluation import report
+
+    report.add_arguments(sub.add_parser("eval-words", help="word analogies and word-pair similarity of a vector "
+                                        "file, with gensim's exact semantics"))
     p = sub.add_parser("word2vec", help="train word vectors on a text corpus (gensim-like flags)",
                        description="Train word2vec on CORPUS (one sentence per line, whitespace tokens) and write "
                                    "the vectors in word2vec format.")
@@ -156,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "word2vec": _cmd_word2vec}[args.command]
+    handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "eval-words": _cmd_eval_words,
+               "word2vec": _cmd_word2vec}[args.command]
     try:
         return handler(args)
     except (ValueError, TypeError, RuntimeError) as exc:

@@ -74,6 +74,82 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
     return per_anchor[npos > 0].mean()
 
 
+# ---------------------------------------------------------------------------------------------------------
+# top-k search and analogies (fastrepr.ops.topk_search / fastrepr.ops.analogy_topk)
+
+def _ranked(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top k of each row, descending; equal scores keep the lower column first (stable sort). Rows with
+    fewer than k finite scores end in (-inf, -1)."""
+    values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+    values, order = values[:, :k].contiguous(), order[:, :k].contiguous()
+    return values, torch.where(torch.isneginf(values), torch.full_like(order, -1), order)
+
+
+def _row_blocks(rows: int, cols: int, budget: int = 1 << 24):
+    """Row ranges whose [rows, cols] score block stays near `budget` elements (the reference never holds
+    the whole queries x vocabulary matrix)."""
+    step = max(1, budget // max(cols, 1))
+    for start in range(0, rows, step):
+        yield start, min(start + step, rows)
+
+
+def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int,
+                metric: str = "ip") -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest rows of ``vectors`` [R, D] for each query [Q, D] -> (scores [Q, k], indices [Q, k]).
+
+    metric "ip": scores are inner products, descending. metric "l2": scores are squared Euclidean distances,
+    ascending. Equal scores: lower index first. Computed in float64.
+    """
+    q, v = queries.double(), vectors.double()
+    out_s, out_i = [], []
+    for lo, hi in _row_blocks(q.shape[0], v.shape[0]):
+        if metric == "l2":
+            s = -torch.cdist(q[lo:hi], v).square()
+        else:
+            s = q[lo:hi] @ v.T
+        values, order = _ranked(s, k)
+        out_s.append(-values if metric == "l2" else values)
+        out_i.append(order)
+    return torch.cat(out_s).float(), torch.cat(out_i)
+
+
+def analogy_scores(cos_a: torch.Tensor, cos_b: torch.Tensor, cos_c: torch.Tensor, method: str,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-candidate analogy scores from the cosines of every candidate with a, b and c ([..., R] each).
+
+    3CosAdd (Mikolov et al. 2013; gensim most_similar): cos(v, b^ + c^ - a^) = (cos_b + cos_c - cos_a) * scale
+    with scale = 1 / ||b^ + c^ - a^||. 3CosMul (Levy & Goldberg 2014, eq. 4, with gensim's shift of cosines to
+    [0, 1]): ((1 + cos_b)/2 * (1 + cos_c)/2) / ((1 + cos_a)/2 + 1e-6).
+    """
+    if method == "3cosadd":
+        return (cos_b + cos_c - cos_a) * scale
+    pa, pb, pc = (1 + cos_a) * 0.5, (1 + cos_b) * 0.5, (1 + cos_c) * 0.5
+    return (pb * pc) / (pa + 1e-6)
+
+
+def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int,
+                 method: str = "3cosadd") -> tuple[torch.Tensor, torch.Tensor]:
+    """Answers to analogy questions "a is to b as c is to ?" over unit-norm rows ``unit`` [R, D].
+
+    words: [Q, 3] int64 row ids (a, b, c). Returns (scores [Q, k] float32, indices [Q, k] int64), the best
+    rows by ``analogy_scores``, never a, b or c of the same question; equal scores keep the lower row first.
+    Computed in float64 from the three cosine rows of each question block.
+    """
+    u = unit.double()
+    norm = (u[words[:, 1]] + u[words[:, 2]] - u[words[:, 0]]).norm(dim=1)
+    scale = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))[:, None]
+    out_s, out_i = [], []
+    for lo, hi in _row_blocks(words.shape[0], u.shape[0]):
+        w = words[lo:hi]
+        cos = [u[w[:, t]] @ u.T for t in range(3)]
+        s = analogy_scores(*cos, method, scale[lo:hi])
+        s.scatter_(1, w, float("-inf"))
+        values, order = _ranked(s, k)
+        out_s.append(values)
+        out_i.append(order)
+    return torch.cat(out_s).float(), torch.cat(out_i)
+
+
 # ---- word2vec losses (per example; the functional API reduces) --------------------------------------------
 
 def negative_sampling(w_in: torch.Tensor, w_out: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,

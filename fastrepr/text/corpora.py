@@ -11,30 +11,17 @@ No downloads: everything comes from the installed gensim package.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
-def gensim_test_data() -> Path:
-    """The folder gensim/test/test_data of the installed gensim; RuntimeError if gensim is missing."""
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("gensim is not installed (pip install gensim, or pip install 'fastrepr[test]'); its "
-                           "test data holds the corpora used here")
-    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
-    if not path.is_dir():
-        raise RuntimeError(f"gensim is installed without its test data (no {path})")
-    return path
-
-
 def gensim_test_file(name: str) -> Path:
-    path = gensim_test_data() / name
-    if not path.is_file():
-        raise RuntimeError(f"gensim's test data has no {name} (looked in {path.parent})")
-    return path
+    """A file of gensim/test/test_data (RuntimeError when gensim or the file is missing)."""
+    from ..evaluation.words import bundled
+
+    return bundled(name)
 
 
 def cache_dir() -> Path:

@@ -51,8 +51,12 @@ def word2vec_demo(corpus: str = "wiki_lee", workers: int | None = None, probe=("
     t0 = time.perf_counter()
     base.train(corpus_file=path, total_words=base.corpus_total_words, epochs=5)
     base_rate = ours.vocab.kept_tokens * 5 / (time.perf_counter() - t0)
-    kv = keyed_vectors(ours.keys, ours.vectors)
-    (ws, an), (bws, ban) = gensim_scores(kv), gensim_scores(base.wv)
+    from ..evaluation import words
+
+    index = ours.wv  # fastrepr.EmbeddingIndex: our vectors, evaluated by fastrepr.evaluation (gensim's semantics)
+    ws = words.evaluate_word_pairs(index, gensim_test_file("wordsim353.tsv")).spearman
+    an = words.evaluate_word_analogies(index, gensim_test_file("questions-words.txt"), restrict_vocab=30000).score
+    bws, ban = gensim_scores(base.wv)
     print(f"corpus {os.path.basename(path)}: {ours.vocab.total_tokens} tokens, {len(ours.keys)} words; "
           f"{workers} threads, native ISA {_isa()}")
     print(f"  {'':8} {'words/s':>10} {'WS353 Spearman':>15} {'analogy acc.':>13}")
@@ -61,8 +65,8 @@ def word2vec_demo(corpus: str = "wiki_lee", workers: int | None = None, probe=("
     print(f"  speed-up {ours.words_per_second / base_rate:.1f}x (a 0.5M-token corpus is small: quality numbers are low "
           "for both and vary by about 0.02 between seeds)")
     for word in probe:
-        if word in kv.key_to_index:
-            print(f"  nearest to {word!r}: " + ", ".join(w for w, _ in kv.most_similar(word, topn=6)))
+        if word in ours:
+            print(f"  nearest to {word!r}: " + ", ".join(str(w) for w, _ in index.most_similar(word, k=6)))
     return {"ours_wps": ours.words_per_second, "gensim_wps": base_rate, "ws": ws, "gensim_ws": bws}
 
 

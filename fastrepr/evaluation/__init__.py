@@ -1,0 +1,1 @@
+"""Evaluation of representations: word benchmarks (``words``) and probes (``probes``)."""

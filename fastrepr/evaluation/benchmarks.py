@@ -1,0 +1,191 @@
+"""Benchmark entries for search and evaluation (registered into ``fastrepr.bench.REGISTRY``).
+
+  analogy_eval      evaluate_word_analogies vs gensim's, same vectors, first Q questions of the Google set (CPU)
+  analogy_3cosadd   EmbeddingIndex.analogy vs plain PyTorch (unit(b+c-a) @ U^T, mask a/b/c, topk), Q questions
+  analogy_3cosmul   the same with 3CosMul (the baseline forms its three cosine matrices per question block)
+  most_similar      batched EmbeddingIndex.search (one query per word, itself excluded) vs gensim's most_similar
+                    loop on CPU, vs PyTorch matmul+topk on CUDA
+  knn_probe         knn_accuracy (cosine, k=20) vs scikit-learn's KNeighborsClassifier(metric="cosine")
+
+Vocabularies are synthetic (``synthetic.analogy_vectors``: the Google set's words among distractors), so the
+question words and their sharing are those of the real set.
+"""
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..search import EmbeddingIndex
+from . import words
+from .synthetic import analogy_vectors, read_questions
+
+_TMP = Path(tempfile.gettempdir())
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _questions(n: int) -> Path:
+    """The first n questions of the Google set (with their section headers) in a temporary file."""
+    path = _TMP / f"fastrepr-questions-{n}.txt"
+    if not path.exists():
+        kept, count = [], 0
+        for line in words.bundled("questions-words.txt").read_text().splitlines(keepends=True):
+            if not line.startswith(": "):
+                if count >= n:
+                    break
+                count += 1
+            kept.append(line)
+        path.write_text("".join(kept))
+    return path
+
+
+def _table(size, device, dtype):
+    V, D, Q = size
+    arr, keys = analogy_vectors(V, D)
+    index = EmbeddingIndex(torch.from_numpy(arr).to(device), keys)
+    pos = {k: i for i, k in enumerate(keys)}
+    quads = [q for _, q in read_questions(words.bundled("questions-words.txt"))[1]][:Q]
+    ids = torch.tensor([[pos[w] for w in q[:3]] for q in quads], device=device)
+    return {"vectors": index.vectors, "index": index, "keys": keys, "arr": arr, "ids": ids}
+
+
+def _eval_setup(size, device, dtype):
+    x = _table(size, device, dtype)
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(x["arr"].shape[1])
+    kv.add_vectors(x["keys"], x["arr"])
+    x.update(kv=kv, path=_questions(size[2]))
+    return x
+
+
+def _torch_analogy(x, method: str, k: int = 1, block: int = 2048):
+    """What a PyTorch user writes: scores for a block of questions, a/b/c masked, topk."""
+    u = torch.nn.functional.normalize(x["vectors"], dim=1)
+    ids, out = x["ids"], []
+    for lo in range(0, ids.shape[0], block):
+        w = ids[lo:lo + block]
+        if method == "3cosadd":
+            s = torch.nn.functional.normalize(u[w[:, 1]] + u[w[:, 2]] - u[w[:, 0]], dim=1) @ u.T
+        else:
+            ca, cb, cc = ((1 + u[w[:, t]] @ u.T) / 2 for t in range(3))
+            s = cb * cc / (ca + 1e-6)
+        s.scatter_(1, w, float("-inf"))
+        out.append(s.topk(k, dim=1).indices)
+    return torch.cat(out)
+
+
+def _search_setup(size, device, dtype):
+    V, D, Q = size
+    g = torch.Generator().manual_seed(0)
+    vectors = torch.randn(V, D, generator=g).to(device)
+    keys = [f"w{i}" for i in range(V)]
+    x = {"vectors": vectors, "index": EmbeddingIndex(vectors, keys), "keys": keys,
+         "rows": torch.randperm(V, generator=g)[:Q].to(device)}
+    if device.type == "cpu" and _has("gensim"):
+        from gensim.models import KeyedVectors
+
+        x["kv"] = KeyedVectors(D)
+        x["kv"].add_vectors(keys, vectors.numpy())
+        x["kv"].fill_norms()
+    return x
+
+
+def _search_ours(x, k: int = 10):
+    rows = x["rows"]
+    return x["index"].search(x["index"].unit_vectors()[rows], k, exclude=rows[:, None])
+
+
+def _search_baseline(x, k: int = 10):
+    if "kv" in x:
+        return [x["kv"].most_similar(x["keys"][r], topn=k) for r in x["rows"].tolist()]
+    u = torch.nn.functional.normalize(x["vectors"], dim=1)
+    s = u[x["rows"]] @ u.T
+    s.scatter_(1, x["rows"][:, None], float("-inf"))
+    return s.topk(k, dim=1)
+
+
+def _knn_setup(size, device, dtype):
+    n_train, n_test, D = size
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(10, D, generator=g) * 0.4
+    ytr, yte = torch.randint(0, 10, (n_train,), generator=g), torch.randint(0, 10, (n_test,), generator=g)
+    xtr = centers[ytr] + torch.randn(n_train, D, generator=g)
+    xte = centers[yte] + torch.randn(n_test, D, generator=g)
+    return {"xtr": xtr.to(device), "ytr": ytr.to(device), "xte": xte.to(device), "yte": yte.to(device),
+            "np": [t.numpy() for t in (xtr, ytr, xte, yte)]}
+
+
+def _knn_baseline(x):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    xtr, ytr, xte, yte = x["np"]
+    return KNeighborsClassifier(20, metric="cosine", algorithm="brute").fit(xtr, ytr).score(xte, yte)
+
+
+def register_all() -> None:
+    from .. import bench  # (called while fastrepr.bench finishes importing: Bench and register exist)
+    from .probes import knn_accuracy
+
+    if _has("gensim"):
+        bench.register(bench.Bench(
+            op="analogy_eval", baseline_name="gensim evaluate_word_analogies",
+            size_names=("V", "D", "Q"), sizes={"cpu": [(30_000, 100, 2_000), (100_000, 300, 500)]},
+            setup=_eval_setup,
+            ours=lambda x: words.evaluate_word_analogies(x["index"], x["path"]),
+            baseline=lambda x: x["kv"].evaluate_word_analogies(str(x["path"])),
+            work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q"))
+    for method in ("3cosadd", "3cosmul"):
+        bench.register(bench.Bench(
+            op=f"analogy_{method}", baseline_name="torch matmul+topk",
+            size_names=("V", "D", "Q"),
+            sizes={"cpu": [(30_000, 100, 4_000)], "cuda": [(100_000, 300, 19_544), (300_000, 300, 19_544)]},
+            setup=_table,
+            ours=lambda x, m=method: x["index"].analogy(x["ids"][:, 0], x["ids"][:, 1], x["ids"][:, 2], m),
+            baseline=lambda x, m=method: _torch_analogy(x, m),
+            work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q"))
+    bench.register(bench.Bench(
+        op="most_similar", baseline_name="gensim most_similar loop (CPU) / torch matmul+topk (CUDA)",
+        size_names=("V", "D", "Q"), sizes={"cpu": [(100_000, 300, 200)], "cuda": [(300_000, 300, 2_000)]},
+        setup=_search_setup, ours=_search_ours, baseline=_search_baseline,
+        work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q"))
+    if _has("sklearn"):
+        bench.register(bench.Bench(
+            op="knn_probe", baseline_name="sklearn KNeighborsClassifier(cosine, brute)",
+            size_names=("Ntrain", "Ntest", "D"), sizes={"cpu": [(50_000, 10_000, 128)]},
+            setup=_knn_setup,
+            ours=lambda x: knn_accuracy(x["xtr"], x["ytr"], x["xte"], x["yte"], k=20),
+            baseline=_knn_baseline,
+            work=lambda s: s[0] * s[1] * s[2], work_label="Ntrain·Ntest·D"))
+
+
+def full_google_set(size: int = 100_000, dim: int = 300, seed: int = 0, method: str = "3cosadd") -> dict:
+    """The bar measurement: the whole Google set over size x dim vectors, ours (median of 3) and gensim's
+    evaluate_word_analogies (once: minutes on a CPU), same process, same vectors; identical counts checked."""
+    import time
+
+    from gensim.models import KeyedVectors
+
+    arr, keys = analogy_vectors(size, dim, seed)
+    index = EmbeddingIndex(torch.from_numpy(arr), keys)
+    times, result = [], None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        result = words.evaluate_word_analogies(index, method=method)
+        times.append(time.perf_counter() - t0)
+    kv = KeyedVectors(dim)
+    kv.add_vectors(keys, arr)
+    t0 = time.perf_counter()
+    score, sections = kv.evaluate_word_analogies(str(words.bundled("questions-words.txt")))
+    t_gensim = time.perf_counter() - t0
+    same = all(a["correct"] == b["correct"] and a["incorrect"] == b["incorrect"]
+               for a, b in zip(result.sections, sections))
+    return {"size": size, "dim": dim, "ours_s": float(np.median(times)), "ours_runs_s": times,
+            "gensim_s": t_gensim, "speedup": t_gensim / float(np.median(times)), "identical": same,
+            "score": score, "rescored": result.rescored}

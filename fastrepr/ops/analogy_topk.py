@@ -1,0 +1,147 @@
+"""Batched word analogies "a : b :: c : ?" with 3CosAdd or 3CosMul, top-k per question, excluding a, b, c.
+
+For unit rows u_j and question words a, b, c, with cos_x[j] = u_j . u_x:
+
+    3CosAdd (Mikolov et al. 2013; gensim ``most_similar(positive=[b, c], negative=[a])``):
+        score_j = cos(u_j, u_b + u_c - u_a) = (cos_b[j] + cos_c[j] - cos_a[j]) / |u_b + u_c - u_a|
+    3CosMul (Levy & Goldberg 2014, eq. 4, cosines shifted to [0, 1] as gensim's ``most_similar_cosmul``):
+        score_j = ((1 + cos_b[j])/2 * (1 + cos_c[j])/2) / ((1 + cos_a[j])/2 + 1e-6)
+
+Both are functions of three cosine rows, and an analogy set reuses few words (the 19,544 Google questions
+use 905 distinct words). So the cosines are computed once per distinct word: for each chunk of C vocabulary
+rows, one GEMM gives S = W U_chunk^T [W, C] (W distinct words; 2·W·R·D flops in all instead of the
+2·Q·R·D of one query per question, or 6·Q·R·D for three cosines per question), and a fused kernel forms
+every question's scores from three rows of S tile by tile and merges them into a running top-k per question.
+Neither queries x vocabulary nor three such matrices are ever stored: memory is O(W·C) for the tile (C sized
+so it stays in the GPU's L2, or near 8 MB on a CPU) plus O(Q·k) for the lists.
+
+Triton (CUDA): program (pq, ps) owns BLOCK_Q questions and one of SPLITS column ranges of the chunk; it keeps
+its lists in registers across the chunk's tiles (``topk_search._merge_topk``) and in a [Q, SPLITS, KP]
+buffer between chunks. Native (CPU): C++ ``topk_merge`` (modes 1 and 2), OpenMP over questions.
+Ties: equal scores keep the lower row first, as ``reference.analogy_topk``. Gradients: none.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import reference
+from .._backend import select
+from .._triton import next_power_of_2, tl, triton
+from .topk_search import (_NEG_INF, _merge_topk, cdiv, chunk_rows, empty_lists, finalize, native_merge,
+                          splits_for, unique_inverse)
+
+OP = "analogy_topk"
+METHODS = {"3cosadd": 1, "3cosmul": 2}
+
+
+@triton.jit
+def _analogy_topk_kernel(
+    # pointers
+    s_ptr, rows_ptr, scale_ptr, words_ptr, top_v_ptr, top_i_ptr,
+    # shapes
+    Q, C, col0, span,
+    # strides
+    stride_s,
+    # constants
+    MUL: tl.constexpr, KP: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_V: tl.constexpr,
+):
+    """Fold chunk columns [ps*span, min((ps+1)*span, C)) of S [W, C] into the lists of questions
+    [pq*BLOCK_Q, +BLOCK_Q). rows [Q, 3]: rows of S for (a, b, c); words [Q, 3]: their global vocabulary ids
+    (excluded); lists top_v/top_i [Q, SPLITS, KP] are read and written back."""
+    pq, ps = tl.program_id(0), tl.program_id(1)
+    splits = tl.num_programs(1)
+    offs_q = pq * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    mask_q = offs_q < Q
+    slots = tl.arange(0, KP)
+    lists = (offs_q[:, None].to(tl.int64) * splits + ps) * KP + slots[None, :]
+    top_v = tl.load(top_v_ptr + lists, mask=mask_q[:, None], other=_NEG_INF)
+    top_i = tl.load(top_i_ptr + lists, mask=mask_q[:, None], other=-1)
+    ra = tl.load(rows_ptr + offs_q * 3 + 0, mask=mask_q, other=0).to(tl.int64) * stride_s
+    rb = tl.load(rows_ptr + offs_q * 3 + 1, mask=mask_q, other=0).to(tl.int64) * stride_s
+    rc = tl.load(rows_ptr + offs_q * 3 + 2, mask=mask_q, other=0).to(tl.int64) * stride_s
+    wa = tl.load(words_ptr + offs_q * 3 + 0, mask=mask_q, other=-1)
+    wb = tl.load(words_ptr + offs_q * 3 + 1, mask=mask_q, other=-1)
+    wc = tl.load(words_ptr + offs_q * 3 + 2, mask=mask_q, other=-1)
+    scale = tl.load(scale_ptr + offs_q, mask=mask_q, other=0.0)
+    lo = ps * span
+    hi = tl.minimum(lo + span, C)
+    for j0 in range(lo, hi, BLOCK_V):
+        offs_j = j0 + tl.arange(0, BLOCK_V)
+        m = mask_q[:, None] & (offs_j < hi)[None, :]
+        sa = tl.load(s_ptr + ra[:, None] + offs_j[None, :], mask=m, other=0.0)
+        sb = tl.load(s_ptr + rb[:, None] + offs_j[None, :], mask=m, other=0.0)
+        sc = tl.load(s_ptr + rc[:, None] + offs_j[None, :], mask=m, other=0.0)
+        if MUL:
+            s = ((1.0 + sb) * 0.5) * ((1.0 + sc) * 0.5) / ((1.0 + sa) * 0.5 + 1e-6)
+        else:
+            s = (sb + sc - sa) * scale[:, None]
+        cols = (col0 + offs_j)[None, :]
+        keep = m & (cols != wa[:, None]) & (cols != wb[:, None]) & (cols != wc[:, None])
+        s = tl.where(keep, s, _NEG_INF)
+        top_v, top_i = _merge_topk(s, cols, top_v, top_i)
+    tl.store(top_v_ptr + lists, top_v, mask=mask_q[:, None])
+    tl.store(top_i_ptr + lists, top_i, mask=mask_q[:, None])
+
+
+def _triton_merge(S, rows32, scale, words32, col0, top_v, top_i, mul):
+    Q, splits, KP = top_v.shape
+    C = S.shape[1]
+    # Untuned (no GPU was available): 32 questions x 128 columns, 4 warps; 16 questions for long lists.
+    BLOCK_Q, BLOCK_V = (32 if KP <= 32 else 16, 128) if S.is_cuda else (16, 32)
+    span = cdiv(cdiv(C, splits), BLOCK_V) * BLOCK_V
+    _analogy_topk_kernel[(cdiv(Q, BLOCK_Q), splits)](
+        S, rows32, scale, words32, top_v, top_i,
+        Q, C, col0, span, S.stride(0),
+        MUL=mul, KP=KP, BLOCK_Q=BLOCK_Q, BLOCK_V=BLOCK_V, num_warps=4,
+    )
+
+
+def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, backend: str,
+                         chunk: int | None = None, splits: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Driver shared by the triton and native backends (see the module docstring).
+
+    unit [R, D] float32 unit rows; words [Q, 3] int64 ids in [0, R). chunk: vocabulary rows per GEMM (default:
+    the tile W x C stays near 32 MB on CUDA, 8 MB on CPU); splits: column ranges per chunk (Triton only).
+    Returns (scores [Q, k] float32, indices [Q, k] int64).
+    """
+    Q, R = words.shape[0], unit.shape[0]
+    distinct, rows = unique_inverse(words)  # rows [Q, 3]: row of S for a, b, c
+    W = unit[distinct]  # [W, D]
+    comb = W[rows[:, 1]] + W[rows[:, 2]] - W[rows[:, 0]]
+    norm = comb.norm(dim=1)
+    scale = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm)).float().contiguous()
+    mode = METHODS[method]
+    gpu = unit.is_cuda
+    chunk = chunk or chunk_rows(R, W.shape[0], (32 if gpu else 8) << 20, 256)
+    if backend == "triton":
+        KP = next_power_of_2(k)
+        splits = splits or splits_for(cdiv(Q, 32), min(chunk, R), 128, unit.device)
+        top_v = torch.full((Q, splits, KP), float("-inf"), device=unit.device)
+        top_i = (-1 - torch.arange(KP, device=unit.device, dtype=torch.int32)).expand(Q, splits, KP).contiguous()
+        rows32, words32 = rows.int().contiguous(), words.int().contiguous()
+    else:
+        top_v, top_i = empty_lists(Q, k, unit.device)
+        rows, words = rows.contiguous(), words.contiguous()
+    for c0 in range(0, R, chunk):
+        S = (W @ unit[c0:c0 + chunk].T).contiguous()  # [W, C] cosines of the distinct words
+        if backend == "triton":
+            _triton_merge(S, rows32, scale, words32, c0, top_v, top_i, mode == 2)
+        else:
+            native_merge(S, rows, scale, mode, words, c0, top_v, top_i)
+    return finalize(top_v, top_i, k)
+
+
+@torch.library.custom_op("fastrepr::analogy_topk", mutates_args=())
+def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str,
+                 backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [Q, k], indices [Q, k]) for questions words [Q, 3] over unit rows [R, D] (see module doc).
+    backend: "" selects per call (fastrepr._backend.select), or names one."""
+    backend = select(OP, unit, force=backend or None)
+    if backend == "torch":
+        return reference.analogy_topk(unit, words, k, method)
+    return analogy_topk_forward(unit, words, k, method, backend)
+
+
+@analogy_topk.register_fake
+def _(unit, words, k, method, backend):
+    return (unit.new_empty((words.shape[0], k)), unit.new_empty((words.shape[0], k), dtype=torch.int64))
