@@ -6,8 +6,8 @@
 Settings (the issue's bar): window 5, negative 5 (NS) or hs=1 negative=0 (HS), dim 100, sample 1e-3, 5 epochs,
 min_count 5, both with the same number of worker threads; the vocabulary is built before timing. Corpus:
 gensim's Wikipedia + Lee text (fastrepr.text.corpora.wiki_lee_corpus, 0.51M tokens). Quality: WordSim353
-Spearman and Google analogy accuracy (restrict_vocab=30000), both computed by gensim's KeyedVectors on each
-model's vectors. Words/s = in-vocabulary corpus tokens x epochs / training wall time. Prints a markdown table.
+Spearman and Google analogy accuracy (restrict_vocab=30000) of each model's vectors, computed the same way for
+both by fastrepr.evaluation.words (gensim's semantics and counts). Words/s = in-vocabulary corpus tokens x epochs / training wall time. Prints a markdown table.
 """
 import argparse
 import datetime
@@ -34,7 +34,7 @@ def main():
     from fastrepr import Word2Vec, _native
     from fastrepr.bench import device_name
     from fastrepr.text.corpora import wiki_lee_corpus
-    from fastrepr.text.demo import gensim_scores, keyed_vectors
+    from fastrepr.text.demo import word_scores
 
     path = str(wiki_lee_corpus(args.copies))
     rows = []
@@ -58,7 +58,7 @@ def main():
                     model.train(path)
                     keys, vecs = model.keys, model.vectors
                 dt = time.perf_counter() - t0
-                ws, an = gensim_scores(keyed_vectors(keys, vecs))
+                ws, an = word_scores((vecs, keys))
                 res[side].append((words / dt, ws, an))
                 print(f"{name} seed {seed} {side}: {words / dt / 1e6:.3f}M words/s, WS353 {ws:.4f}, analogy {an:.4f}",
                       flush=True)

@@ -6,23 +6,15 @@ import os
 import time
 
 
-def keyed_vectors(keys, vectors):
-    """gensim KeyedVectors holding these vectors (gensim is the evaluation oracle here)."""
-    import numpy as np
-    from gensim.models import KeyedVectors
-
-    kv = KeyedVectors(vectors.shape[1])
-    kv.add_vectors(list(keys), np.ascontiguousarray(vectors, dtype=np.float32))
-    return kv
-
-
-def gensim_scores(kv) -> tuple[float, float]:
-    """(WordSim353 Spearman, Google-analogy accuracy with restrict_vocab=30000) as gensim computes them, from
-    the files in gensim's test data."""
+def word_scores(vectors) -> tuple[float, float]:
+    """(WordSim353 Spearman, Google-analogy accuracy with restrict_vocab=30000) of an EmbeddingIndex, a
+    (vectors, keys) pair or a gensim KeyedVectors, through fastrepr.evaluation.words (gensim's semantics and
+    counts, tested against gensim there) on the files of gensim's test data."""
+    from ..evaluation import words
     from .corpora import gensim_test_file
 
-    ws = kv.evaluate_word_pairs(str(gensim_test_file("wordsim353.tsv")))[1][0]
-    an = kv.evaluate_word_analogies(str(gensim_test_file("questions-words.txt")), restrict_vocab=30000)[0]
+    ws = words.evaluate_word_pairs(vectors, gensim_test_file("wordsim353.tsv")).spearman
+    an = words.evaluate_word_analogies(vectors, gensim_test_file("questions-words.txt"), restrict_vocab=30000).score
     return float(ws), float(an)
 
 
@@ -51,12 +43,8 @@ def word2vec_demo(corpus: str = "wiki_lee", workers: int | None = None, probe=("
     t0 = time.perf_counter()
     base.train(corpus_file=path, total_words=base.corpus_total_words, epochs=5)
     base_rate = ours.vocab.kept_tokens * 5 / (time.perf_counter() - t0)
-    from ..evaluation import words
-
-    index = ours.wv  # fastrepr.EmbeddingIndex: our vectors, evaluated by fastrepr.evaluation (gensim's semantics)
-    ws = words.evaluate_word_pairs(index, gensim_test_file("wordsim353.tsv")).spearman
-    an = words.evaluate_word_analogies(index, gensim_test_file("questions-words.txt"), restrict_vocab=30000).score
-    bws, ban = gensim_scores(base.wv)
+    index = ours.wv  # fastrepr.EmbeddingIndex
+    (ws, an), (bws, ban) = word_scores(index), word_scores(base.wv)
     print(f"corpus {os.path.basename(path)}: {ours.vocab.total_tokens} tokens, {len(ours.keys)} words; "
           f"{workers} threads, native ISA {_isa()}")
     print(f"  {'':8} {'words/s':>10} {'WS353 Spearman':>15} {'analogy acc.':>13}")
