@@ -128,13 +128,30 @@ const uint8_t* optional_mask(const py::buffer& mask, py::ssize_t B, py::ssize_t 
   return static_cast<const uint8_t*>(m.ptr);
 }
 
-fastrepr::NegativeSamplingShape ns_shape(const View& wi, const View& wo, const View& x, const View& t,
-                                         const View& n) {
-  if (wi.shape[1] != wo.shape[1]) throw py::value_error("w_in and w_out must have the same number of columns D");
-  if (t.shape[0] != x.shape[0] || n.shape[0] != x.shape[0])
+// The tables and index arrays of a negative-sampling call, checked against each other.
+struct NSArgs {
+  View wi, wo, x, t, n;
+  fastrepr::NegativeSamplingShape s;
+  const uint8_t* mask;
+  const int64_t* inputs() const { return static_cast<const int64_t*>(x.ptr); }
+  const int64_t* targets() const { return static_cast<const int64_t*>(t.ptr); }
+  const int64_t* negatives() const { return static_cast<const int64_t*>(n.ptr); }
+};
+
+NSArgs ns_args(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
+               const py::buffer& targets, const py::buffer& negatives, py::ssize_t itemsize, bool writable) {
+  NSArgs a{view(w_in, "w_in", itemsize, 2, writable), view(w_out, "w_out", itemsize, 2, writable),
+           view(inputs, "inputs", 8, 2, false), view(targets, "targets", 8, 1, false),
+           view(negatives, "negatives", 8, 2, false), {}, nullptr};
+  if (a.wi.shape[1] != a.wo.shape[1]) throw py::value_error("w_in and w_out must have the same number of columns D");
+  if (a.t.shape[0] != a.x.shape[0] || a.n.shape[0] != a.x.shape[0])
     throw py::value_error("inputs, targets and negatives must have the same number of rows B");
-  return {wi.shape[0], wo.shape[0], wi.shape[1], x.shape[0], x.shape[1], n.shape[1]};
+  a.s = {a.wi.shape[0], a.wo.shape[0], a.wi.shape[1], a.x.shape[0], a.x.shape[1], a.n.shape[1]};
+  a.mask = optional_mask(mask, a.s.B, a.s.C);
+  return a;
 }
+
+const char* const kNsIndexError = "an index lies outside its table (inputs < V_in, targets/negatives < V_out)";
 
 void ns_forward(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
                 const py::buffer& targets, const py::buffer& negatives, const py::buffer& loss,
@@ -142,21 +159,17 @@ void ns_forward(const py::buffer& w_in, const py::buffer& w_out, const py::buffe
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
-    View wi = view(w_in, "w_in", sizeof(T), 2, false), wo = view(w_out, "w_out", sizeof(T), 2, false);
-    View x = view(inputs, "inputs", 8, 2, false), t = view(targets, "targets", 8, 1, false);
-    View n = view(negatives, "negatives", 8, 2, false), l = view(loss, "loss", sizeof(Acc), 1, true);
-    auto s = ns_shape(wi, wo, x, t, n);
-    if (l.shape[0] != s.B) throw py::value_error("loss must have shape [B]");
-    const uint8_t* m = optional_mask(mask, s.B, s.C);
+    NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), false);
+    View l = view(loss, "loss", sizeof(Acc), 1, true);
+    if (l.shape[0] != a.s.B) throw py::value_error("loss must have shape [B]");
     bool ok;
     {
       py::gil_scoped_release nogil;
-      ok = fastrepr::negative_sampling_forward<T, Acc>(
-          static_cast<const T*>(wi.ptr), static_cast<const T*>(wo.ptr), static_cast<const int64_t*>(x.ptr), m,
-          static_cast<const int64_t*>(t.ptr), static_cast<const int64_t*>(n.ptr), s, static_cast<Acc*>(l.ptr),
-          threads);
+      ok = fastrepr::negative_sampling_forward<T, Acc>(static_cast<const T*>(a.wi.ptr), static_cast<const T*>(a.wo.ptr),
+                                                       a.inputs(), a.mask, a.targets(), a.negatives(), a.s,
+                                                       static_cast<Acc*>(l.ptr), threads);
     }
-    if (!ok) throw py::value_error("an index lies outside its table (inputs < V_in, targets/negatives < V_out)");
+    if (!ok) throw py::value_error(kNsIndexError);
   });
 }
 
@@ -167,10 +180,9 @@ void ns_backward(const py::buffer& w_in, const py::buffer& w_out, const py::buff
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
-    View wi = view(w_in, "w_in", sizeof(T), 2, false), wo = view(w_out, "w_out", sizeof(T), 2, false);
-    View x = view(inputs, "inputs", 8, 2, false), t = view(targets, "targets", 8, 1, false);
-    View n = view(negatives, "negatives", 8, 2, false), g = view(grad, "grad", sizeof(Acc), 1, false);
-    auto s = ns_shape(wi, wo, x, t, n);
+    NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), false);
+    const auto& s = a.s;
+    View g = view(grad, "grad", sizeof(Acc), 1, false);
     View di = view(d_in, "d_in", sizeof(Acc), sparse ? 3 : 2, true);
     View dout = view(d_out, "d_out", sizeof(Acc), sparse ? 3 : 2, true);
     using Shape = std::vector<py::ssize_t>;
@@ -178,16 +190,15 @@ void ns_backward(const py::buffer& w_in, const py::buffer& w_out, const py::buff
         (sparse ? di.shape == Shape{s.B, s.C, s.D} && dout.shape == Shape{s.B, s.K + 1, s.D}
                 : di.shape == Shape{s.V_in, s.D} && dout.shape == Shape{s.V_out, s.D});
     if (!shapes_ok) throw py::value_error("grad, d_in or d_out has the wrong shape");
-    const uint8_t* m = optional_mask(mask, s.B, s.C);
     bool ok;
     {
       py::gil_scoped_release nogil;
       ok = fastrepr::negative_sampling_backward<T, Acc>(
-          static_cast<const T*>(wi.ptr), static_cast<const T*>(wo.ptr), static_cast<const int64_t*>(x.ptr), m,
-          static_cast<const int64_t*>(t.ptr), static_cast<const int64_t*>(n.ptr), s, static_cast<const Acc*>(g.ptr),
-          static_cast<Acc*>(di.ptr), static_cast<Acc*>(dout.ptr), sparse, threads);
+          static_cast<const T*>(a.wi.ptr), static_cast<const T*>(a.wo.ptr), a.inputs(), a.mask, a.targets(),
+          a.negatives(), s, static_cast<const Acc*>(g.ptr), static_cast<Acc*>(di.ptr), static_cast<Acc*>(dout.ptr),
+          sparse, threads);
     }
-    if (!ok) throw py::value_error("an index lies outside its table (inputs < V_in, targets/negatives < V_out)");
+    if (!ok) throw py::value_error(kNsIndexError);
   });
 }
 
@@ -196,21 +207,17 @@ void ns_step(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& 
              bool mean_grad, const std::string& dtype, int threads) {
   auto run = [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    View wi = view(w_in, "w_in", sizeof(T), 2, true), wo = view(w_out, "w_out", sizeof(T), 2, true);
-    View x = view(inputs, "inputs", 8, 2, false), t = view(targets, "targets", 8, 1, false);
-    View n = view(negatives, "negatives", 8, 2, false), l = view(loss, "loss", sizeof(T), 1, true);
-    auto s = ns_shape(wi, wo, x, t, n);
-    if (l.shape[0] != s.B) throw py::value_error("loss must have shape [B]");
-    const uint8_t* m = optional_mask(mask, s.B, s.C);
+    NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), true);
+    View l = view(loss, "loss", sizeof(T), 1, true);
+    if (l.shape[0] != a.s.B) throw py::value_error("loss must have shape [B]");
     bool ok;
     {
       py::gil_scoped_release nogil;
-      ok = fastrepr::negative_sampling_step<T>(static_cast<T*>(wi.ptr), static_cast<T*>(wo.ptr),
-                                               static_cast<const int64_t*>(x.ptr), m, static_cast<const int64_t*>(t.ptr),
-                                               static_cast<const int64_t*>(n.ptr), s, static_cast<T>(lr), mean_grad,
+      ok = fastrepr::negative_sampling_step<T>(static_cast<T*>(a.wi.ptr), static_cast<T*>(a.wo.ptr), a.inputs(),
+                                               a.mask, a.targets(), a.negatives(), a.s, static_cast<T>(lr), mean_grad,
                                                static_cast<T*>(l.ptr), threads);
     }
-    if (!ok) throw py::value_error("an index lies outside its table (inputs < V_in, targets/negatives < V_out)");
+    if (!ok) throw py::value_error(kNsIndexError);
   };
   if (dtype == "float32") run(static_cast<float*>(nullptr));
   else if (dtype == "float64") run(static_cast<double*>(nullptr));

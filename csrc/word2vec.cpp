@@ -187,7 +187,9 @@ W2V_INLINE int64_t combine_part(float* const* dst, bool accumulate, const float*
 template <typename V, int U, int R>
 W2V_INLINE void combine(float* const* dst, bool accumulate, const float* coef, int64_t rs, int64_t cs,
                         float* const* src, int n, int64_t D) {
-  int64_t d = combine_part<V, U, R>(dst, accumulate, coef, rs, cs, src, n, 0, D);
+  // One destination row (CBOW's h and error) gets a twice longer chunk: twice the independent chains.
+  int64_t d = combine_part<V, (R == 1 ? 2 * U : U), R>(dst, accumulate, coef, rs, cs, src, n, 0, D);
+  if (R == 1) d = combine_part<V, U, R>(dst, accumulate, coef, rs, cs, src, n, d, D);
   if (Chunk<V, 1>::lanes > 8) d = combine_part<v8, 1, R>(dst, accumulate, coef, rs, cs, src, n, d, D);
   if (Chunk<V, 1>::lanes > 4) d = combine_part<v4, 1, R>(dst, accumulate, coef, rs, cs, src, n, d, D);
   for (; d < D; ++d)
@@ -208,6 +210,46 @@ W2V_INLINE void combine_rows(float* const* dst, int rows, bool accumulate, const
     case 2: combine<V, U, 2>(dst + r, accumulate, coef + r * rs, rs, cs, src, n, D); break;
     case 1: combine<V, U, 1>(dst + r, accumulate, coef + r * rs, rs, cs, src, n, D); break;
     default: break;
+  }
+}
+
+// CBOW's output pass, one read of each output row: e = sum_k g[k] out[k] (values before the update) and
+// out[k] += gh[k] h, over columns [d, D) in chunks of U vectors V. The rows out[k] are distinct.
+template <typename V, int U>
+W2V_INLINE int64_t outputs_part(float* const* out, const float* g, const float* gh, int n, const float* h, float* e,
+                                int64_t d, int64_t D) {
+  constexpr int L = Chunk<V, U>::lanes, C = Chunk<V, U>::size;
+  for (; d + C <= D; d += C) {
+    V acc[U], hv[U];
+    for (int u = 0; u < U; ++u) {
+      acc[u] = V{};
+      hv[u] = vload<V>(h + d + u * L);
+    }
+    for (int k = 0; k < n; ++k)
+      for (int u = 0; u < U; ++u) {
+        const V o = vload<V>(out[k] + d + u * L);
+        acc[u] += g[k] * o;
+        vstore<V>(out[k] + d + u * L, o + gh[k] * hv[u]);
+      }
+    for (int u = 0; u < U; ++u) vstore<V>(e + d + u * L, acc[u]);
+  }
+  return d;
+}
+
+template <typename V, int U>
+W2V_INLINE void update_outputs(float* const* out, const float* g, const float* gh, int n, const float* h, float* e,
+                               int64_t D) {
+  int64_t d = outputs_part<V, 2 * U>(out, g, gh, n, h, e, 0, D);
+  d = outputs_part<V, U>(out, g, gh, n, h, e, d, D);
+  if (Chunk<V, 1>::lanes > 8) d = outputs_part<v8, 1>(out, g, gh, n, h, e, d, D);
+  if (Chunk<V, 1>::lanes > 4) d = outputs_part<v4, 1>(out, g, gh, n, h, e, d, D);
+  for (; d < D; ++d) {
+    float acc = 0.0f;
+    for (int k = 0; k < n; ++k) {
+      acc += g[k] * out[k][d];
+      out[k][d] += gh[k] * h[d];
+    }
+    e[d] = acc;
   }
 }
 
@@ -257,7 +299,6 @@ W2V_INLINE void cbow_update(float* const* in, int m, float* const* out, const fl
                             float alpha, int64_t D, bool mean, float* h, float* neu1e, float* g, double& loss) {
   const float inv = 1.0f / static_cast<float>(m);
   float* hp[1] = {h};
-  float* ep[1] = {neu1e};
   std::fill(g, g + m, mean ? inv : 1.0f);
   combine_rows<V, U>(hp, 1, false, g, 0, 1, in, m, D);     // h = (1/m) sum_a in[a]
   score_matrix<V, U>(hp, 1, out, n, D, g);
@@ -266,11 +307,9 @@ W2V_INLINE void cbow_update(float* const* in, int m, float* const* out, const fl
     g[k] = mult[k] * (label[k] - fast_sigmoid(f)) * alpha * (mean ? 1.0f : inv);
     loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
   }
-  combine_rows<V, U>(ep, 1, false, g, 0, 1, out, n, D);    // neu1e = sum_k g[k] out[k]
-  for (int k = 0; k < n; ++k) {
-    if (g[k] == 0.0f) continue;
-    axpy(mean ? g[k] : g[k] * static_cast<float>(m), h, out[k], D);
-  }
+  float* gh = g + n;  // the output rows move by the undivided g (the sum variant divided only the error)
+  for (int k = 0; k < n; ++k) gh[k] = mean ? g[k] : g[k] * static_cast<float>(m);
+  update_outputs<V, U>(out, g, gh, n, h, neu1e, D);     // neu1e = sum_k g[k] out[k]; out[k] += gh[k] h
   for (int a = 0; a < m; ++a) axpy(1.0f, neu1e, in[a], D);
 }
 
@@ -437,7 +476,7 @@ void word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
     sc.out.resize(std::max(max_out, 1));
     sc.label.resize(std::max(max_out, 1));
     sc.mult.resize(std::max(max_out, 1));
-    sc.g.resize(static_cast<size_t>(max_in) * std::max(max_out, 1) + max_in);
+    sc.g.resize(static_cast<size_t>(std::max(max_in, 2)) * std::max(max_out, 1) + max_in);  // G, or CBOW's g and gh
     sc.tmp.resize(static_cast<size_t>(max_in) * p.D);
     sc.tmp_rows.resize(max_in);
     for (int a = 0; a < max_in; ++a) sc.tmp_rows[a] = sc.tmp.data() + static_cast<size_t>(a) * p.D;

@@ -113,17 +113,9 @@ def register_all(register, Bench) -> None:
     ))
     sgns_sizes = {"cpu": [(100_000, 100, 5, 4096), (100_000, 128, 5, 65536)],
                   "cuda": [(100_000, 128, 5, 65536), (1_000_000, 128, 5, 262144)]}
-    register(Bench(
-        op="sgns_step",
-        baseline_name="torch nn.Embedding(sparse)+bmm+logsigmoid+SGD",
-        size_names=("V", "D", "K", "B"), sizes=sgns_sizes,
-        setup=_sgns_setup, ours=_sgns_fused_step, baseline=_sgns_torch_step,
-        work=lambda s: s[3], work_label="pairs B",
-    ))
-    register(Bench(
-        op="sgns_loss",
-        baseline_name="torch nn.Embedding(sparse)+bmm+logsigmoid+SGD",
-        size_names=("V", "D", "K", "B"), sizes=sgns_sizes,
-        setup=_sgns_setup, ours=_sgns_autograd_step, baseline=_sgns_torch_step,
-        work=lambda s: s[3], work_label="pairs B",
-    ))
+    for op, ours in (("sgns_step", _sgns_fused_step), ("sgns_loss", _sgns_autograd_step)):
+        register(Bench(
+            op=op, baseline_name="torch nn.Embedding(sparse)+bmm+logsigmoid+SGD",
+            size_names=("V", "D", "K", "B"), sizes=sgns_sizes, setup=_sgns_setup, ours=ours,
+            baseline=_sgns_torch_step, work=lambda s: s[3], work_label="pairs B",
+        ))

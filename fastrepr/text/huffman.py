@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .sampling import check_counts
+
 
 @dataclass
 class HuffmanTree:
@@ -58,14 +60,7 @@ def build_huffman(counts) -> HuffmanTree:
     O(V) when counts are sorted in descending order (word2vec's vocabulary order); otherwise they are sorted
     first (O(V log V)) and the result is given in the caller's order.
     """
-    c = np.asarray(counts)
-    if c.ndim != 1 or c.size == 0:
-        raise ValueError(f"counts must be a non-empty 1-D array, got shape {c.shape}")
-    if not np.issubdtype(c.dtype, np.number) or np.issubdtype(c.dtype, np.complexfloating):
-        raise TypeError(f"counts must hold numbers, got {c.dtype}")
-    c = c.astype(np.float64)
-    if not np.isfinite(c).all() or (c < 0).any():
-        raise ValueError("counts must be finite and >= 0")
+    c = check_counts(counts)
     if np.any(c[1:] > c[:-1]):
         order = np.argsort(-c, kind="stable")
         tree = build_huffman(c[order])

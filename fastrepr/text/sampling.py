@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 
-def _counts(counts, name: str = "counts") -> np.ndarray:
+def check_counts(counts, name: str = "counts") -> np.ndarray:
+    """counts as float64 [V] (V >= 1), or ValueError/TypeError naming the argument."""
     c = np.asarray(counts)
     if c.ndim != 1 or c.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of word counts, got shape {c.shape}")
@@ -35,7 +36,7 @@ def _counts(counts, name: str = "counts") -> np.ndarray:
 
 def keep_probability(counts, sample: float = 1e-3) -> np.ndarray:
     """Per-word keep probability min(1, sqrt(t/f) + t/f), float64 [V]; sample=0 keeps every word."""
-    c = _counts(counts)
+    c = check_counts(counts)
     if not (isinstance(sample, (int, float)) and math.isfinite(sample) and sample >= 0):
         raise ValueError(f"sample must be a finite number >= 0, got {sample!r}")
     if sample == 0:
@@ -54,7 +55,7 @@ def keep_thresholds(counts, sample: float = 1e-3) -> np.ndarray:
 
 def unigram_weights(counts, ns_exponent: float = 0.75) -> np.ndarray:
     """Unnormalised noise weights count^α, float64 [V]."""
-    c = _counts(counts)
+    c = check_counts(counts)
     if not (isinstance(ns_exponent, (int, float)) and math.isfinite(ns_exponent)):
         raise ValueError(f"ns_exponent must be a finite number, got {ns_exponent!r}")
     with np.errstate(divide="ignore"):
@@ -72,7 +73,7 @@ class AliasTable:
     """
 
     def __init__(self, weights):
-        w = _counts(weights, "weights")
+        w = check_counts(weights, "weights")
         total = w.sum()
         if total <= 0:
             raise ValueError("weights must have a positive sum")
