@@ -268,7 +268,8 @@ struct Shared {
   const Word2VecData& d;
   std::atomic<int64_t> words{0};
   double total = 1.0;                  // epochs x N
-  std::vector<int64_t> shard;          // [threads + 1] sentence ranges
+  std::vector<int64_t> chunks;         // [n + 1] sentence ranges of about chunk_words tokens each
+  std::atomic<int64_t> next_chunk{0};  // chunks are handed out in order, epoch after epoch
   std::vector<Scratch> scratch;
 };
 
@@ -325,8 +326,12 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
   int64_t done = 0, reported = 0;
   double loss = 0.0, terms = 0.0;
   float alpha = static_cast<float>(p.alpha);
-  for (int ep = 0; ep < p.epochs; ++ep) {
-    for (int64_t s = sh.shard[t]; s < sh.shard[t + 1]; ++s) {
+  const int64_t n_chunks = static_cast<int64_t>(sh.chunks.size()) - 1;
+  for (;;) {
+    const int64_t c = sh.next_chunk.fetch_add(1, std::memory_order_relaxed);
+    if (c >= n_chunks * p.epochs) break;
+    const int64_t first = sh.chunks[c % n_chunks], last = sh.chunks[c % n_chunks + 1];
+    for (int64_t s = first; s < last; ++s) {
       if (d.stop && __atomic_load_n(d.stop, __ATOMIC_RELAXED)) return;
       const int32_t* raw = d.tokens + d.offsets[s];
       const int64_t nraw = d.offsets[s + 1] - d.offsets[s];
@@ -381,7 +386,7 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
         terms += static_cast<double>(p.sg ? m * no : no);
       }
       done += nraw;
-      if (done - reported >= 10000 || s + 1 == sh.shard[t + 1]) {
+      if (done - reported >= 10000 || s + 1 == last) {
         const int64_t global = sh.words.fetch_add(done - reported, std::memory_order_relaxed) + (done - reported);
         reported = done;
         const double a = p.alpha - (p.alpha - p.min_alpha) * static_cast<double>(global) / sh.total;
@@ -456,15 +461,14 @@ void word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
   Shared sh{p, d};
   const int T = std::max(1, p.threads);
   sh.total = std::max(1.0, static_cast<double>(p.epochs) * static_cast<double>(d.N));
-  // Shards of sentences holding about N / T tokens each.
-  sh.shard.resize(T + 1);
-  sh.shard[0] = 0;
-  for (int t = 1; t < T; ++t) {
-    const int64_t target = d.N * t / T;
-    sh.shard[t] = std::lower_bound(d.offsets, d.offsets + d.S + 1, target) - d.offsets;
-    sh.shard[t] = std::min(std::max(sh.shard[t], sh.shard[t - 1]), d.S);
-  }
-  sh.shard[T] = d.S;
+  // Chunks of whole sentences of about N / (8 T) tokens (1000 to 10000), taken by the threads from a shared
+  // counter: a thread slowed down by another process on its core leaves its share to the others, where fixed
+  // shards would make every run wait for the slowest thread.
+  const int64_t chunk_words = std::min<int64_t>(10000, std::max<int64_t>(1000, d.N / (8 * T)));
+  sh.chunks.push_back(0);
+  for (int64_t s = 0; s < d.S; ++s)
+    if (d.offsets[s + 1] - d.offsets[sh.chunks.back()] >= chunk_words || s + 1 == d.S) sh.chunks.push_back(s + 1);
+  if (d.S == 0) sh.chunks.push_back(0);
   int64_t longest = 0;
   for (int64_t s = 0; s < d.S; ++s) longest = std::max(longest, d.offsets[s + 1] - d.offsets[s]);
   const int max_out = (p.hs ? static_cast<int>(d.L) : 0) + (p.negative ? p.negative + 1 : 0);

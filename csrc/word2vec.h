@@ -1,5 +1,6 @@
-// word2vec training on the CPU: C++ threads over shards of an int32-encoded corpus, lock-free (Hogwild,
-// Recht et al. 2011) updates of shared float32 tables, word2vec.c / gensim semantics:
+// word2vec training on the CPU: C++ threads over chunks (shards of whole sentences, handed out from a shared
+// counter) of an int32-encoded corpus, lock-free (Hogwild, Recht et al. 2011) updates of shared float32
+// tables, word2vec.c / gensim semantics:
 //   * subsampling: a token of word w is dropped when a uniform uint32 exceeds keep[w];
 //   * shrinking windows: each center uses a window of window - r, r uniform in [0, window);
 //   * linear learning-rate decay from alpha to min_alpha over epochs x (in-vocabulary) corpus words;
