@@ -1,4 +1,4 @@
-"""Command line: `fastrepr info | demo | bench` (also `python -m fastrepr ...`)."""
+"""Command line: `fastrepr info | demo | bench | disentangle` (also `python -m fastrepr ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +93,12 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_disentangle(args) -> int:
+    from .evaluation import suite
+
+    return suite.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastrepr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,12 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="do not draw plots")
     p.add_argument("--plot-only", action="store_true", help="only redraw plots from the CSVs in --results-dir")
     p.add_argument("--list", action="store_true", help="list the registered benchmarks")
+    p = sub.add_parser("disentangle", help="disentanglement metrics of a representation of dSprites (Locatello et al. 2019)")
+    from .evaluation import suite
+
+    suite.add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench}[args.command]
+    handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "disentangle": _cmd_disentangle}[args.command]
     try:
         return handler(args)
     except (ValueError, RuntimeError) as exc:

@@ -1,0 +1,2 @@
+"""Evaluation of representations: disentanglement metrics (``disentanglement``), native gradient boosting
+(``boosting``), built-in representations (``representations``)."""

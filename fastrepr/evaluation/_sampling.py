@@ -1,0 +1,134 @@
+"""Drawing points for the disentanglement metrics: disentanglement_lib's random stream, encoded in big batches.
+
+disentanglement_lib samples point by point (BetaVAE: a random factor index, two factor batches of 64, their
+observations, two representation calls, for each of 15 000 points). The random numbers it draws depend only
+on the order of the calls, not on when observations are encoded. So ``Sampler`` makes exactly the calls
+disentanglement_lib makes on the RandomState, in the same order, records what to encode, and encodes it
+afterwards in large chunks:
+  * data sets with ``observation_indices`` / ``observations_from_indices`` (``fastrepr.data.DSprites``) only
+    record image indices during the loop and render them chunk by chunk afterwards;
+  * any other GroundTruthData-like object gets its ``sample_observations_from_factors`` calls in the loop
+    (it may draw random numbers there), and observations are buffered and encoded once a chunk is full.
+Either way the factors, observations and codes are those of disentanglement_lib for the same seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.ground_truth import sample as _sample_batch
+
+CHUNK = 512  # observations per representation call (8 MB of float32 64x64 images: stays in cache)
+
+
+class Representation:
+    """Calls a batched representation function (numpy or torch in, numpy or torch out) and checks it.
+
+    Codes come back as a torch tensor [n, D] on the device the function returned them on (numpy: CPU),
+    in its dtype (16-bit floats are widened to float32, integers to float64, both exact). A function that
+    returns another number of rows than it was given observations, or a changing D, raises ValueError.
+    """
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"representation must be callable (observations -> codes), got {type(fn).__name__}")
+        self.fn = fn
+        self.dim: int | None = None
+
+    def __call__(self, observations) -> torch.Tensor:
+        n = len(observations)
+        out = self.fn(observations)
+        codes = out.detach() if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+        if codes.dim() == 1:
+            codes = codes[:, None]
+        if codes.dim() != 2 or codes.shape[0] != n:
+            raise ValueError(f"the representation returned codes of shape {tuple(codes.shape)} for a batch of {n} "
+                             f"observations; it must return one row of codes per observation, [{n}, D]")
+        if codes.dtype in (torch.float16, torch.bfloat16):
+            codes = codes.float()
+        elif not codes.dtype.is_floating_point:
+            codes = codes.double()
+        if self.dim is None:
+            self.dim = codes.shape[1]
+        elif codes.shape[1] != self.dim:
+            raise ValueError(f"the representation returned {codes.shape[1]} dimensions after {self.dim} earlier")
+        return codes
+
+
+def _concat(parts):
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+class Sampler:
+    """Records factor batches in disentanglement_lib's order and returns their codes, in that order."""
+
+    def __init__(self, dataset, representation: Representation, random_state: np.random.RandomState,
+                 chunk: int = CHUNK):
+        for name in ("num_factors", "factors_num_values", "sample_factors", "sample_observations_from_factors"):
+            if not hasattr(dataset, name):
+                raise TypeError(f"dataset must be GroundTruthData-like; it has no {name}")
+        self.dataset = dataset
+        self.rep = representation
+        self.rs = random_state
+        self.chunk = chunk
+        self.fast = hasattr(dataset, "observation_indices") and hasattr(dataset, "observations_from_indices")
+        self._indices: list[np.ndarray] = []
+        self._pending: list = []
+        self._pending_n = 0
+        self._codes: list[torch.Tensor] = []
+
+    def factors(self, num: int) -> np.ndarray:
+        """dataset.sample_factors(num, random_state), nothing recorded."""
+        return np.asarray(self.dataset.sample_factors(num, self.rs))
+
+    def observe(self, factors: np.ndarray) -> None:
+        """The observation step for a factor batch (sample_observations_from_factors), recorded for encoding."""
+        if self.fast:
+            self._indices.append(np.asarray(self.dataset.observation_indices(factors, self.rs)))
+        else:
+            self._buffer(self.dataset.sample_observations_from_factors(factors, self.rs), len(factors))
+
+    def sample(self, num: int) -> np.ndarray:
+        """dataset.sample(num, random_state): factors, then their observations (recorded); returns factors."""
+        if self.fast:
+            factors = self.factors(num)
+            self.observe(factors)
+            return factors
+        factors, observations = _sample_batch(self.dataset, num, self.rs)
+        self._buffer(observations, num)
+        return np.asarray(factors)
+
+    def _buffer(self, observations, n: int) -> None:
+        self._pending.append(observations)
+        self._pending_n += n
+        if self._pending_n >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._codes.append(self.rep(_concat(self._pending)))
+            self._pending, self._pending_n = [], 0
+
+    def codes(self) -> torch.Tensor:
+        """[M, D] codes of every observation recorded so far, in order; clears the record."""
+        if self.fast and self._indices:
+            indices = np.concatenate(self._indices)
+            for lo in range(0, len(indices), self.chunk):
+                self._codes.append(self.rep(self.dataset.observations_from_indices(indices[lo:lo + self.chunk])))
+        self._flush()
+        codes = torch.cat(self._codes) if self._codes else torch.zeros((0, self.rep.dim or 0))
+        self._indices, self._codes = [], []
+        return codes
+
+
+def factor_codes(sampler: Sampler, num_points: int, batch_size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """disentanglement_lib's generate_batch_factor_code, transposed: codes [num_points, D] and factors
+    [num_points, F], drawn in batches of batch_size."""
+    factors, i = [], 0
+    while i < num_points:
+        n = min(num_points - i, batch_size)
+        factors.append(sampler.sample(n))
+        i += n
+    return sampler.codes(), np.concatenate(factors)
