@@ -25,4 +25,8 @@ timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -m gpu -q -p no:cacheprovider t
 echo "== fastrepr bench"
 timeout "${GPU_BENCH_TIMEOUT:-240}" $PY -m fastrepr bench --device cuda --results-dir "$OUT" --no-plots "$@" 2>&1 \
   | tee "$OUT/bench.log" || status=1
+
+echo "== fastrepr disentangle (H100 bar: the whole suite at study sizes, rendering included, under 30 s)"
+timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --representation moments --device cuda \
+  --scale study 2>&1 | tee "$OUT/disentangle.log" || status=1
 exit $status

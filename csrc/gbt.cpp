@@ -14,17 +14,18 @@
 // v > v_prev + 1e-7 in float32 arithmetic (scikit-learn's FEATURE_THRESHOLD); the threshold is
 // v_prev / 2 + v / 2 in double; the criterion is the MSE proxy  S_L^2 / W_L + S_R^2 / W_R  (friedman_mse is a
 // positive multiple of it plus a constant, so both pick the same split), and a candidate must beat the best so
-// far strictly. Ties: scikit-learn visits features in a random permutation drawn from its random_state and
-// keeps the first best; here features are visited in index order, so an exact tie between two features goes to
-// the lower index. Otherwise the trees are the same, and the numbers agree to rounding.
-// A node is a leaf at max depth, below min_samples_split, when its impurity is <= DBL_EPSILON, when no feature
-// has a split position, or when the split's weighted impurity decrease is below -DBL_EPSILON.
+// far strictly. scikit-learn visits the features in a random order drawn from the tree's seed, which decides
+// exact ties (frequent in small nodes, where several features can cut off the same samples), and its sums
+// run in the order its `samples` array holds; both are emulated (TreeGrower), so trees agree bit for bit on
+// distinct feature values. A node is a leaf at max depth, below min_samples_split, when its impurity is
+// <= DBL_EPSILON, when no feature has a split position, or when the split's weighted impurity decrease is below
+// -DBL_EPSILON.
 //
-// Implementation: features are sorted once (shared by every factor, class and stage). A tree grows level by
-// level: one pass over each feature's sorted order serves every node of the level (samples carry their node
-// id), so a depth-3 tree costs 3 * D * N steps. The trees of one stage are independent (scikit-learn computes
-// the gradient for all classes before growing them), so all trees of a stage, over every factor, run in
-// parallel; sums run in a fixed order, so results do not depend on the thread count.
+// Implementation: features are sorted once (shared by every factor, class and stage); each node keeps its
+// samples sorted by every feature by stable partitioning at each split (no per-node sort), so a depth-3 tree
+// costs about 3 * D * N scan steps plus 2 * D * N partition moves. The trees of one stage are independent
+// (scikit-learn computes the gradient for all classes before growing them), so all trees of a stage, over every
+// factor, run in parallel; sums run in a fixed order, so results do not depend on the thread count.
 #include "gbt.h"
 
 #include <algorithm>
@@ -119,6 +120,7 @@ class TreeGrower {
   TreeGrower(const float* X, int64_t N, int64_t D, const Sorted& sorted, const GbtParams& p)
       : X_(X), N_(N), D_(D), sorted_(sorted), p_(p), ord_(N * D), val_(N * D), samples_(N), tmp_i_(N), tmp_v_(N),
         mark_(N), leaf_of_(N), features_(D), constant_(D), leaf_buf_(N), inv_(N + 1) {
+    visit_.reserve(D);
     for (int64_t k = 1; k <= N; ++k) inv_[k] = 1.0 / static_cast<double>(k);
   }
 
@@ -233,11 +235,12 @@ class TreeGrower {
   // children_split: whether the children can be split (else their per-feature orders are not needed).
   Split node_split(const double* g, int64_t start, int64_t end, double w, double s, double q, double impurity,
                    int64_t& n_constant, bool children_split) {
+    // 1. The features scikit-learn visits, in its order (the draws depend only on which features are
+    //    constant in the node, not on what the scans find).
     const int64_t n_known = n_constant;
     int64_t f_i = D_, n_visited = 0, n_found = 0, n_drawn = 0, n_total = n_known;
     int32_t last_sorted = -1;
-    Split best;
-    best.pos = end;
+    visit_.clear();
     while (f_i > n_total && (n_visited < D_ || n_visited <= n_found + n_drawn)) {
       ++n_visited;
       int64_t f_j = n_drawn + static_cast<int64_t>(our_rand_r(seed_) % static_cast<uint32_t>(f_i - n_found - n_drawn));
@@ -250,7 +253,6 @@ class TreeGrower {
       const int32_t f = features_[f_j];
       last_sorted = f;
       const float* v = val_.data() + f * N_;
-      const int32_t* o = ord_.data() + f * N_;
       if (v[end - 1] <= v[start] + kFeatureThreshold) {  // constant in this node (float32 arithmetic)
         std::swap(features_[f_j], features_[n_total]);
         ++n_found;
@@ -259,44 +261,12 @@ class TreeGrower {
       }
       --f_i;
       std::swap(features_[f_i], features_[f_j]);
-      // criterion.reset() and the scan over split positions, with criterion.update's summation order
-      int64_t pos = start;
-      double sl = 0.0, wl = 0.0;
-      int64_t p = start;
-      while (p < end) {
-        ++p;
-        while (p < end && v[p] <= v[p - 1] + kFeatureThreshold) ++p;
-        if (p >= end) break;
-        if (p - start < p_.min_samples_leaf || end - p < p_.min_samples_leaf) continue;
-        if (p - pos <= end - p) {
-          for (int64_t k = pos; k < p; ++k) {
-            sl += g[o[k]];
-            wl += 1.0;
-          }
-        } else {
-          sl = s;
-          wl = w;
-          for (int64_t k = end - 1; k >= p; --k) {
-            sl -= g[o[k]];
-            wl -= 1.0;
-          }
-        }
-        pos = p;
-        const double wr = w - wl, sr = s - sl;
-        // Cheap screen with reciprocals (within 4 ulp of the exact proxy, so a relative margin of 1e-14 never
-        // rejects a candidate that the exact comparison would accept); the exact expression decides.
-        if ((sl * sl * inv_[static_cast<int64_t>(wl)] + sr * sr * inv_[static_cast<int64_t>(wr)]) * (1.0 + 1e-14) <
-            best.proxy)
-          continue;
-        const double proxy = sl * sl / wl + sr * sr / wr;
-        if (proxy > best.proxy) {
-          best.proxy = proxy;
-          best.feature = f;
-          best.pos = p;
-          best.threshold = static_cast<double>(v[p - 1]) / 2.0 + static_cast<double>(v[p]) / 2.0;
-        }
-      }
+      visit_.push_back(f);
     }
+    // 2. Scan them in that order for the first strictly best split.
+    Split best;
+    best.pos = end;
+    for (const int32_t f : visit_) scan(g, f, start, end, w, s, best);
     if (best.pos < end) {
       // samples_ as scikit-learn leaves them: sorted by the last feature it sorted, then partition_samples_final
       const int32_t* o = ord_.data() + last_sorted * N_;
@@ -345,20 +315,56 @@ class TreeGrower {
     return best;
   }
 
+  // The split positions of feature f, scanned as scikit-learn does: a running sum that moves forward one sample
+  // at a time (criterion.update going forward), recomputed from the right when update takes the shorter way
+  // (after a long run of tied values); best is replaced by any strictly better candidate.
+  void scan(const double* g, int32_t f, int64_t start, int64_t end, double w, double s, Split& best) {
+    const float* v = val_.data() + f * N_;
+    const int32_t* o = ord_.data() + f * N_;
+    const int64_t n = end - start, msl = p_.min_samples_leaf;
+    // Cheap screen with reciprocals: within 4 ulp of the exact proxy, so against the best lowered by a relative
+    // 1e-14 it never rejects a candidate that the exact comparison would accept; the exact expression decides.
+    double bar = best.proxy * (1.0 - 1e-14);
+    int64_t pos = start;
+    double sl = 0.0;
+    for (int64_t k = start; k + 1 < end; ++k) {
+      sl += g[o[k]];
+      if (v[k + 1] <= v[k] + kFeatureThreshold) continue;  // not a split position (float32 arithmetic)
+      const int64_t p = k + 1, nl = p - start;
+      if (msl > 1 && (nl < msl || n - nl < msl)) continue;
+      if (p - pos > end - p) {  // criterion.update from the right
+        sl = s;
+        for (int64_t r = end - 1; r >= p; --r) sl -= g[o[r]];
+      }
+      pos = p;
+      const double sr = s - sl;
+      if (sl * sl * inv_[nl] + sr * sr * inv_[n - nl] < bar) continue;
+      const double wl = static_cast<double>(nl), wr = w - wl;
+      const double proxy = sl * sl / wl + sr * sr / wr;
+      if (proxy > best.proxy) {
+        best.proxy = proxy;
+        best.feature = f;
+        best.pos = p;
+        best.threshold = static_cast<double>(v[p - 1]) / 2.0 + static_cast<double>(v[p]) / 2.0;
+        bar = proxy * (1.0 - 1e-14);
+      }
+    }
+  }
+
   void stable_partition(int64_t f, int64_t start, int64_t end) {
     int32_t* o = ord_.data() + f * N_;
     float* v = val_.data() + f * N_;
     int64_t left = start, right = 0;
-    for (int64_t k = start; k < end; ++k) {
-      if (mark_[o[k]]) {
-        o[left] = o[k];
-        v[left] = v[k];
-        ++left;
-      } else {
-        tmp_i_[right] = o[k];
-        tmp_v_[right] = v[k];
-        ++right;
-      }
+    for (int64_t k = start; k < end; ++k) {  // branch-free: write both ways, advance one (left <= k)
+      const int32_t id = o[k];
+      const float value = v[k];
+      const int64_t goes_left = mark_[id];
+      o[left] = id;
+      v[left] = value;
+      tmp_i_[right] = id;
+      tmp_v_[right] = value;
+      left += goes_left;
+      right += 1 - goes_left;
     }
     std::copy(tmp_i_.begin(), tmp_i_.begin() + right, o + left);
     std::copy(tmp_v_.begin(), tmp_v_.begin() + right, v + left);
@@ -376,6 +382,7 @@ class TreeGrower {
   std::vector<int32_t> leaf_of_;
   std::vector<int32_t> features_, constant_;
   std::vector<double> leaf_buf_, inv_;  // inv_[k] = 1 / k
+  std::vector<int32_t> visit_;          // features of the current node, in scikit-learn's visit order
   uint32_t seed_ = 0;
   double w_root_ = 0.0;
 };

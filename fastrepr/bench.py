@@ -364,3 +364,12 @@ def _register_defaults() -> None:
 
 
 _register_defaults()
+
+
+def _register_disentanglement() -> None:
+    from .evaluation.suite import bench_entry
+
+    register(bench_entry(Bench))
+
+
+_register_disentanglement()

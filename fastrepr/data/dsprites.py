@@ -107,12 +107,15 @@ class DSprites:
         self.full_factor_sizes = tuple(int(s) for s in _sizes)
         if latent_factor_indices is None:
             latent_factor_indices = [i for i, s in enumerate(self.full_factor_sizes) if s > 1]
-        latent = [int(i) for i in latent_factor_indices]
-        if not latent or len(set(latent)) != len(latent) or not all(0 <= i < len(self.full_factor_sizes) for i in latent):
-            raise ValueError(f"latent_factor_indices must be distinct indices in [0, {len(self.full_factor_sizes)}), got {latent_factor_indices!r}")
+        latent, n = [int(i) for i in latent_factor_indices], len(self.full_factor_sizes)
+        if not latent or len(set(latent)) != len(latent) or not all(0 <= i < n for i in latent):
+            raise ValueError(f"latent_factor_indices must be distinct indices in [0, {n}), got {latent_factor_indices!r}")
         self.latent_factor_indices = latent
         self.observation_factor_indices = [i for i in range(len(self.full_factor_sizes)) if i not in latent]
         self.factor_bases = _bases(self.full_factor_sizes)
+        # whether sample_observations_from_factors draws random numbers (randint(1) for a one-valued factor
+        # draws none): lets the evaluation turn all factors into image indices at once
+        self.observation_draws = any(self.full_factor_sizes[i] > 1 for i in self.observation_factor_indices)
         self.device = torch.device(device or "cpu")
         self.as_tensor = as_tensor
         self._images = _images
@@ -204,8 +207,9 @@ class DSprites:
         row0, col0 = full[:, 5].contiguous(), full[:, 4].contiguous()
         if device.type == "cpu" and _native.available()[0]:
             out = torch.empty((n, IMAGE_SIZE, IMAGE_SIZE), dtype=dtype)
+            threads = torch.get_num_threads() if n >= 1024 else 1  # small batches: not worth a thread team
             _native.get().dsprites_render(self._patches.numpy(), patch.numpy(), row0.numpy(), col0.numpy(),
-                                          out.numpy(), str(dtype).replace("torch.", ""), torch.get_num_threads())
+                                          out.numpy(), str(dtype).replace("torch.", ""), threads)
             return out
         return self._render_torch(patch, row0, col0, dtype, device)
 

@@ -50,6 +50,10 @@ class FactorObservations:
     def observation_shape(self):
         return [self.num_factors]
 
+    @property
+    def observation_draws(self):
+        return getattr(self.base, "observation_draws", True)
+
     def sample_factors(self, num, random_state):
         return self.base.sample_factors(num, random_state)
 

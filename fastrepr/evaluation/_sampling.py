@@ -10,6 +10,13 @@ afterwards in large chunks:
   * any other GroundTruthData-like object gets its ``sample_observations_from_factors`` calls in the loop
     (it may draw random numbers there), and observations are buffered and encoded once a chunk is full.
 Either way the factors, observations and codes are those of disentanglement_lib for the same seed.
+Data sets whose observation step draws nothing (``observation_draws`` False: dSprites, whose only
+non-latent factor, the color, has one value) are not even asked for indices inside the loop; all factor
+batches are turned into indices at once afterwards.
+
+For a deterministic representation (a function of the observation, like the mean of an encoder), a
+``CodeCache`` encodes each distinct image once, across the points of a metric and across the metrics of one
+``evaluate`` call (dSprites has 737 280 images; the suite draws about 3 million).
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import torch
 
 from ..data.ground_truth import sample as _sample_batch
 
-CHUNK = 512  # observations per representation call (8 MB of float32 64x64 images: stays in cache)
+CHUNK = 512  # observations per representation call (8 MB of float32 64x64 images; malloc reuses it)
 
 
 class Representation:
@@ -61,11 +68,36 @@ def _concat(parts):
     return np.concatenate([np.asarray(p) for p in parts])
 
 
+class CodeCache:
+    """Codes of images already encoded, by image index (for deterministic representations only)."""
+
+    def __init__(self):
+        self.row = np.full(0, -1, dtype=np.int64)  # image index -> row of self.codes, or -1
+        self.parts: list[torch.Tensor] = []
+        self.size = 0
+        self.codes: torch.Tensor | None = None
+
+    def lookup(self, indices: np.ndarray, encode) -> torch.Tensor:
+        """Codes [len(indices), D] for image indices; encode(missing indices) -> codes fills the gaps."""
+        if indices.size == 0:
+            return encode(indices)
+        top = int(indices.max()) + 1
+        if top > self.row.size:
+            self.row = np.concatenate([self.row, np.full(top - self.row.size, -1, np.int64)])
+        missing = np.unique(indices[self.row[indices] < 0])
+        if missing.size:
+            new = encode(missing)
+            self.row[missing] = np.arange(self.size, self.size + missing.size)
+            self.size += missing.size
+            self.codes = new if self.codes is None else torch.cat([self.codes, new.to(self.codes.device)])
+        return self.codes[torch.from_numpy(self.row[indices]).to(self.codes.device)]
+
+
 class Sampler:
     """Records factor batches in disentanglement_lib's order and returns their codes, in that order."""
 
     def __init__(self, dataset, representation: Representation, random_state: np.random.RandomState,
-                 chunk: int = CHUNK):
+                 chunk: int = CHUNK, cache: CodeCache | None = None):
         for name in ("num_factors", "factors_num_values", "sample_factors", "sample_observations_from_factors"):
             if not hasattr(dataset, name):
                 raise TypeError(f"dataset must be GroundTruthData-like; it has no {name}")
@@ -74,7 +106,10 @@ class Sampler:
         self.rs = random_state
         self.chunk = chunk
         self.fast = hasattr(dataset, "observation_indices") and hasattr(dataset, "observations_from_indices")
+        self.deferred = self.fast and getattr(dataset, "observation_draws", True) is False
+        self.cache = cache if self.fast else None
         self._indices: list[np.ndarray] = []
+        self._factors: list[np.ndarray] = []
         self._pending: list = []
         self._pending_n = 0
         self._codes: list[torch.Tensor] = []
@@ -85,7 +120,9 @@ class Sampler:
 
     def observe(self, factors: np.ndarray) -> None:
         """The observation step for a factor batch (sample_observations_from_factors), recorded for encoding."""
-        if self.fast:
+        if self.deferred:
+            self._factors.append(factors)
+        elif self.fast:
             self._indices.append(np.asarray(self.dataset.observation_indices(factors, self.rs)))
         else:
             self._buffer(self.dataset.sample_observations_from_factors(factors, self.rs), len(factors))
@@ -111,15 +148,23 @@ class Sampler:
             self._codes.append(self.rep(_concat(self._pending)))
             self._pending, self._pending_n = [], 0
 
+    def _encode(self, indices: np.ndarray) -> torch.Tensor:
+        parts = [self.rep(self.dataset.observations_from_indices(indices[lo:lo + self.chunk]))
+                 for lo in range(0, len(indices), self.chunk)]
+        return torch.cat(parts) if parts else torch.zeros((0, self.rep.dim or 0))
+
     def codes(self) -> torch.Tensor:
         """[M, D] codes of every observation recorded so far, in order; clears the record."""
+        if self._factors:  # the observation step draws nothing: one call for every batch
+            self._indices = [np.asarray(self.dataset.observation_indices(np.concatenate(self._factors),
+                                                                         np.random.RandomState(0)))]
         if self.fast and self._indices:
             indices = np.concatenate(self._indices)
-            for lo in range(0, len(indices), self.chunk):
-                self._codes.append(self.rep(self.dataset.observations_from_indices(indices[lo:lo + self.chunk])))
+            self._codes.append(self.cache.lookup(indices, self._encode) if self.cache is not None
+                               else self._encode(indices))
         self._flush()
         codes = torch.cat(self._codes) if self._codes else torch.zeros((0, self.rep.dim or 0))
-        self._indices, self._codes = [], []
+        self._indices, self._factors, self._codes = [], [], []
         return codes
 
 
