@@ -12,6 +12,7 @@
 #include "gbt.h"
 #include "mutual_info.h"
 #include "pairwise.h"
+#include "sampling.h"
 
 namespace py = pybind11;
 using fastrepr::bf16;
@@ -198,6 +199,25 @@ void dsprites_render(const py::buffer& patches, const py::buffer& patch, const p
   else throw py::type_error("unsupported dtype '" + dtype + "' (expected uint8 or float32)");
 }
 
+int64_t legacy_randint(const py::buffer& raw, const py::buffer& highs, const py::buffer& counts,
+                       const py::buffer& out) {
+  View rv = view(raw, "raw", sizeof(uint32_t), 1, false), hv = view(highs, "highs", sizeof(int64_t), 1, false);
+  View cv = view(counts, "counts", sizeof(int64_t), 1, false), ov = view(out, "out", sizeof(int64_t), 1, true);
+  if (cv.shape[0] != hv.shape[0]) throw py::value_error("highs and counts must have the same length");
+  const int64_t* h = static_cast<const int64_t*>(hv.ptr);
+  const int64_t* c = static_cast<const int64_t*>(cv.ptr);
+  int64_t total = 0;
+  for (int64_t i = 0; i < hv.shape[0]; ++i) {
+    if (h[i] < 1 || h[i] > (int64_t(1) << 32)) throw py::value_error("highs must lie in [1, 2**32]");
+    if (c[i] < 0) throw py::value_error("counts must be non-negative");
+    total += c[i];
+  }
+  if (ov.shape[0] != total) throw py::value_error("out must have sum(counts) entries");
+  py::gil_scoped_release nogil;
+  return fastrepr::legacy_randint(static_cast<const uint32_t*>(rv.ptr), rv.shape[0], h, c, hv.shape[0],
+                                  static_cast<int64_t*>(ov.ptr));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -225,4 +245,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("dsprites_render", &dsprites_render, py::arg("patches"), py::arg("patch"), py::arg("row0"), py::arg("col0"),
         py::arg("out"), py::arg("dtype"), py::arg("threads") = 0,
         "out[i] = zeros with patches[patch[i]] copied at (row0[i], col0[i]) (out: [n, H, W] uint8 or float32)");
+  m.def("legacy_randint", &legacy_randint, py::arg("raw"), py::arg("highs"), py::arg("counts"), py::arg("out"),
+        "numpy RandomState.randint(highs[c], size=counts[c]) for every c, replayed from raw 32-bit draws; "
+        "returns the number of draws used, or -1 if raw ran out");
 }

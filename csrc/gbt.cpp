@@ -118,7 +118,8 @@ struct Split {
 class TreeGrower {
  public:
   TreeGrower(const float* X, int64_t N, int64_t D, const Sorted& sorted, const GbtParams& p)
-      : X_(X), N_(N), D_(D), sorted_(sorted), p_(p), ord_(N * D), val_(N * D), samples_(N), tmp_i_(N), tmp_v_(N),
+      : X_(X), N_(N), D_(D), sorted_(sorted), p_(p), ord_{std::vector<int32_t>(N * D), std::vector<int32_t>(N * D)},
+        val_{std::vector<float>(N * D), std::vector<float>(N * D)}, samples_(N), tmp_i_(N),
         mark_(N), leaf_of_(N), features_(D), constant_(D), leaf_buf_(N), inv_(N + 1) {
     visit_.reserve(D);
     for (int64_t k = 1; k <= N; ++k) inv_[k] = 1.0 / static_cast<double>(k);
@@ -138,8 +139,6 @@ class TreeGrower {
   // (times newton_scale); adds the tree's importances (scikit-learn's compute_feature_importances(normalize=
   // False)) to imp[D]. Returns true if the root was split.
   bool grow(const double* g, const double* yk, double newton_scale, uint32_t seed, double* imp) {
-    std::copy(sorted_.order.begin(), sorted_.order.end(), ord_.begin());
-    std::copy(sorted_.values.begin(), sorted_.values.end(), val_.begin());
     std::iota(samples_.begin(), samples_.end(), 0);
     std::iota(features_.begin(), features_.end(), 0);
     nodes.clear();
@@ -178,7 +177,7 @@ class TreeGrower {
       split.pos = rec.end;
       int64_t n_constant = rec.n_constant;
       if (!is_leaf) {
-        split = node_split(g, rec.start, rec.end, w, s, q, impurity, n_constant, rec.depth + 1 < p_.max_depth);
+        split = node_split(g, rec.start, rec.end, w, s, q, impurity, n_constant, rec.depth);
         is_leaf = split.pos >= rec.end || split.improvement + kEpsilon < 0.0;  // min_impurity_decrease = 0
       }
       const int32_t id = static_cast<int32_t>(nodes.size());
@@ -232,9 +231,9 @@ class TreeGrower {
 
  private:
   // scikit-learn's node_split_best with max_features = n_features, for the node samples_[start:end).
-  // children_split: whether the children can be split (else their per-feature orders are not needed).
+  // depth: the node's depth, which says where its per-feature orders are (see order()).
   Split node_split(const double* g, int64_t start, int64_t end, double w, double s, double q, double impurity,
-                   int64_t& n_constant, bool children_split) {
+                   int64_t& n_constant, int depth) {
     // 1. The features scikit-learn visits, in its order (the draws depend only on which features are
     //    constant in the node, not on what the scans find).
     const int64_t n_known = n_constant;
@@ -252,7 +251,7 @@ class TreeGrower {
       f_j += n_found;
       const int32_t f = features_[f_j];
       last_sorted = f;
-      const float* v = val_.data() + f * N_;
+      const float* v = values(depth, f);
       if (v[end - 1] <= v[start] + kFeatureThreshold) {  // constant in this node (float32 arithmetic)
         std::swap(features_[f_j], features_[n_total]);
         ++n_found;
@@ -266,10 +265,10 @@ class TreeGrower {
     // 2. Scan them in that order for the first strictly best split.
     Split best;
     best.pos = end;
-    for (const int32_t f : visit_) scan(g, f, start, end, w, s, best);
+    for (const int32_t f : visit_) scan(g, order(depth, f), values(depth, f), f, start, end, w, s, best);
     if (best.pos < end) {
       // samples_ as scikit-learn leaves them: sorted by the last feature it sorted, then partition_samples_final
-      const int32_t* o = ord_.data() + last_sorted * N_;
+      const int32_t* o = order(depth, last_sorted);
       std::copy(o + start, o + end, samples_.begin() + start);
       int64_t ps = start, pe = end;
       while (ps < pe) {
@@ -301,11 +300,11 @@ class TreeGrower {
       best.impurity_left = sq_left / wl - (sl / wl) * (sl / wl);
       best.impurity_right = (q - sq_left) / wr - (sr / wr) * (sr / wr);
       best.improvement = (w / w_root_) * (impurity - wr / w * best.impurity_right - wl / w * best.impurity_left);
-      // keep every feature's order sorted within each child: stable partition by side
-      if (children_split) {
+      // every feature's order, sorted within each child, for the children: a stable partition by side
+      if (depth + 1 < p_.max_depth) {
         for (int64_t k = start; k < best.pos; ++k) mark_[samples_[k]] = 1;
         for (int64_t k = best.pos; k < end; ++k) mark_[samples_[k]] = 0;
-        for (int64_t f = 0; f < D_; ++f) stable_partition(f, start, end);
+        for (int64_t f = 0; f < D_; ++f) partition(depth, f, start, best.pos, end);
       }
     }
     // constant-feature bookkeeping, as scikit-learn keeps it for the children
@@ -318,9 +317,8 @@ class TreeGrower {
   // The split positions of feature f, scanned as scikit-learn does: a running sum that moves forward one sample
   // at a time (criterion.update going forward), recomputed from the right when update takes the shorter way
   // (after a long run of tied values); best is replaced by any strictly better candidate.
-  void scan(const double* g, int32_t f, int64_t start, int64_t end, double w, double s, Split& best) {
-    const float* v = val_.data() + f * N_;
-    const int32_t* o = ord_.data() + f * N_;
+  void scan(const double* g, const int32_t* o, const float* v, int32_t f, int64_t start, int64_t end, double w,
+            double s, Split& best) {
     const int64_t n = end - start, msl = p_.min_samples_leaf;
     // Cheap screen with reciprocals: within 4 ulp of the exact proxy, so against the best lowered by a relative
     // 1e-14 it never rejects a candidate that the exact comparison would accept; the exact expression decides.
@@ -351,33 +349,42 @@ class TreeGrower {
     }
   }
 
-  void stable_partition(int64_t f, int64_t start, int64_t end) {
-    int32_t* o = ord_.data() + f * N_;
-    float* v = val_.data() + f * N_;
-    int64_t left = start, right = 0;
-    for (int64_t k = start; k < end; ++k) {  // branch-free: write both ways, advance one (left <= k)
-      const int32_t id = o[k];
-      const float value = v[k];
+  // Per-feature orders of a node's samples: the presorted ones at the root; below, the children's orders are
+  // written by their parent's split into the buffer of their depth (alternating, so a node's orders stay intact
+  // while its descendants, whose ranges are inside its own, write theirs).
+  const int32_t* order(int depth, int64_t f) const {
+    return (depth == 0 ? sorted_.order.data() : ord_[(depth - 1) & 1].data()) + f * N_;
+  }
+  const float* values(int depth, int64_t f) const {
+    return (depth == 0 ? sorted_.values.data() : val_[(depth - 1) & 1].data()) + f * N_;
+  }
+
+  // Stable partition of feature f's order over [start, end) into the next depth's buffer: the samples marked
+  // left (there are pos - start of them) to [start, pos), the others to [pos, end). Branch-free.
+  void partition(int depth, int64_t f, int64_t start, int64_t pos, int64_t end) {
+    const int32_t* src_o = order(depth, f);
+    const float* src_v = values(depth, f);
+    int32_t* dst_o = ord_[depth & 1].data() + f * N_;
+    float* dst_v = val_[depth & 1].data() + f * N_;
+    int64_t left = start, right = pos;
+    for (int64_t k = start; k < end; ++k) {
+      const int32_t id = src_o[k];
       const int64_t goes_left = mark_[id];
-      o[left] = id;
-      v[left] = value;
-      tmp_i_[right] = id;
-      tmp_v_[right] = value;
+      const int64_t to = goes_left ? left : right;
+      dst_o[to] = id;
+      dst_v[to] = src_v[k];
       left += goes_left;
       right += 1 - goes_left;
     }
-    std::copy(tmp_i_.begin(), tmp_i_.begin() + right, o + left);
-    std::copy(tmp_v_.begin(), tmp_v_.begin() + right, v + left);
   }
 
   const float* X_;
   int64_t N_, D_;
   const Sorted& sorted_;
   GbtParams p_;
-  std::vector<int32_t> ord_;
-  std::vector<float> val_;
+  std::vector<int32_t> ord_[2];  // per-feature orders of depth 1, 3, ... and depth 2, 4, ... nodes
+  std::vector<float> val_[2];
   std::vector<int32_t> samples_, tmp_i_;
-  std::vector<float> tmp_v_;
   std::vector<uint8_t> mark_;
   std::vector<int32_t> leaf_of_;
   std::vector<int32_t> features_, constant_;
@@ -423,7 +430,7 @@ void gbt_fit_predict(const float* X, int64_t N, int64_t D, const int64_t* labels
                      const int64_t* n_classes, const double* init, const uint32_t* seeds, const float* Xt, int64_t M,
                      const GbtParams& params, double* importances, double* raw_train, double* raw_test,
                      int num_threads) {
-  const int threads = clamp_threads(num_threads);
+  int threads = clamp_threads(num_threads);
   std::vector<Factor> factors(F);
   int64_t C = 0;
   for (int64_t f = 0; f < F; ++f) {
@@ -447,10 +454,13 @@ void gbt_fit_predict(const float* X, int64_t N, int64_t D, const int64_t* labels
 
   const Sorted sorted = presort(X, N, D, threads);
   std::vector<double> grad(static_cast<size_t>(C * N), 0.0);
-  std::vector<double> task_imp(tasks.size() * D);
-  std::vector<char> task_split(tasks.size());
-  std::vector<double> imp_sum(F * D, 0.0);
   const int64_t n_tasks = static_cast<int64_t>(tasks.size()), n_blocks = static_cast<int64_t>(blocks.size());
+  // importances of every tree, summed in (stage, factor, class) order at the end: no serial step per stage
+  std::vector<double> tree_imp(static_cast<size_t>(params.n_estimators * n_tasks * D), 0.0);
+  std::vector<char> tree_split(static_cast<size_t>(params.n_estimators * n_tasks), 0);
+  // A stage costs about n_tasks * 3 * N * D steps; below ~1e6 a thread team costs more than it saves (and
+  // each barrier can stall for a scheduler tick on a busy machine).
+  if (static_cast<double>(n_tasks) * 3.0 * static_cast<double>(N * D) < 1e6) threads = 1;
 
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel num_threads(threads)
@@ -477,25 +487,22 @@ void gbt_fit_predict(const float* X, int64_t N, int64_t D, const int64_t* labels
         const Factor& fac = factors[f];
         const int64_t target = fac.K == 2 ? 1 : t;
         for (int64_t n = 0; n < N; ++n) yk[n] = labels[n * F + f] == target ? 1.0 : 0.0;
-        double* imp = task_imp.data() + task * D;
-        std::fill(imp, imp + D, 0.0);
+        double* imp = tree_imp.data() + (stage * n_tasks + task) * D;
         const double* g = grad.data() + (fac.offset + t) * N;
         const double scale = fac.K > 2 ? static_cast<double>(fac.K - 1) / static_cast<double>(fac.K) : 1.0;
-        task_split[task] = grower.grow(g, yk.data(), scale, seeds[stage * C + fac.offset + t], imp);
+        tree_split[stage * n_tasks + task] = grower.grow(g, yk.data(), scale, seeds[stage * C + fac.offset + t], imp);
         double* raw = raw_train + (fac.offset + t) * N;
         for (int64_t n = 0; n < N; ++n) raw[n] += params.learning_rate * grower.nodes[grower.leaf_of(n)].value;
         double* rt = raw_test + (fac.offset + t) * M;
         for (int64_t m = 0; m < M; ++m) rt[m] += params.learning_rate * grower.predict(Xt + m * D);
       }
-#ifdef FASTREPR_OPENMP
-#pragma omp single
-#endif
-      for (int64_t task = 0; task < n_tasks; ++task) {
-        if (!task_split[task]) continue;
-        const int64_t f = tasks[task].first;
-        for (int64_t d = 0; d < D; ++d) imp_sum[f * D + d] += task_imp[task * D + d];
-      }
     }
+  }
+  std::vector<double> imp_sum(F * D, 0.0);
+  for (int64_t tree = 0; tree < params.n_estimators * n_tasks; ++tree) {
+    if (!tree_split[tree]) continue;
+    const int64_t f = tasks[tree % n_tasks].first;
+    for (int64_t d = 0; d < D; ++d) imp_sum[f * D + d] += tree_imp[tree * D + d];
   }
   for (int64_t f = 0; f < F; ++f) {
     double total = 0.0;

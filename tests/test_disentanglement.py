@@ -135,6 +135,46 @@ def test_dsprites_fast_path_matches_the_reference():
             assert ours[metric][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (metric, key)
 
 
+def test_code_cache_keeps_the_scores_and_encodes_each_image_once():
+    images = DSprites()
+    cfg = {"mig": dict(num_train=300), "unsupervised": dict(num_train=300),
+           "factor_vae": dict(num_train=20, num_eval=10, num_variance_estimate=300, batch_size=8)}
+    seen = []
+
+    def rep(x):
+        seen.append(len(x))
+        return reps.moments(x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = dis.evaluate(images, reps.moments, list(cfg), config=cfg)
+        cached = dis.evaluate(images, rep, list(cfg), config=cfg, deterministic=True)
+    assert cached == plain
+    drawn = 300 + 300 + 300 + 30 * 8
+    assert sum(seen) <= drawn - 300  # mig and unsupervised draw the same 300 images: encoded once
+
+
+def test_representation_changing_its_width_is_an_error():
+    width = iter([3, 4] * 100)
+    with pytest.raises(ValueError, match="dimensions after"):
+        dis.mig(ToyData(), lambda x: np.zeros((len(x), next(width))), num_train=1100, batch_size=16)
+
+
+def test_replayed_randint_is_numpys_stream():
+    from fastrepr.evaluation._sampling import replay_randint
+
+    rs = np.random.RandomState(0)
+    highs = rs.randint(1, 60, size=300)
+    highs[::7] = 1
+    highs[5] = 2**32
+    counts = rs.randint(0, 40, size=300)
+    counts[::5] = 1
+    a, b = np.random.RandomState(11), np.random.RandomState(11)
+    expect = np.concatenate([a.randint(h, size=c) for h, c in zip(highs, counts)])
+    assert np.array_equal(replay_randint(b, highs, counts), expect)
+    assert a.randint(2**31) == b.randint(2**31)  # the state moved exactly as far
+
+
 # ------------------------------------------------------------------------------------ known answers
 
 def test_known_answers_identity_rotation_noise():

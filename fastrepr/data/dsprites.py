@@ -63,7 +63,7 @@ def _inside(shape: str, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 def _heart_centroid() -> float:
     """w of the heart's area centroid (u is 0 by symmetry), on a fine grid."""
-    g = torch.linspace(-1.5, 1.5, 3001, dtype=torch.float64)
+    g = torch.linspace(-1.5, 1.5, 1501, dtype=torch.float64)  # 0.002-unit cells: centroid to ~0.01 px
     u, w = torch.meshgrid(g, g, indexing="xy")
     inside = _inside("heart", u, w)
     return float(w[inside].mean())
@@ -116,6 +116,7 @@ class DSprites:
         # whether sample_observations_from_factors draws random numbers (randint(1) for a one-valued factor
         # draws none): lets the evaluation turn all factors into image indices at once
         self.observation_draws = any(self.full_factor_sizes[i] > 1 for i in self.observation_factor_indices)
+        self.sample_factors_by_randint = True  # sample_factors: one randint(size, size=num) per latent factor
         self.device = torch.device(device or "cpu")
         self.as_tensor = as_tensor
         self._images = _images

@@ -54,6 +54,10 @@ class FactorObservations:
     def observation_draws(self):
         return getattr(self.base, "observation_draws", True)
 
+    @property
+    def sample_factors_by_randint(self):
+        return getattr(self.base, "sample_factors_by_randint", False)
+
     def sample_factors(self, num, random_state):
         return self.base.sample_factors(num, random_state)
 

@@ -14,6 +14,11 @@ Data sets whose observation step draws nothing (``observation_draws`` False: dSp
 non-latent factor, the color, has one value) are not even asked for indices inside the loop; all factor
 batches are turned into indices at once afterwards.
 
+Data sets that also declare ``sample_factors_by_randint`` (``sample_factors(num, rs)`` is one
+``rs.randint(k, size=num)`` per factor, in order; dSprites) get their whole sequence of randint calls replayed
+at once from the raw Mersenne Twister words (``replay_randint``, native), the RandomState left exactly where
+the call-by-call loop would leave it.
+
 For a deterministic representation (a function of the observation, like the mean of an encoder), a
 ``CodeCache`` encodes each distinct image once, across the points of a metric and across the metrics of one
 ``evaluate`` call (dSprites has 737 280 images; the suite draws about 3 million).
@@ -23,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import _native
 from ..data.ground_truth import sample as _sample_batch
 
 CHUNK = 512  # observations per representation call (8 MB of float32 64x64 images; malloc reuses it)
@@ -84,7 +90,9 @@ class CodeCache:
         top = int(indices.max()) + 1
         if top > self.row.size:
             self.row = np.concatenate([self.row, np.full(top - self.row.size, -1, np.int64)])
-        missing = np.unique(indices[self.row[indices] < 0])
+        absent = np.zeros(top, dtype=bool)  # a bitmap dedupes in O(n + top), cheaper than np.unique's sort
+        absent[indices[self.row[indices] < 0]] = True
+        missing = np.flatnonzero(absent)
         if missing.size:
             new = encode(missing)
             self.row[missing] = np.arange(self.size, self.size + missing.size)
@@ -107,6 +115,8 @@ class Sampler:
         self.chunk = chunk
         self.fast = hasattr(dataset, "observation_indices") and hasattr(dataset, "observations_from_indices")
         self.deferred = self.fast and getattr(dataset, "observation_draws", True) is False
+        self.replayable = (self.deferred and getattr(dataset, "sample_factors_by_randint", False)
+                           and _native.available()[0])
         self.cache = cache if self.fast else None
         self._indices: list[np.ndarray] = []
         self._factors: list[np.ndarray] = []
@@ -168,9 +178,92 @@ class Sampler:
         return codes
 
 
+def replay_randint(rs: np.random.RandomState, highs: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """np.concatenate([rs.randint(h, size=c) for h, c in zip(highs, counts)]) (c = 1 also stands for the scalar
+    rs.randint(h)), computed natively from rs's raw 32-bit words; rs ends in the same state as after the calls."""
+    highs = np.ascontiguousarray(highs, dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    out = np.empty(int(counts.sum()), dtype=np.int64)
+    state = rs.get_state()
+    words = 2 * out.size + 1024  # each draw is kept with probability > 1/2
+    while True:
+        raw = rs.randint(0, 2**32, size=words, dtype=np.uint32)
+        used = _native.get().legacy_randint(raw, highs, counts, out)
+        rs.set_state(state)
+        if used >= 0:
+            break
+        words *= 2
+    if used:
+        rs.randint(0, 2**32, size=used, dtype=np.uint32)  # advance exactly as the calls would have
+    return out
+
+
+def _factor_blocks(sampler: Sampler, sizes: list[int], prefix: int, repeats: int, batch: int, groups: int = 1):
+    """Replays `repeats` times: `prefix` scalar randint(num_factors) draws, then `groups` factor batches (one
+    randint(k, size=batch) per factor each). Returns (scalars [repeats, prefix], factors [repeats, groups,
+    batch, F])."""
+    f = len(sizes)
+    highs = np.tile(np.r_[[f] * prefix, sizes * groups], repeats)
+    counts = np.tile(np.r_[[1] * prefix, [batch] * (f * groups)], repeats)
+    out = replay_randint(sampler.rs, highs, counts).reshape(repeats, prefix + groups * f * batch)
+    factors = out[:, prefix:].reshape(repeats, groups, f, batch).transpose(0, 1, 3, 2).copy()
+    return out[:, :prefix], factors
+
+
+def fixed_factor_pairs(sampler: Sampler, num_points: int, batch_size: int):
+    """BetaVAE's draws, recorded: per point a factor index, two factor batches that share it (f1 then f2 are
+    observed). Returns the indices [num_points]."""
+    sizes = list(sampler.dataset.factors_num_values)
+    if sampler.replayable:
+        index, pairs = _factor_blocks(sampler, sizes, 1, num_points, batch_size, groups=2)
+        index, rows = index[:, 0], np.arange(num_points)
+        pairs[rows, 1, :, index] = pairs[rows, 0, :, index]  # f2 shares f1's value of the chosen factor
+        sampler.observe(pairs.reshape(-1, len(sizes)))
+        return index
+    index = np.zeros(num_points, dtype=np.int64)
+    for p in range(num_points):
+        index[p] = sampler.rs.randint(sampler.dataset.num_factors)
+        f1 = sampler.factors(batch_size)
+        f2 = sampler.factors(batch_size)
+        f2[:, index[p]] = f1[:, index[p]]
+        sampler.observe(f1)
+        sampler.observe(f2)
+    return index
+
+
+def fixed_factor_batches(sampler: Sampler, num_points: int, batch_size: int):
+    """FactorVAE's draws, recorded: per point a factor index and a factor batch with that factor fixed to its
+    first row's value. Returns the indices [num_points]."""
+    sizes = list(sampler.dataset.factors_num_values)
+    if sampler.replayable:
+        index, factors = _factor_blocks(sampler, sizes, 1, num_points, batch_size)
+        index, rows, factors = index[:, 0], np.arange(num_points), factors[:, 0]
+        factors[rows, :, index] = factors[rows, :1, index]
+        sampler.observe(factors.reshape(-1, len(sizes)))
+        return index
+    index = np.zeros(num_points, dtype=np.int64)
+    for p in range(num_points):
+        index[p] = sampler.rs.randint(sampler.dataset.num_factors)
+        factors = sampler.factors(batch_size)
+        factors[:, index[p]] = factors[0, index[p]]
+        sampler.observe(factors)
+    return index
+
+
 def factor_codes(sampler: Sampler, num_points: int, batch_size: int) -> tuple[torch.Tensor, np.ndarray]:
     """disentanglement_lib's generate_batch_factor_code, transposed: codes [num_points, D] and factors
     [num_points, F], drawn in batches of batch_size."""
+    if sampler.replayable and num_points > 0:
+        sizes = list(sampler.dataset.factors_num_values)
+        full, rest = divmod(num_points, batch_size)
+        parts = []
+        if full:
+            parts.append(_factor_blocks(sampler, sizes, 0, full, batch_size)[1].reshape(-1, len(sizes)))
+        if rest:
+            parts.append(_factor_blocks(sampler, sizes, 0, 1, rest)[1].reshape(-1, len(sizes)))
+        factors = np.concatenate(parts)
+        sampler.observe(factors)
+        return sampler.codes(), factors
     factors, i = [], 0
     while i < num_points:
         n = min(num_points - i, batch_size)

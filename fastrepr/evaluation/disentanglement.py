@@ -42,7 +42,8 @@ import torch
 
 from ..functional import histogram_mutual_info, pairwise_abs_diff_mean
 from . import boosting
-from ._sampling import CodeCache, Representation, Sampler, factor_codes
+from ._sampling import (CodeCache, Representation, Sampler, factor_codes, fixed_factor_batches,
+                        fixed_factor_pairs)
 
 # The study configuration (disentanglement_lib/config/unsupervised_study_v1/metric_configs).
 DEFAULTS = {
@@ -113,15 +114,7 @@ def _entropy(labels: np.ndarray) -> np.ndarray:
 
 def _beta_vae_features(sampler: Sampler, batch_size: int, num_points: int):
     """Per point: a random factor index, two factor batches sharing it; features = mean |z1 - z2| per dim."""
-    labels = np.zeros(num_points, dtype=np.int64)
-    num_factors = sampler.dataset.num_factors
-    for p in range(num_points):
-        labels[p] = sampler.rs.randint(num_factors)
-        f1 = sampler.factors(batch_size)
-        f2 = sampler.factors(batch_size)
-        f2[:, labels[p]] = f1[:, labels[p]]
-        sampler.observe(f1)
-        sampler.observe(f2)
+    labels = fixed_factor_pairs(sampler, num_points, batch_size)
     z = sampler.codes()  # [num_points * 2 * batch_size, D]: f1's codes, then f2's, per point
     if not _finite(z):
         return None, labels
@@ -157,12 +150,7 @@ def beta_vae(dataset, representation, *, seed: int = 0, random_state=None, code_
 def _factor_vae_votes(sampler: Sampler, batch_size: int, num_points: int, global_var: np.ndarray,
                       active: np.ndarray):
     num_factors = sampler.dataset.num_factors
-    index = np.zeros(num_points, dtype=np.int64)
-    for p in range(num_points):
-        index[p] = sampler.rs.randint(num_factors)
-        factors = sampler.factors(batch_size)
-        factors[:, index[p]] = factors[0, index[p]]
-        sampler.observe(factors)
+    index = fixed_factor_batches(sampler, num_points, batch_size)
     z = sampler.codes()
     if not _finite(z):
         return None
@@ -180,8 +168,7 @@ def factor_vae(dataset, representation, *, seed: int = 0, random_state=None, cod
     dimension with the least variance (normalized by its global variance, ddof=1; dimensions with a global
     std below ``prune_threshold`` are pruned). Keys: train_accuracy, eval_accuracy, num_active_dims."""
     sampler = _setup(dataset, representation, seed, random_state, code_cache)
-    sampler.sample(num_variance_estimate)
-    z = sampler.codes()
+    z, _ = factor_codes(sampler, num_variance_estimate, num_variance_estimate)  # one sample_observations call
     if not _finite(z):
         return _nan("factor_vae")
     global_var = torch.var(z.double(), dim=0, correction=1).cpu().numpy()

@@ -213,10 +213,10 @@ def save_rows(result: dict, scale: str, device: str, results_dir: str = "benchma
     from .. import bench
 
     n = config(scale)["mig"]["num_train"]
-    rows = [bench.Row(f"disentanglement/{m}", f"N={n}", "codes", "native", 1e3 * t,
+    rows = [bench.Row(f"disentanglement_{m}", f"N={n}", "codes", "native", 1e3 * t,
                       "numpy/sklearn reference", 1e3 * result["time_reference"][m], float("nan"), float("nan"))
             for m, t in result["time_ours"].items()]
-    rows.append(bench.Row("disentanglement/total", f"N={n}", "codes", "native", 1e3 * sum(result["time_ours"].values()),
+    rows.append(bench.Row("disentanglement_total", f"N={n}", "codes", "native", 1e3 * sum(result["time_ours"].values()),
                           "numpy/sklearn reference", 1e3 * sum(result["time_reference"].values()), float("nan"),
                           float("nan")))
     return bench.save_csv(rows, results_dir, device)
