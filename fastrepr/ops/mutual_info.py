@@ -62,7 +62,10 @@ def _histogram_mutual_info_fwd_kernel(
     offs_b = tl.arange(0, BINS_PAD)
     offs_k = tl.program_id(2) * BLOCK_K + tl.arange(0, BLOCK_K)
     e = tl.load(edges_ptr + d * stride_ed + offs_b, mask=offs_b < B, other=float("inf"))
-    ey = tl.load(edges_ptr + f * stride_ed + offs_b, mask=offs_b < B, other=float("inf"))
+    if SELF:  # f is a code column too (with labels, f may exceed the rows of edges)
+        ey = tl.load(edges_ptr + f * stride_ed + offs_b, mask=offs_b < B, other=float("inf"))
+    else:
+        ey = e
     table = tl.zeros([BINS_PAD, BLOCK_K], dtype=tl.float32)
     rows = tl.zeros([BINS_PAD], dtype=tl.float32)
     for start in range(0, N, BLOCK_N):
