@@ -322,7 +322,8 @@ class TreeGrower {
   // Blocks of kBlock positions without ties are first summed, and skipped when an upper bound of their proxies
   // is below the best so far: for left counts nl in [a, b] and left sums sl in [lo, hi],
   //   sl^2 / nl + (s - sl)^2 / (n - nl)  <=  max(lo^2, hi^2) / a + max((s - lo)^2, (s - hi)^2) / (n - b).
-  // The sums are the same either way, so the result is too; only the evaluation work is saved.
+  // The sums are the same either way, so the result is too; only the evaluation work is saved. A block with a
+  // tie is done sample by sample; after a block with several, so is the rest of the scan (discrete codes).
   static constexpr int64_t kBlock = 32;
 
   void scan(const double* g, const int32_t* o, const float* v, int32_t f, int64_t start, int64_t end, double w,
@@ -345,13 +346,7 @@ class TreeGrower {
         bar = proxy * (1.0 - 1e-14);
       }
     };
-    // Features with many tied values (one per block or more) go straight to the sample-by-sample rule.
-    int64_t node_ties = 0;
-#ifdef FASTREPR_OPENMP
-#pragma omp simd reduction(+ : node_ties)
-#endif
-    for (int64_t j = start; j < end - 1; ++j) node_ties += v[j + 1] <= v[j] + kFeatureThreshold ? 1 : 0;
-    const bool blocks = msl == 1 && node_ties * kBlock <= n;
+    bool blocks = msl == 1;
     int64_t pos = start;
     double sl = 0.0;
     double* sums = block_.data();
@@ -401,6 +396,7 @@ class TreeGrower {
           pos = p;
           consider(p, sl);
         }
+        blocks = ties < 2;  // isolated equal values (float duplicates) keep the blocks; runs of ties do not
       }
       k = stop;
     }
