@@ -104,14 +104,14 @@ def disentanglement(seed: int = 0, sizes: dict | None = None) -> dict:
     print(f"reduced sample sizes for the demo (MIG {sizes['mig']['num_train']} points, DCI "
           f"{sizes['dci']['num_train']}/{sizes['dci']['num_test']}, BetaVAE {sizes['beta_vae']['num_train']} points; "
           "the study uses 10000/5000: `fastrepr disentangle`)")
-    print(f"    {'metric':<24} {'score':<26} " + " ".join(f"{n:>9}" for n in representations))
+    print(f"    {'metric':<24} {'score':<38} " + " ".join(f"{n:>9}" for n in representations))
     for metric, keys in dis.KEYS.items():
         for key in keys:
-            print(f"    {metric:<24} {key:<26} " + " ".join(f"{scores[n][metric][key]:9.3f}" for n in representations))
-    print("    seconds                                         " + " ".join(f"{seconds[n]:9.1f}" for n in representations))
-    print("  The rotation keeps all the information (DCI informativeness, explicitness) but every code mixes every")
-    print("  factor, so MIG, SAP, DCI disentanglement and modularity fall: without supervision, a disentangled and an")
-    print("  entangled code of the same factors cannot be told apart (Locatello et al. 2019, Theorem 1).")
+            print(f"    {metric:<24} {key:<38} " + " ".join(f"{scores[n][metric][key]:9.3f}" for n in representations))
+    print(f"    {'seconds':<63} " + " ".join(f"{seconds[n]:9.1f}" for n in representations))
+    print("  The rotation keeps all the information (explicitness: a linear probe on all codes does as well), but")
+    print("  every code mixes every factor, so MIG, SAP, DCI disentanglement and modularity fall. Which of the two")
+    print("  a model learns is not identifiable without supervision (Locatello et al. 2019, Theorem 1).")
 
     from sklearn.ensemble import GradientBoostingClassifier
 
