@@ -210,43 +210,25 @@ def _factor_blocks(sampler: Sampler, sizes: list[int], prefix: int, repeats: int
     return out[:, :prefix], factors
 
 
-def fixed_factor_pairs(sampler: Sampler, num_points: int, batch_size: int):
-    """BetaVAE's draws, recorded: per point a factor index, two factor batches that share it (f1 then f2 are
-    observed). Returns the indices [num_points]."""
+def fixed_factor_draws(sampler: Sampler, num_points: int, batch_size: int, groups: int) -> np.ndarray:
+    """The draws of BetaVAE (groups=2) and FactorVAE (groups=1), recorded for encoding. Per point: a factor
+    index, then `groups` factor batches; BetaVAE's second batch takes the first one's values of that factor,
+    FactorVAE's batch has it fixed to its first row's value. Returns the indices [num_points]."""
     sizes = list(sampler.dataset.factors_num_values)
     if sampler.replayable:
-        index, pairs = _factor_blocks(sampler, sizes, 1, num_points, batch_size, groups=2)
+        index, batches = _factor_blocks(sampler, sizes, 1, num_points, batch_size, groups)
         index, rows = index[:, 0], np.arange(num_points)
-        pairs[rows, 1, :, index] = pairs[rows, 0, :, index]  # f2 shares f1's value of the chosen factor
-        sampler.observe(pairs.reshape(-1, len(sizes)))
+        source = batches[rows, 0, :, index] if groups == 2 else batches[rows, 0, :1, index]
+        batches[rows, groups - 1, :, index] = source
+        sampler.observe(batches.reshape(-1, len(sizes)))
         return index
     index = np.zeros(num_points, dtype=np.int64)
     for p in range(num_points):
         index[p] = sampler.rs.randint(sampler.dataset.num_factors)
-        f1 = sampler.factors(batch_size)
-        f2 = sampler.factors(batch_size)
-        f2[:, index[p]] = f1[:, index[p]]
-        sampler.observe(f1)
-        sampler.observe(f2)
-    return index
-
-
-def fixed_factor_batches(sampler: Sampler, num_points: int, batch_size: int):
-    """FactorVAE's draws, recorded: per point a factor index and a factor batch with that factor fixed to its
-    first row's value. Returns the indices [num_points]."""
-    sizes = list(sampler.dataset.factors_num_values)
-    if sampler.replayable:
-        index, factors = _factor_blocks(sampler, sizes, 1, num_points, batch_size)
-        index, rows, factors = index[:, 0], np.arange(num_points), factors[:, 0]
-        factors[rows, :, index] = factors[rows, :1, index]
-        sampler.observe(factors.reshape(-1, len(sizes)))
-        return index
-    index = np.zeros(num_points, dtype=np.int64)
-    for p in range(num_points):
-        index[p] = sampler.rs.randint(sampler.dataset.num_factors)
-        factors = sampler.factors(batch_size)
-        factors[:, index[p]] = factors[0, index[p]]
-        sampler.observe(factors)
+        batches = [sampler.factors(batch_size) for _ in range(groups)]
+        batches[-1][:, index[p]] = batches[0][:, index[p]] if groups == 2 else batches[0][0, index[p]]
+        for factors in batches:
+            sampler.observe(factors)
     return index
 
 

@@ -42,8 +42,7 @@ import torch
 
 from ..functional import histogram_mutual_info, pairwise_abs_diff_mean
 from . import boosting
-from ._sampling import (CodeCache, Representation, Sampler, factor_codes, fixed_factor_batches,
-                        fixed_factor_pairs)
+from ._sampling import CodeCache, Representation, Sampler, factor_codes, fixed_factor_draws
 
 # The study configuration (disentanglement_lib/config/unsupervised_study_v1/metric_configs).
 DEFAULTS = {
@@ -114,7 +113,7 @@ def _entropy(labels: np.ndarray) -> np.ndarray:
 
 def _beta_vae_features(sampler: Sampler, batch_size: int, num_points: int):
     """Per point: a random factor index, two factor batches sharing it; features = mean |z1 - z2| per dim."""
-    labels = fixed_factor_pairs(sampler, num_points, batch_size)
+    labels = fixed_factor_draws(sampler, num_points, batch_size, groups=2)
     z = sampler.codes()  # [num_points * 2 * batch_size, D]: f1's codes, then f2's, per point
     if not _finite(z):
         return None, labels
@@ -150,7 +149,7 @@ def beta_vae(dataset, representation, *, seed: int = 0, random_state=None, code_
 def _factor_vae_votes(sampler: Sampler, batch_size: int, num_points: int, global_var: np.ndarray,
                       active: np.ndarray):
     num_factors = sampler.dataset.num_factors
-    index = fixed_factor_batches(sampler, num_points, batch_size)
+    index = fixed_factor_draws(sampler, num_points, batch_size, groups=1)
     z = sampler.codes()
     if not _finite(z):
         return None
