@@ -457,3 +457,12 @@ def _register_evaluation() -> None:
 
 
 _register_evaluation()
+
+
+def _register_disentanglement() -> None:
+    from .evaluation.suite import bench_entry
+
+    register(bench_entry(Bench))
+
+
+_register_disentanglement()

@@ -1,4 +1,4 @@
-"""Command line: `fastrepr info | demo | bench | eval-words` (also `python -m fastrepr ...`)."""
+"""Command line: `fastrepr info | demo | bench | eval-words | disentangle` (also `python -m fastrepr ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,12 @@ def _cmd_eval_words(args) -> int:
     return report.run(args)
 
 
+def _cmd_disentangle(args) -> int:
+    from .evaluation import suite
+
+    return suite.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastrepr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,12 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     report.add_arguments(sub.add_parser("eval-words", help="word analogies and word-pair similarity of a vector "
                                         "file, with gensim's exact semantics"))
+    p = sub.add_parser("disentangle", help="disentanglement metrics of a representation of dSprites (Locatello et al. 2019)")
+    from .evaluation import suite
+
+    suite.add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "eval-words": _cmd_eval_words}[args.command]
+    handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "eval-words": _cmd_eval_words,
+               "disentangle": _cmd_disentangle}[args.command]
     try:
         return handler(args)
     except (ValueError, RuntimeError) as exc:
