@@ -27,7 +27,12 @@ timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests -k
 
 echo "== fastrepr bench"
 if [ "$#" -gt 0 ]; then ops=("$@"); else
-  ops=(--op pairwise_abs_diff_mean --op nt_xent --op nt_xent_vs_compiled --op info_nce --op sup_con); fi
+  ops=(--op pairwise_abs_diff_mean --op nt_xent --op nt_xent_vs_compiled --op info_nce --op sup_con
+       --op analogy_3cosadd --op analogy_3cosmul --op most_similar); fi
 timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
   --no-plots "${ops[@]}" 2>&1 | tee "$OUT/bench.log" || status=1
+
+echo "== fastrepr disentangle (H100 bar: the whole suite at study sizes, rendering included, under 30 s)"
+timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --representation moments --device cuda \
+  --scale study 2>&1 | tee "$OUT/disentangle.log" || status=1
 exit $status

@@ -8,8 +8,12 @@
 #include <vector>
 
 #include "common.h"
+#include "dsprites.h"
+#include "gbt.h"
+#include "mutual_info.h"
 #include "pairwise.h"
 #include "topk.h"
+#include "sampling.h"
 #include "hierarchical_softmax.h"
 #include "negative_sampling.h"
 #include "word2vec.h"
@@ -116,6 +120,128 @@ void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& s
                               static_cast<float*>(tv.ptr), static_cast<int64_t*>(ti.ptr), threads);
   }
   if (!ok) throw py::value_error("rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)");
+}
+
+// ---- disentanglement evaluation (issue 6): histogram mutual information, gradient boosting, dSprites ----
+
+void histogram_mi(const py::buffer& x, const py::buffer& edges, const py::object& labels, const py::buffer& out,
+                  int64_t num_labels, const std::string& dtype, int threads) {
+  auto run = [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    View xv = view(x, "x", sizeof(T), 2, false), ev = view(edges, "edges", sizeof(T), 2, false);
+    View ov = view(out, "out", sizeof(double), 2, true);
+    const int64_t N = xv.shape[0], D = xv.shape[1], B = ev.shape[1];
+    if (ev.shape[0] != D) throw py::value_error("edges must have shape [D, B] with D = x.shape[1]");
+    const int64_t* lp = nullptr;
+    int64_t F = D;
+    if (!labels.is_none()) {
+      View lv = view(labels.cast<py::buffer>(), "labels", sizeof(int64_t), 2, false);
+      if (lv.shape[0] != N) throw py::value_error("labels must have shape [N, F] with N = x.shape[0]");
+      lp = static_cast<const int64_t*>(lv.ptr);
+      F = lv.shape[1];
+      if (num_labels < 1) throw py::value_error("num_labels must be at least 1");
+    }
+    if (ov.shape[0] != D || ov.shape[1] != F) throw py::value_error("out must have shape [D, F]");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::histogram_mutual_info<T>(static_cast<const T*>(xv.ptr), N, D, static_cast<const T*>(ev.ptr), B,
+                                              lp, F, num_labels, static_cast<double*>(ov.ptr), threads);
+    }
+    if (!ok) throw py::value_error("labels outside [0, num_labels)");
+  };
+  if (dtype == "float32") run(static_cast<float*>(nullptr));
+  else if (dtype == "float64") run(static_cast<double*>(nullptr));
+  else throw py::type_error("unsupported dtype '" + dtype + "' (expected float32 or float64)");
+}
+
+void gbt_fit_predict(const py::buffer& x, const py::buffer& labels, const py::buffer& n_classes,
+                     const py::buffer& init, const py::buffer& seeds, const py::buffer& x_test, const py::buffer& importances, const py::buffer& raw_train,
+                     const py::buffer& raw_test, int64_t n_estimators, double learning_rate, int max_depth,
+                     int64_t min_samples_split, int64_t min_samples_leaf, int threads) {
+  View xv = view(x, "x", sizeof(float), 2, false), lv = view(labels, "labels", sizeof(int64_t), 2, false);
+  View kv = view(n_classes, "n_classes", sizeof(int64_t), 1, false), tv = view(x_test, "x_test", sizeof(float), 2, false);
+  View iv = view(importances, "importances", sizeof(double), 2, true);
+  View rv = view(raw_train, "raw_train", sizeof(double), 2, true), sv = view(raw_test, "raw_test", sizeof(double), 2, true);
+  const int64_t N = xv.shape[0], D = xv.shape[1], F = lv.shape[1], M = tv.shape[0];
+  if (lv.shape[0] != N) throw py::value_error("labels must have shape [N, F]");
+  if (kv.shape[0] != F) throw py::value_error("n_classes must have shape [F]");
+  if (tv.shape[1] != D) throw py::value_error("x_test must have shape [M, D]");
+  if (max_depth < 1 || max_depth > 14) throw py::value_error("max_depth must be in [1, 14]");
+  if (n_estimators < 0 || min_samples_split < 2 || min_samples_leaf < 1)
+    throw py::value_error("need n_estimators >= 0, min_samples_split >= 2, min_samples_leaf >= 1");
+  const int64_t* k = static_cast<const int64_t*>(kv.ptr);
+  const int64_t* y = static_cast<const int64_t*>(lv.ptr);
+  int64_t C = 0;
+  for (int64_t f = 0; f < F; ++f) {
+    if (k[f] < 1) throw py::value_error("n_classes must be >= 1");
+    C += fastrepr::gbt_columns(k[f]);
+  }
+  for (int64_t i = 0; i < N * F; ++i)
+    if (y[i] < 0 || y[i] >= k[i % F]) throw py::value_error("labels outside [0, n_classes)");
+  if (iv.shape[0] != F || iv.shape[1] != D) throw py::value_error("importances must have shape [F, D]");
+  if (rv.shape[0] != C || rv.shape[1] != N) throw py::value_error("raw_train must have shape [C, N]");
+  View initv = view(init, "init", sizeof(double), 1, false), seedv = view(seeds, "seeds", sizeof(uint32_t), 2, false);
+  if (initv.shape[0] != C) throw py::value_error("init must have shape [C]");
+  if (seedv.shape[0] != n_estimators || seedv.shape[1] != C) throw py::value_error("seeds must have shape [n_estimators, C]");
+  if (sv.shape[0] != C || sv.shape[1] != M) throw py::value_error("raw_test must have shape [C, M]");
+  fastrepr::GbtParams p;
+  p.n_estimators = n_estimators;
+  p.learning_rate = learning_rate;
+  p.max_depth = max_depth;
+  p.min_samples_split = min_samples_split;
+  p.min_samples_leaf = min_samples_leaf;
+  py::gil_scoped_release nogil;
+  fastrepr::gbt_fit_predict(static_cast<const float*>(xv.ptr), N, D, y, F, k, static_cast<const double*>(initv.ptr),
+                            static_cast<const uint32_t*>(seedv.ptr), static_cast<const float*>(tv.ptr), M, p,
+                            static_cast<double*>(iv.ptr), static_cast<double*>(rv.ptr), static_cast<double*>(sv.ptr),
+                            threads);
+}
+
+void dsprites_render(const py::buffer& patches, const py::buffer& patch, const py::buffer& row0,
+                     const py::buffer& col0, const py::buffer& out, const std::string& dtype, int threads) {
+  View pv = view(patches, "patches", 1, 3, false);
+  View iv = view(patch, "patch", sizeof(int64_t), 1, false), rv = view(row0, "row0", sizeof(int64_t), 1, false);
+  View cv = view(col0, "col0", sizeof(int64_t), 1, false);
+  const int64_t n = iv.shape[0];
+  if (rv.shape[0] != n || cv.shape[0] != n) throw py::value_error("patch, row0 and col0 must have the same length");
+  auto run = [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    View ov = view(out, "out", sizeof(T), 3, true);
+    if (ov.shape[0] != n) throw py::value_error("out must have shape [n, H, W]");
+    if (pv.shape[1] != pv.shape[2]) throw py::value_error("patches must have shape [P, S, S]");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::dsprites_render<T>(static_cast<const uint8_t*>(pv.ptr), pv.shape[0], pv.shape[1],
+                                        static_cast<const int64_t*>(iv.ptr), static_cast<const int64_t*>(rv.ptr),
+                                        static_cast<const int64_t*>(cv.ptr), n, static_cast<T*>(ov.ptr),
+                                        ov.shape[1], ov.shape[2], threads);
+    }
+    if (!ok) throw py::value_error("patch index out of range [0, " + std::to_string(pv.shape[0]) + ")");
+  };
+  if (dtype == "uint8") run(static_cast<uint8_t*>(nullptr));
+  else if (dtype == "float32") run(static_cast<float*>(nullptr));
+  else throw py::type_error("unsupported dtype '" + dtype + "' (expected uint8 or float32)");
+}
+
+int64_t legacy_randint(const py::buffer& raw, const py::buffer& highs, const py::buffer& counts,
+                       const py::buffer& out) {
+  View rv = view(raw, "raw", sizeof(uint32_t), 1, false), hv = view(highs, "highs", sizeof(int64_t), 1, false);
+  View cv = view(counts, "counts", sizeof(int64_t), 1, false), ov = view(out, "out", sizeof(int64_t), 1, true);
+  if (cv.shape[0] != hv.shape[0]) throw py::value_error("highs and counts must have the same length");
+  const int64_t* h = static_cast<const int64_t*>(hv.ptr);
+  const int64_t* c = static_cast<const int64_t*>(cv.ptr);
+  int64_t total = 0;
+  for (int64_t i = 0; i < hv.shape[0]; ++i) {
+    if (h[i] < 1 || h[i] > (int64_t(1) << 32)) throw py::value_error("highs must lie in [1, 2**32]");
+    if (c[i] < 0) throw py::value_error("counts must be non-negative");
+    total += c[i];
+  }
+  if (ov.shape[0] != total) throw py::value_error("out must have sum(counts) entries");
+  py::gil_scoped_release nogil;
+  return fastrepr::legacy_randint(static_cast<const uint32_t*>(rv.ptr), rv.shape[0], h, c, hv.shape[0],
+                                  static_cast<int64_t*>(ov.ptr));
 }
 
 // ---- word2vec: negative-sampling and hierarchical-softmax losses, and the CPU trainer ----------------------
@@ -401,6 +527,21 @@ PYBIND11_MODULE(_C, m) {
   m.def("topk_merge", &topk_merge, py::arg("S"), py::arg("rows"), py::arg("scale"), py::arg("mode"),
         py::arg("excl"), py::arg("col0"), py::arg("top_v"), py::arg("top_i"), py::arg("threads") = 0,
         "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
+  // disentanglement evaluation (issue 6)
+  m.def("histogram_mutual_info", &histogram_mi, py::arg("x"), py::arg("edges"), py::arg("labels"), py::arg("out"),
+        py::arg("num_labels"), py::arg("dtype"), py::arg("threads") = 0,
+        "out[d, f] = MI(digitize(x[:, d], edges[d]), labels[:, f]) in nats (labels None: the bins of column f)");
+  m.def("gbt_fit_predict", &gbt_fit_predict, py::arg("x"), py::arg("labels"), py::arg("n_classes"),
+        py::arg("init"), py::arg("seeds"), py::arg("x_test"), py::arg("importances"), py::arg("raw_train"), py::arg("raw_test"),
+        py::arg("n_estimators") = 100, py::arg("learning_rate") = 0.1, py::arg("max_depth") = 3,
+        py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1, py::arg("threads") = 0,
+        "scikit-learn-equivalent gradient-boosted classifiers, one per label column: importances and raw scores");
+  m.def("dsprites_render", &dsprites_render, py::arg("patches"), py::arg("patch"), py::arg("row0"), py::arg("col0"),
+        py::arg("out"), py::arg("dtype"), py::arg("threads") = 0,
+        "out[i] = zeros with patches[patch[i]] copied at (row0[i], col0[i]) (out: [n, H, W] uint8 or float32)");
+  m.def("legacy_randint", &legacy_randint, py::arg("raw"), py::arg("highs"), py::arg("counts"), py::arg("out"),
+        "numpy RandomState.randint(highs[c], size=counts[c]) for every c, replayed from raw 32-bit draws; "
+        "returns the number of draws used, or -1 if raw ran out");
 
   // word2vec
   m.def("negative_sampling_forward", &ns_forward, py::arg("w_in"), py::arg("w_out"), py::arg("inputs"),

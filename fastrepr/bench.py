@@ -459,6 +459,15 @@ def _register_evaluation() -> None:
 _register_evaluation()
 
 
+def _register_disentanglement() -> None:
+    from .evaluation.suite import bench_entry
+
+    register(bench_entry(Bench))
+
+
+_register_disentanglement()
+
+
 def _register_word2vec() -> None:
     from .text.benchmarks import register_all
 

@@ -1,4 +1,4 @@
-"""Command line: `fastrepr info | demo | bench | eval-words | word2vec` (also `python -m fastrepr ...`)."""
+"""Command line: `fastrepr info | demo | bench | eval-words | disentangle | word2vec` (also `python -m fastrepr ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,12 @@ def _cmd_eval_words(args) -> int:
     return report.run(args)
 
 
+def _cmd_disentangle(args) -> int:
+    from .evaluation import suite
+
+    return suite.main(args)
+
+
 def _cmd_word2vec(args) -> int:
     from .text.word2vec import Word2Vec
 
@@ -138,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report.add_arguments(sub.add_parser("eval-words", help="word analogies and word-pair similarity of a vector "
                                         "file, with gensim's exact semantics"))
+    p = sub.add_parser("disentangle", help="disentanglement metrics of a representation of dSprites (Locatello et al. 2019)")
+    from .evaluation import suite
+
+    suite.add_arguments(p)
     p = sub.add_parser("word2vec", help="train word vectors on a text corpus (gensim-like flags)",
                        description="Train word2vec on CORPUS (one sentence per line, whitespace tokens) and write "
                                    "the vectors in word2vec format.")
@@ -167,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "eval-words": _cmd_eval_words,
-               "word2vec": _cmd_word2vec}[args.command]
+               "disentangle": _cmd_disentangle, "word2vec": _cmd_word2vec}[args.command]
     try:
         return handler(args)
     except (ValueError, TypeError, RuntimeError) as exc:

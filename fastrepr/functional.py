@@ -9,6 +9,7 @@ import torch
 
 from . import _checks
 from .ops import contrastive as _contrastive
+from .ops import mutual_info as _mutual_info
 from .ops import pairwise as _pairwise
 
 
@@ -166,6 +167,49 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
     _checks.same_device(z=z, labels=labels)
     _check_temperature(temperature)
     return _contrastive.sup_con(z, labels.long(), temperature, normalize, gather_distributed)
+def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = None, num_bins: int = 20) -> torch.Tensor:
+    """Mutual information (nats) between histogram-discretized codes and discrete labels, fused.
+
+    codes: [N, D] floating (float16/bfloat16 are widened to float32; float32 and float64 are discretized in
+    their own precision, as numpy would). Each column is cut into ``num_bins`` equal-width bins over its
+    range, exactly as ``np.digitize(c, np.histogram(c, num_bins)[1][:-1])`` (disentanglement_lib's
+    histogram discretizer). labels: [N, F] integer (any non-negative values; columns with large values are
+    relabelled densely), or None for the MI between every pair of discretized code columns (F = D; the
+    diagonal holds each column's discrete entropy).
+    Returns [D, F] float64 on codes' device, ``out[d, f] = sklearn.metrics.mutual_info_score(y_f, bin_d)``.
+    Memory: never materializes the [N, D] discretization on GPU (the native CPU kernel keeps O(N·D) int32
+    bins); O(D·F) output plus one (num_bins + 1) x K count table per program or thread.
+    Raises ValueError for non-finite codes, negative labels, mismatched N or bad num_bins.
+    """
+    _checks.floating(codes, "codes")
+    _checks.ndim(codes, 2, "codes", "[N, D]")
+    _checks.nonempty(codes, "codes", "[N, D]")
+    if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive int, got {num_bins!r}")
+    if codes.dtype in (torch.float16, torch.bfloat16):
+        codes = codes.float()
+    if not bool(torch.isfinite(codes).all()):
+        raise ValueError("codes contain NaN or Inf; histogram bins need a finite range (as np.histogram)")
+    num_labels = 0
+    if labels is not None:
+        _checks.integer(labels, "labels")
+        _checks.ndim(labels, 2, "labels", "[N, F]")
+        _checks.nonempty(labels, "labels", "[N, F]")
+        _checks.same_device(codes=codes, labels=labels)
+        if labels.shape[0] != codes.shape[0]:
+            raise ValueError(f"labels must have N = {codes.shape[0]} rows like codes, got {tuple(labels.shape)}")
+        labels = labels.long()
+        lo, hi = (int(v) for v in torch.aminmax(labels))
+        if lo < 0:
+            raise ValueError(f"labels must be non-negative, got a minimum of {lo}")
+        if hi >= max(1024, labels.shape[0]):  # keep count tables small: relabel each column densely
+            labels = torch.stack([torch.unique(col, return_inverse=True)[1] for col in labels.T], 1)
+            hi = int(labels.max())
+        num_labels = hi + 1
+        labels = labels.contiguous()
+    codes = codes.contiguous()
+    return _mutual_info.histogram_mutual_info(codes, _mutual_info.histogram_edges(codes, num_bins), labels,
+                                              num_labels)
 
 
 # ---- word2vec losses ----------------------------------------------------------------------------------------

@@ -148,6 +148,25 @@ def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int,
         out_s.append(values)
         out_i.append(order)
     return torch.cat(out_s).float(), torch.cat(out_i)
+def histogram_mutual_info(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None = None,
+                          num_labels: int = 0) -> torch.Tensor:
+    """[D, F] float64 mutual information (nats) between np.digitize(x[:, d], edges[d]) and labels[:, f], or,
+    with labels None, between the digitized columns d and f (F = D). labels: [N, F] int64 in [0, num_labels).
+
+    Materializes the [N, D, B] comparisons and one contingency table per pair.
+    """
+    n, d = x.shape
+    bins = (x.unsqueeze(-1) >= edges.unsqueeze(0)).sum(-1)  # [N, D] in [0, B]
+    rows = edges.shape[1] + 1
+    ys, k = (bins, rows) if labels is None else (labels, num_labels)
+    out = torch.zeros((d, ys.shape[1]), dtype=torch.float64, device=x.device)
+    for i in range(d):
+        for j in range(ys.shape[1]):
+            c = torch.bincount(bins[:, i] * k + ys[:, j], minlength=rows * k).view(rows, k).double()
+            ab = c.sum(1, keepdim=True) * c.sum(0, keepdim=True)
+            nz = c > 0
+            out[i, j] = (c[nz] / n * torch.log(n * c[nz] / ab[nz])).sum().clamp(min=0.0)
+    return out
 
 
 # ---- word2vec losses (per example; the functional API reduces) --------------------------------------------

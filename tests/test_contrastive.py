@@ -207,12 +207,13 @@ def test_forced_native_is_a_clear_error(monkeypatch):
 # ------------------------------------------------------------------------------------------- memory
 
 def test_cpu_memory_is_a_fraction_of_the_reference(monkeypatch):
-    """O(N·chunk) on CPU: at 2N=4096, D=64 the fused forward+backward needs under 15% of the extra memory
-    of the plain-PyTorch reference (whose 2N x 2N matrices dominate)."""
+    """O(N·chunk) on CPU: at 2N=8192 the fused forward+backward needs at most 10% of the extra memory of
+    the plain-PyTorch reference (whose 2N x 2N matrices dominate): the issue's CPU bar (D=32 here to keep
+    the test short; D only changes the O(N·D) part)."""
     from conftest import use_backend
 
     use_backend("torch", monkeypatch)
-    z1, z2 = _views(2048, 64, "cpu")
+    z1, z2 = _views(4096, 32, "cpu")
 
     def run(fn):
         def call():
@@ -225,8 +226,8 @@ def test_cpu_memory_is_a_fraction_of_the_reference(monkeypatch):
     run(fastrepr.nt_xent)()  # warm-up
     ours = bench.peak_memory(run(fastrepr.nt_xent), torch.device("cpu"))
     ref = bench.peak_memory(run(reference.nt_xent), torch.device("cpu"))
-    assert ref > 3 * 4096 * 4096 * 4 * 0.9, ref  # the reference holds several 2N x 2N fp32 matrices
-    assert ours < 0.15 * ref, (ours, ref)
+    assert ref > 3 * 8192 * 8192 * 4 * 0.9, ref  # the reference holds several 2N x 2N fp32 matrices
+    assert ours <= 0.10 * ref, (ours, ref)
 
 
 # ------------------------------------------------------------------------------------------- GPU

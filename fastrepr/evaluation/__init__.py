@@ -1,1 +1,2 @@
-"""Evaluation of representations: word benchmarks (``words``) and probes (``probes``)."""
+"""Evaluation of representations: word benchmarks (``words``), probes (``probes``), disentanglement metrics
+(``disentanglement``), native gradient boosting (``boosting``), built-in representations (``representations``)."""

@@ -1,0 +1,147 @@
+"""Histogram discretization fused with discrete mutual information.
+
+MIG (Chen et al. 2018), modularity (Ridgeway & Mozer 2018) and the unsupervised mutual-information score,
+as disentanglement_lib computes them, discretize every code dimension into 20 equal-width bins over its
+sample range and take the mutual information (in nats, as sklearn.metrics.mutual_info_score) with each
+ground-truth factor, or with every other discretized code:
+
+    edges[d]  = np.histogram(x[:, d], B)[1][:-1]                  (B left bin edges, in x's dtype)
+    bin[n, d] = #{b : edges[d, b] <= x[n, d]}  in [0, B]          (np.digitize(x[:, d], edges[d]))
+    c[i, j]   = #{n : bin[n, d] = i, y[n, f] = j},  a = row sums, b = column sums
+    mi[d, f]  = sum_{c_ij > 0} c_ij / N * log(N c_ij / (a_i b_j))
+
+y is a label matrix [N, F] (values in [0, K)), or, without labels, the bins of every column (F = D).
+The kernels never materialize the [N, D] discretization: each program owns one (d, f) pair (and a tile of
+K labels) and streams over N, building its contingency table as a matrix product of one-hot rows
+(c += onehot(bin)^T @ onehot(y), exact in fp32 for counts below 2^24), then reduces it to the MI. The row
+sums a come from all labels, so label tiles give partial sums that add up exactly.
+
+Products N c and a b are formed in float64 (exact below 2^53), so an independent or single-valued table
+gives exactly 0. The result is clipped at 0 (as sklearn's). Not differentiable (counts).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import _native, reference
+from .._backend import select
+from .._triton import next_power_of_2, tl, triton
+
+OP = "histogram_mutual_info"
+MAX_TRITON_N = 2**24  # fp32 counts stay exact below this
+
+
+def histogram_edges(x: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """[D, num_bins] left bin edges of np.histogram(x[:, d], num_bins), bit for bit, in x's dtype and device.
+
+    np.histogram's edges depend only on the column's min, max and dtype (np.linspace in that dtype, the range
+    widened by 0.5 each side when min == max), so they are computed by numpy itself from the two extremes.
+    """
+    lo, hi = torch.aminmax(x, dim=0)
+    pairs = torch.stack([lo, hi], 1).cpu().numpy()
+    edges = np.stack([np.histogram_bin_edges(p, bins=num_bins)[:-1] for p in pairs])
+    return torch.from_numpy(edges.astype(pairs.dtype, copy=False)).to(x.device)
+
+
+@triton.jit
+def _histogram_mutual_info_fwd_kernel(
+    # pointers
+    x_ptr, edges_ptr, y_ptr, out_ptr,
+    # shapes
+    N, B,
+    # strides
+    stride_xn, stride_xd, stride_ed, stride_yn, stride_yf, stride_od, stride_of,
+    # constants
+    SELF: tl.constexpr, BINS_PAD: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Program (d, f, t): partial MI of code d with label column f (or code f when SELF) over labels
+    [t * BLOCK_K, (t + 1) * BLOCK_K). Deterministic: no atomics."""
+    d = tl.program_id(0)
+    f = tl.program_id(1)
+    offs_b = tl.arange(0, BINS_PAD)
+    offs_k = tl.program_id(2) * BLOCK_K + tl.arange(0, BLOCK_K)
+    e = tl.load(edges_ptr + d * stride_ed + offs_b, mask=offs_b < B, other=float("inf"))
+    if SELF:  # f is a code column too (with labels, f may exceed the rows of edges)
+        ey = tl.load(edges_ptr + f * stride_ed + offs_b, mask=offs_b < B, other=float("inf"))
+    else:
+        ey = e
+    table = tl.zeros([BINS_PAD, BLOCK_K], dtype=tl.float32)
+    rows = tl.zeros([BINS_PAD], dtype=tl.float32)
+    for start in range(0, N, BLOCK_N):
+        offs_n = start + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < N
+        xv = tl.load(x_ptr + offs_n * stride_xn + d * stride_xd, mask=mask_n, other=0.0)
+        bx = tl.sum((xv[:, None] >= e[None, :]).to(tl.int32), axis=1)
+        bx = tl.where(mask_n, bx, -1)
+        if SELF:
+            yv = tl.load(x_ptr + offs_n * stride_xn + f * stride_xd, mask=mask_n, other=0.0)
+            y = tl.sum((yv[:, None] >= ey[None, :]).to(tl.int32), axis=1)
+        else:
+            y = tl.load(y_ptr + offs_n * stride_yn + f * stride_yf, mask=mask_n, other=0).to(tl.int32)
+        y = tl.where(mask_n, y, -1)
+        ox = (bx[:, None] == offs_b[None, :]).to(tl.float32)  # [BLOCK_N, BINS_PAD]
+        oy = (y[:, None] == offs_k[None, :]).to(tl.float32)   # [BLOCK_N, BLOCK_K]
+        table += tl.dot(tl.trans(ox), oy, input_precision="ieee")
+        rows += tl.sum(ox, axis=0)
+    cols = tl.sum(table, axis=0)
+    n = N.to(tl.float64)
+    c = table.to(tl.float64)
+    ab = rows.to(tl.float64)[:, None] * cols.to(tl.float64)[None, :]
+    nonzero = table > 0
+    ratio = tl.where(nonzero, (n * c) / tl.where(nonzero, ab, 1.0), 1.0)
+    term = tl.where(nonzero, c / n * tl.log(ratio), 0.0)
+    partial = tl.sum(tl.sum(term, axis=1), axis=0)
+    tl.store(out_ptr + d * stride_od + f * stride_of + tl.program_id(2), partial)
+
+
+def histogram_mutual_info_forward(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None,
+                                  num_labels: int) -> torch.Tensor:
+    """Triton launcher. x: [N, D] float32/float64; edges: [D, B] in x's dtype; labels: [N, F] int64 in
+    [0, num_labels) or None. Returns [D, F] float64. Extra memory: [D, F, tiles] float64 partial sums."""
+    N, D = x.shape
+    B = edges.shape[1]
+    self_mi = labels is None
+    F = D if self_mi else labels.shape[1]
+    K = B + 1 if self_mi else num_labels
+    BINS_PAD = max(16, next_power_of_2(B + 1))
+    # Untuned (no GPU was available when this was written): one label tile up to 64 labels, 64 points per step.
+    BLOCK_K = min(max(16, next_power_of_2(K)), 64)
+    BLOCK_N = 64
+    tiles = triton.cdiv(K, BLOCK_K)
+    out = torch.empty((D, F, tiles), dtype=torch.float64, device=x.device)
+    y = x if self_mi else labels
+    sy = (0, 0) if self_mi else (labels.stride(0), labels.stride(1))
+    _histogram_mutual_info_fwd_kernel[(D, F, tiles)](
+        x, edges, y, out,
+        N, B,
+        x.stride(0), x.stride(1), edges.stride(0), *sy, out.stride(0), out.stride(1),
+        SELF=self_mi, BINS_PAD=BINS_PAD, BLOCK_K=BLOCK_K, BLOCK_N=BLOCK_N, num_warps=4,
+    )
+    return out.sum(-1).clamp_(min=0.0)
+
+
+def _native_forward(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None, num_labels: int) -> torch.Tensor:
+    F = x.shape[1] if labels is None else labels.shape[1]
+    out = torch.empty((x.shape[1], F), dtype=torch.float64)
+    _native.get().histogram_mutual_info(_native.as_buffer(x), _native.as_buffer(edges),
+                                        None if labels is None else _native.as_buffer(labels), out.numpy(),
+                                        num_labels, _native.dtype_name(x.dtype), torch.get_num_threads())
+    return out
+
+
+@torch.library.custom_op("fastrepr::histogram_mutual_info", mutates_args=())
+def histogram_mutual_info(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None,
+                          num_labels: int) -> torch.Tensor:
+    backend = select(OP, x)
+    if backend == "triton" and x.shape[0] < MAX_TRITON_N:
+        return histogram_mutual_info_forward(x, edges, labels, num_labels)
+    if backend == "native":
+        return _native_forward(x, edges, labels, num_labels)
+    return reference.histogram_mutual_info(x, edges, labels, num_labels)
+
+
+@histogram_mutual_info.register_fake
+def _(x, edges, labels, num_labels):
+    F = x.shape[1] if labels is None else labels.shape[1]
+    return x.new_empty((x.shape[1], F), dtype=torch.float64)
