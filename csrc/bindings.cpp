@@ -14,6 +14,9 @@
 #include "pairwise.h"
 #include "topk.h"
 #include "sampling.h"
+#include "hierarchical_softmax.h"
+#include "negative_sampling.h"
+#include "word2vec.h"
 
 namespace py = pybind11;
 using fastrepr::bf16;
@@ -241,6 +244,271 @@ int64_t legacy_randint(const py::buffer& raw, const py::buffer& highs, const py:
                                   static_cast<int64_t*>(ov.ptr));
 }
 
+// ---- word2vec: negative-sampling and hierarchical-softmax losses, and the CPU trainer ----------------------
+// Optional buffers (mask; the trainer's tables) are passed as arrays with zero elements when absent.
+
+const uint8_t* optional_mask(const py::buffer& mask, py::ssize_t B, py::ssize_t C) {
+  View m = view(mask, "mask", 1, 2, false);
+  if (m.shape[0] * m.shape[1] == 0) return nullptr;
+  if (m.shape[0] != B || m.shape[1] != C) throw py::value_error("mask must have the shape [B, C] of inputs");
+  return static_cast<const uint8_t*>(m.ptr);
+}
+
+// The tables and index arrays of a negative-sampling call, checked against each other.
+struct NSArgs {
+  View wi, wo, x, t, n;
+  fastrepr::NegativeSamplingShape s;
+  const uint8_t* mask;
+  const int64_t* inputs() const { return static_cast<const int64_t*>(x.ptr); }
+  const int64_t* targets() const { return static_cast<const int64_t*>(t.ptr); }
+  const int64_t* negatives() const { return static_cast<const int64_t*>(n.ptr); }
+};
+
+NSArgs ns_args(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
+               const py::buffer& targets, const py::buffer& negatives, py::ssize_t itemsize, bool writable) {
+  NSArgs a{view(w_in, "w_in", itemsize, 2, writable), view(w_out, "w_out", itemsize, 2, writable),
+           view(inputs, "inputs", 8, 2, false), view(targets, "targets", 8, 1, false),
+           view(negatives, "negatives", 8, 2, false), {}, nullptr};
+  if (a.wi.shape[1] != a.wo.shape[1]) throw py::value_error("w_in and w_out must have the same number of columns D");
+  if (a.t.shape[0] != a.x.shape[0] || a.n.shape[0] != a.x.shape[0])
+    throw py::value_error("inputs, targets and negatives must have the same number of rows B");
+  a.s = {a.wi.shape[0], a.wo.shape[0], a.wi.shape[1], a.x.shape[0], a.x.shape[1], a.n.shape[1]};
+  a.mask = optional_mask(mask, a.s.B, a.s.C);
+  return a;
+}
+
+const char* const kNsIndexError = "an index lies outside its table (inputs < V_in, targets/negatives < V_out)";
+
+void ns_forward(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
+                const py::buffer& targets, const py::buffer& negatives, const py::buffer& loss,
+                const std::string& dtype, int threads) {
+  dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
+    using T = std::remove_pointer_t<decltype(t_tag)>;
+    using Acc = std::remove_pointer_t<decltype(acc_tag)>;
+    NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), false);
+    View l = view(loss, "loss", sizeof(Acc), 1, true);
+    if (l.shape[0] != a.s.B) throw py::value_error("loss must have shape [B]");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::negative_sampling_forward<T, Acc>(static_cast<const T*>(a.wi.ptr), static_cast<const T*>(a.wo.ptr),
+                                                       a.inputs(), a.mask, a.targets(), a.negatives(), a.s,
+                                                       static_cast<Acc*>(l.ptr), threads);
+    }
+    if (!ok) throw py::value_error(kNsIndexError);
+  });
+}
+
+void ns_backward(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
+                 const py::buffer& targets, const py::buffer& negatives, const py::buffer& grad,
+                 const py::buffer& d_in, const py::buffer& d_out, bool sparse, const std::string& dtype,
+                 int threads) {
+  dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
+    using T = std::remove_pointer_t<decltype(t_tag)>;
+    using Acc = std::remove_pointer_t<decltype(acc_tag)>;
+    NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), false);
+    const auto& s = a.s;
+    View g = view(grad, "grad", sizeof(Acc), 1, false);
+    View di = view(d_in, "d_in", sizeof(Acc), sparse ? 3 : 2, true);
+    View dout = view(d_out, "d_out", sizeof(Acc), sparse ? 3 : 2, true);
+    using Shape = std::vector<py::ssize_t>;
+    const bool shapes_ok = g.shape[0] == s.B &&
+        (sparse ? di.shape == Shape{s.B, s.C, s.D} && dout.shape == Shape{s.B, s.K + 1, s.D}
+                : di.shape == Shape{s.V_in, s.D} && dout.shape == Shape{s.V_out, s.D});
+    if (!shapes_ok) throw py::value_error("grad, d_in or d_out has the wrong shape");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::negative_sampling_backward<T, Acc>(
+          static_cast<const T*>(a.wi.ptr), static_cast<const T*>(a.wo.ptr), a.inputs(), a.mask, a.targets(),
+          a.negatives(), s, static_cast<const Acc*>(g.ptr), static_cast<Acc*>(di.ptr), static_cast<Acc*>(dout.ptr),
+          sparse, threads);
+    }
+    if (!ok) throw py::value_error(kNsIndexError);
+  });
+}
+
+void ns_step(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
+             const py::buffer& targets, const py::buffer& negatives, const py::buffer& loss, double lr,
+             bool mean_grad, const std::string& dtype, int threads) {
+  auto run = [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), true);
+    View l = view(loss, "loss", sizeof(T), 1, true);
+    if (l.shape[0] != a.s.B) throw py::value_error("loss must have shape [B]");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::negative_sampling_step<T>(static_cast<T*>(a.wi.ptr), static_cast<T*>(a.wo.ptr), a.inputs(),
+                                               a.mask, a.targets(), a.negatives(), a.s, static_cast<T>(lr), mean_grad,
+                                               static_cast<T*>(l.ptr), threads);
+    }
+    if (!ok) throw py::value_error(kNsIndexError);
+  };
+  if (dtype == "float32") run(static_cast<float*>(nullptr));
+  else if (dtype == "float64") run(static_cast<double*>(nullptr));
+  else throw py::type_error("negative_sampling_step takes float32 or float64 tables, got " + dtype);
+}
+
+fastrepr::HierarchicalSoftmaxShape hs_shape(const View& h, const View& w, const View& t, const View& p,
+                                            const View& c, const View& len) {
+  if (h.shape[1] != w.shape[1]) throw py::value_error("h and w_nodes must have the same number of columns D");
+  if (t.shape[0] != h.shape[0]) throw py::value_error("targets must have one entry per row of h");
+  if (c.shape != p.shape || len.shape[0] != p.shape[0])
+    throw py::value_error("points, codes ([V, L]) and lengths ([V]) disagree in shape");
+  return {w.shape[0], h.shape[1], h.shape[0], p.shape[0], p.shape[1]};
+}
+
+void hs_forward(const py::buffer& h, const py::buffer& w_nodes, const py::buffer& targets, const py::buffer& points,
+                const py::buffer& codes, const py::buffer& lengths, const py::buffer& loss,
+                const std::string& dtype, int threads) {
+  dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
+    using T = std::remove_pointer_t<decltype(t_tag)>;
+    using Acc = std::remove_pointer_t<decltype(acc_tag)>;
+    View hv = view(h, "h", sizeof(T), 2, false), wv = view(w_nodes, "w_nodes", sizeof(T), 2, false);
+    View t = view(targets, "targets", 8, 1, false), p = view(points, "points", 8, 2, false);
+    View c = view(codes, "codes", 1, 2, false), len = view(lengths, "lengths", 8, 1, false);
+    View l = view(loss, "loss", sizeof(Acc), 1, true);
+    auto s = hs_shape(hv, wv, t, p, c, len);
+    if (l.shape[0] != s.B) throw py::value_error("loss must have shape [B]");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::hierarchical_softmax_forward<T, Acc>(
+          static_cast<const T*>(hv.ptr), static_cast<const T*>(wv.ptr), static_cast<const int64_t*>(t.ptr),
+          static_cast<const int64_t*>(p.ptr), static_cast<const uint8_t*>(c.ptr),
+          static_cast<const int64_t*>(len.ptr), s, static_cast<Acc*>(l.ptr), threads);
+    }
+    if (!ok) throw py::value_error("a target, path length or path node lies outside its range");
+  });
+}
+
+void hs_backward(const py::buffer& h, const py::buffer& w_nodes, const py::buffer& targets, const py::buffer& points,
+                 const py::buffer& codes, const py::buffer& lengths, const py::buffer& grad, const py::buffer& d_h,
+                 const py::buffer& d_nodes, bool sparse, const std::string& dtype, int threads) {
+  dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
+    using T = std::remove_pointer_t<decltype(t_tag)>;
+    using Acc = std::remove_pointer_t<decltype(acc_tag)>;
+    View hv = view(h, "h", sizeof(T), 2, false), wv = view(w_nodes, "w_nodes", sizeof(T), 2, false);
+    View t = view(targets, "targets", 8, 1, false), p = view(points, "points", 8, 2, false);
+    View c = view(codes, "codes", 1, 2, false), len = view(lengths, "lengths", 8, 1, false);
+    View g = view(grad, "grad", sizeof(Acc), 1, false), dh = view(d_h, "d_h", sizeof(Acc), 2, true);
+    View dn = view(d_nodes, "d_nodes", sizeof(Acc), sparse ? 3 : 2, true);
+    auto s = hs_shape(hv, wv, t, p, c, len);
+    using Shape = std::vector<py::ssize_t>;
+    const bool shapes_ok = g.shape[0] == s.B && dh.shape == hv.shape &&
+                           (sparse ? dn.shape == Shape{s.B, s.L, s.D} : dn.shape == wv.shape);
+    if (!shapes_ok) throw py::value_error("grad, d_h or d_nodes has the wrong shape");
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fastrepr::hierarchical_softmax_backward<T, Acc>(
+          static_cast<const T*>(hv.ptr), static_cast<const T*>(wv.ptr), static_cast<const int64_t*>(t.ptr),
+          static_cast<const int64_t*>(p.ptr), static_cast<const uint8_t*>(c.ptr),
+          static_cast<const int64_t*>(len.ptr), s, static_cast<const Acc*>(g.ptr), static_cast<Acc*>(dh.ptr),
+          static_cast<Acc*>(dn.ptr), sparse, threads);
+    }
+    if (!ok) throw py::value_error("a target, path length or path node lies outside its range");
+  });
+}
+
+template <typename Ptr>
+Ptr optional_table(const py::buffer& buf, const char* name, py::ssize_t itemsize, py::ssize_t rows,
+                   py::ssize_t cols, int ndim, bool writable) {
+  View v = view(buf, name, itemsize, ndim, writable);
+  py::ssize_t n = 1;
+  for (auto e : v.shape) n *= e;
+  if (n == 0) return nullptr;
+  if (v.shape[0] != rows || (ndim == 2 && cols >= 0 && v.shape[1] != cols))
+    throw py::value_error(std::string(name) + " has the wrong shape");
+  return static_cast<Ptr>(v.ptr);
+}
+
+void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::buffer& keep,
+               const py::buffer& noise_prob, const py::buffer& noise_alias, const py::buffer& points,
+               const py::buffer& codes, const py::buffer& lengths, const py::buffer& syn0, const py::buffer& syn1neg,
+               const py::buffer& syn1, const py::buffer& progress, const py::buffer& stop, int sg, int hs,
+               int negative, int window, int cbow_mean, int shrink_windows, int epochs, double alpha,
+               double min_alpha, uint64_t seed, int threads) {
+  fastrepr::Word2VecParams p;
+  fastrepr::Word2VecData d;
+  View w0 = view(syn0, "syn0", 4, 2, true), tok = view(tokens, "tokens", 4, 1, false);
+  View off = view(offsets, "offsets", 8, 1, false);
+  p.V = w0.shape[0];
+  p.D = w0.shape[1];
+  p.sg = sg, p.hs = hs, p.negative = negative, p.window = window, p.cbow_mean = cbow_mean;
+  p.shrink_windows = shrink_windows, p.epochs = epochs, p.alpha = alpha, p.min_alpha = min_alpha, p.seed = seed;
+  p.threads = threads > 0 ? threads : 1;
+  if (p.V < 1 || p.D < 1 || window < 1 || epochs < 0 || negative < 0 || (hs == 0 && negative == 0))
+    throw py::value_error("word2vec_train: need V, D, window >= 1, epochs >= 0, and hs or negative > 0");
+  d.tokens = static_cast<const int32_t*>(tok.ptr);
+  d.N = tok.shape[0];
+  d.offsets = static_cast<const int64_t*>(off.ptr);
+  d.S = off.shape[0] - 1;
+  if (d.S < 0) throw py::value_error("offsets must hold at least one entry");
+  for (int64_t s = 0; s < d.S; ++s)
+    if (d.offsets[s] < 0 || d.offsets[s] > d.offsets[s + 1]) throw py::value_error("offsets must be non-decreasing");
+  if (d.offsets[0] != 0 || d.offsets[d.S] != d.N) throw py::value_error("offsets must run from 0 to len(tokens)");
+  for (int64_t i = 0; i < d.N; ++i)
+    if (d.tokens[i] < 0 || d.tokens[i] >= p.V) throw py::value_error("tokens must lie in [0, V)");
+  d.syn0 = static_cast<float*>(w0.ptr);
+  d.keep = optional_table<const uint32_t*>(keep, "keep", 4, p.V, -1, 1, false);
+  if (negative > 0) {
+    d.noise_prob = optional_table<const uint32_t*>(noise_prob, "noise_prob", 4, p.V, -1, 1, false);
+    d.noise_alias = optional_table<const int32_t*>(noise_alias, "noise_alias", 4, p.V, -1, 1, false);
+    d.syn1neg = optional_table<float*>(syn1neg, "syn1neg", 4, p.V, p.D, 2, true);
+    if (!d.noise_prob || !d.noise_alias || !d.syn1neg)
+      throw py::value_error("negative > 0 needs noise_prob, noise_alias and syn1neg");
+    for (int64_t w = 0; w < p.V; ++w)
+      if (d.noise_alias[w] < 0 || d.noise_alias[w] >= p.V) throw py::value_error("noise_alias must lie in [0, V)");
+  }
+  if (hs) {
+    View pv = view(points, "points", 4, 2, false);
+    d.L = pv.shape[1];
+    d.points = optional_table<const int32_t*>(points, "points", 4, p.V, d.L, 2, false);
+    d.codes = optional_table<const uint8_t*>(codes, "codes", 1, p.V, d.L, 2, false);
+    d.lengths = optional_table<const int32_t*>(lengths, "lengths", 4, p.V, -1, 1, false);
+    if (p.V > 1) d.syn1 = optional_table<float*>(syn1, "syn1", 4, p.V - 1, p.D, 2, true);
+    if (!d.points || !d.codes || !d.lengths || (p.V > 1 && !d.syn1))
+      throw py::value_error("hs needs points, codes, lengths and syn1 [V - 1, D]");
+    for (int64_t w = 0; w < p.V; ++w) {
+      if (d.lengths[w] < 0 || d.lengths[w] > d.L) throw py::value_error("lengths must lie in [0, L]");
+      for (int64_t j = 0; j < d.lengths[w]; ++j)
+        if (d.points[w * d.L + j] < 0 || d.points[w * d.L + j] >= p.V - 1)
+          throw py::value_error("points must lie in [0, V - 1)");
+    }
+  }
+  View pr = view(progress, "progress", 8, 2, true);
+  if (pr.shape[0] != p.threads || pr.shape[1] != 3) throw py::value_error("progress must have shape [threads, 3]");
+  d.progress = static_cast<double*>(pr.ptr);
+  View st = view(stop, "stop", 4, 1, false);
+  d.stop = st.shape[0] > 0 ? static_cast<const int32_t*>(st.ptr) : nullptr;
+  py::gil_scoped_release nogil;
+  fastrepr::word2vec_train(p, d);
+}
+
+int64_t w2v_subsample(const py::buffer& tokens, const py::buffer& keep, uint64_t seed, const py::buffer& out) {
+  View t = view(tokens, "tokens", 4, 1, false), k = view(keep, "keep", 4, 1, false), o = view(out, "out", 4, 1, true);
+  if (o.shape[0] < t.shape[0]) throw py::value_error("out must hold len(tokens) entries");
+  const int32_t* tp = static_cast<const int32_t*>(t.ptr);
+  for (py::ssize_t i = 0; i < t.shape[0]; ++i)
+    if (tp[i] < 0 || tp[i] >= k.shape[0]) throw py::value_error("tokens must lie in [0, len(keep))");
+  py::gil_scoped_release nogil;
+  return fastrepr::word2vec_subsample(tp, t.shape[0], static_cast<const uint32_t*>(k.ptr), seed,
+                                      static_cast<int32_t*>(o.ptr));
+}
+
+void w2v_draw_noise(const py::buffer& prob, const py::buffer& alias, uint64_t seed, const py::buffer& out) {
+  View p = view(prob, "prob", 4, 1, false), a = view(alias, "alias", 4, 1, false), o = view(out, "out", 4, 1, true);
+  if (a.shape[0] != p.shape[0] || p.shape[0] == 0) throw py::value_error("prob and alias must have the same length V >= 1");
+  const int32_t* ap = static_cast<const int32_t*>(a.ptr);
+  for (py::ssize_t i = 0; i < a.shape[0]; ++i)
+    if (ap[i] < 0 || ap[i] >= a.shape[0]) throw py::value_error("alias must lie in [0, V)");
+  py::gil_scoped_release nogil;
+  fastrepr::word2vec_draw_noise(static_cast<const uint32_t*>(p.ptr), ap, p.shape[0], o.shape[0], seed,
+                                static_cast<int32_t*>(o.ptr));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -274,4 +542,34 @@ PYBIND11_MODULE(_C, m) {
   m.def("legacy_randint", &legacy_randint, py::arg("raw"), py::arg("highs"), py::arg("counts"), py::arg("out"),
         "numpy RandomState.randint(highs[c], size=counts[c]) for every c, replayed from raw 32-bit draws; "
         "returns the number of draws used, or -1 if raw ran out");
+
+  // word2vec
+  m.def("negative_sampling_forward", &ns_forward, py::arg("w_in"), py::arg("w_out"), py::arg("inputs"),
+        py::arg("mask"), py::arg("targets"), py::arg("negatives"), py::arg("loss"), py::arg("dtype"),
+        py::arg("threads") = 0, "per-example negative-sampling loss (see csrc/negative_sampling.h)");
+  m.def("negative_sampling_backward", &ns_backward, py::arg("w_in"), py::arg("w_out"), py::arg("inputs"),
+        py::arg("mask"), py::arg("targets"), py::arg("negatives"), py::arg("grad"), py::arg("d_in"),
+        py::arg("d_out"), py::arg("sparse"), py::arg("dtype"), py::arg("threads") = 0,
+        "gradients of the negative-sampling loss, dense [V, D] or one row per index");
+  m.def("negative_sampling_step", &ns_step, py::arg("w_in"), py::arg("w_out"), py::arg("inputs"), py::arg("mask"),
+        py::arg("targets"), py::arg("negatives"), py::arg("loss"), py::arg("lr"), py::arg("mean_grad"),
+        py::arg("dtype"), py::arg("threads") = 0, "fused Hogwild SGD step of the negative-sampling loss, in place");
+  m.def("hierarchical_softmax_forward", &hs_forward, py::arg("h"), py::arg("w_nodes"), py::arg("targets"),
+        py::arg("points"), py::arg("codes"), py::arg("lengths"), py::arg("loss"), py::arg("dtype"),
+        py::arg("threads") = 0, "per-example hierarchical-softmax loss (see csrc/hierarchical_softmax.h)");
+  m.def("hierarchical_softmax_backward", &hs_backward, py::arg("h"), py::arg("w_nodes"), py::arg("targets"),
+        py::arg("points"), py::arg("codes"), py::arg("lengths"), py::arg("grad"), py::arg("d_h"),
+        py::arg("d_nodes"), py::arg("sparse"), py::arg("dtype"), py::arg("threads") = 0,
+        "gradients of the hierarchical-softmax loss");
+  m.def("word2vec_train", &w2v_train, py::arg("tokens"), py::arg("offsets"), py::arg("keep"),
+        py::arg("noise_prob"), py::arg("noise_alias"), py::arg("points"), py::arg("codes"), py::arg("lengths"),
+        py::arg("syn0"), py::arg("syn1neg"), py::arg("syn1"), py::arg("progress"), py::arg("stop"), py::arg("sg"),
+        py::arg("hs"), py::arg("negative"), py::arg("window"), py::arg("cbow_mean"), py::arg("shrink_windows"),
+        py::arg("epochs"), py::arg("alpha"), py::arg("min_alpha"), py::arg("seed"), py::arg("threads"),
+        "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h)");
+  m.def("word2vec_subsample", &w2v_subsample, py::arg("tokens"), py::arg("keep"), py::arg("seed"), py::arg("out"),
+        "the trainer's subsampling of int32 tokens (kept tokens to out; returns their count)");
+  m.def("word2vec_draw_noise", &w2v_draw_noise, py::arg("prob"), py::arg("alias"), py::arg("seed"), py::arg("out"),
+        "len(out) draws from the trainer's noise alias table");
+  m.def("word2vec_isa", &fastrepr::word2vec_isa, "instruction set the word2vec trainer runs with here");
 }

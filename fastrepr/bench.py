@@ -466,3 +466,12 @@ def _register_disentanglement() -> None:
 
 
 _register_disentanglement()
+
+
+def _register_word2vec() -> None:
+    from .text.benchmarks import register_all
+
+    register_all(register, Bench)
+
+
+_register_word2vec()

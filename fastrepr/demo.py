@@ -254,7 +254,14 @@ def disentanglement(seed: int = 0, sizes: dict | None = None) -> dict:
     return {"scores": scores, "importance_diff": diff}
 
 
-SECTIONS = [pairwise_differences, simclr_digits, word_benchmarks, disentanglement, benchmark_table]
+def word2vec_section() -> dict:
+    from .text.demo import word2vec_demo
+
+    return word2vec_demo()
+
+
+SECTIONS = [pairwise_differences, simclr_digits, word_benchmarks, disentanglement, word2vec_section,
+            benchmark_table]
 
 
 def run() -> None:

@@ -210,3 +210,130 @@ def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = Non
     codes = codes.contiguous()
     return _mutual_info.histogram_mutual_info(codes, _mutual_info.histogram_edges(codes, num_bins), labels,
                                               num_labels)
+
+
+# ---- word2vec losses ----------------------------------------------------------------------------------------
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _check_tables(reduction: str, **tables: torch.Tensor) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    for name, t in tables.items():
+        _checks.floating(t, name)
+        _checks.ndim(t, 2, name, "[rows, D]")
+        _checks.nonempty(t, name, "[rows, D]")
+    _checks.same_dtype(**tables)
+
+
+def _index(x, name: str, ndim: int, layout: str, rows: int | None = None) -> torch.Tensor:
+    _checks.integer(x, name)
+    _checks.ndim(x, ndim, name, layout)
+    if rows is not None and x.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} rows (one per example), got shape {tuple(x.shape)}")
+    return x.long().contiguous()
+
+
+def _negative_sampling_call(w_in, w_out, inputs, targets, negatives, mask, reduction, sparse):
+    from .ops import negative_sampling as _ns
+
+    if not isinstance(sparse, bool):
+        raise TypeError(f"sparse must be a bool, got {type(sparse).__name__}")
+    if w_in.shape[1] != w_out.shape[1]:
+        raise ValueError(f"w_in and w_out must have the same width D, got {w_in.shape[1]} and {w_out.shape[1]}")
+    _checks.same_device(w_in=w_in, w_out=w_out, inputs=inputs, targets=targets, negatives=negatives,
+                        **({} if mask is None else {"mask": mask}))
+    _checks.nonempty(inputs, "inputs" if inputs.shape[1] > 1 else "centers", "[B, ...] with B >= 1")
+    return _reduce(_ns.negative_sampling(w_in, w_out, inputs, targets, negatives, mask, sparse), reduction)
+
+
+def sgns_loss(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor,
+              negatives: torch.Tensor, *, reduction: str = "mean", sparse: bool = False) -> torch.Tensor:
+    """Skip-gram negative-sampling loss (Mikolov et al. 2013), fused gather -> dot -> log-sigmoid.
+
+    loss_b = -log sigmoid(w_in[c_b]·w_out[o_b]) - sum_k log sigmoid(-w_in[c_b]·w_out[n_bk])
+
+    w_in: [V_in, D] input (center) vectors; w_out: [V_out, D] output (context) vectors, same float dtype;
+    centers, contexts: [B] integer rows; negatives: [B, K] integer rows of w_out (K >= 0).
+    reduction: "mean" (default) | "sum" | "none" (per-pair [B]). Returns float32 (float64 for float64 tables).
+    sparse=True makes the gradients of w_in/w_out sparse COO tensors holding only the touched rows (use with
+    torch.optim.SGD or SparseAdam); dense gradients scatter-add into zero [V, D] tables.
+    Memory: O(B·(K + 2)) besides the gradients; never materializes the [B, K + 1, D] gathers (the plain-PyTorch
+    expression does). Triton accumulates dense gradients with atomics (order, hence last bits, may vary between
+    runs); the native backend is deterministic.
+    """
+    _check_tables(reduction, w_in=w_in, w_out=w_out)
+    centers = _index(centers, "centers", 1, "[B]")
+    contexts = _index(contexts, "contexts", 1, "[B]", centers.shape[0])
+    negatives = _index(negatives, "negatives", 2, "[B, K]", centers.shape[0])
+    return _negative_sampling_call(w_in, w_out, centers.unsqueeze(1), contexts, negatives, None, reduction, sparse)
+
+
+def cbow_ns_loss(w_in: torch.Tensor, w_out: torch.Tensor, contexts: torch.Tensor, targets: torch.Tensor,
+                 negatives: torch.Tensor, mask: torch.Tensor | None = None, *, reduction: str = "mean",
+                 sparse: bool = False) -> torch.Tensor:
+    """CBOW negative-sampling loss: the masked mean of the context rows predicts the target.
+
+    h_b = mean over c with mask[b, c] of w_in[contexts[b, c]];
+    loss_b = -log sigmoid(h_b·w_out[t_b]) - sum_k log sigmoid(-h_b·w_out[n_bk]).
+
+    w_in: [V_in, D], w_out: [V_out, D]; contexts: [B, C] integer rows (masked-out entries must still be valid
+    rows, e.g. 0); mask: [B, C] bool (None = all used; every row needs at least one True); targets: [B];
+    negatives: [B, K]. reduction, sparse, dtypes and memory as in sgns_loss. The gradient is that of the mean
+    (each context row gets 1/n_b of d h_b).
+    """
+    _check_tables(reduction, w_in=w_in, w_out=w_out)
+    contexts = _index(contexts, "contexts", 2, "[B, C]")
+    targets = _index(targets, "targets", 1, "[B]", contexts.shape[0])
+    negatives = _index(negatives, "negatives", 2, "[B, K]", contexts.shape[0])
+    if mask is not None:
+        _checks.tensor(mask, "mask")
+        if mask.shape != contexts.shape:
+            raise ValueError(f"mask must have the shape of contexts {tuple(contexts.shape)}, got {tuple(mask.shape)}")
+        mask = mask.bool().contiguous()
+        if mask.numel() and not bool(mask.any(1).all()):
+            raise ValueError("mask has a row with no context word; every example needs at least one")
+    _checks.nonempty(contexts, "contexts", "[B, C] with B, C >= 1")
+    return _negative_sampling_call(w_in, w_out, contexts, targets, negatives, mask, reduction, sparse)
+
+
+def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, tree, *,
+                              reduction: str = "mean", sparse: bool = False) -> torch.Tensor:
+    """Hierarchical-softmax loss: -log P(target | h) along the target's Huffman path.
+
+    loss_b = -sum_{j < len[t]} log sigmoid((1 - 2 codes[t, j]) · h_b·w_nodes[points[t, j]]),  t = targets[b]
+
+    h: [B, D] hidden vectors (any float dtype); w_nodes: [N, D] inner-node vectors (N >= V - 1), same dtype;
+    targets: [B] word ids; tree: a ``fastrepr.text.huffman.HuffmanTree`` (``build_huffman(counts)``) or a
+    tuple (points [V, L] int, codes [V, L] 0/1, lengths [V] int) of tensors. The paths in use are checked on
+    every call (O(B·L)).
+    reduction as in sgns_loss. h gets a dense gradient; w_nodes a dense one, or with sparse=True a sparse COO
+    tensor of the path rows. Memory: O(B·L) besides the gradients (L = longest code, about log2 V).
+    """
+    from .ops import hierarchical_softmax as _hs
+    from .text.huffman import HuffmanTree
+
+    _check_tables(reduction, h=h, w_nodes=w_nodes)
+    if h.shape[1] != w_nodes.shape[1]:
+        raise ValueError(f"h and w_nodes must have the same width D, got {h.shape[1]} and {w_nodes.shape[1]}")
+    if not isinstance(sparse, bool):
+        raise TypeError(f"sparse must be a bool, got {type(sparse).__name__}")
+    targets = _index(targets, "targets", 1, "[B]", h.shape[0])
+    if isinstance(tree, HuffmanTree):
+        if tree.num_nodes > w_nodes.shape[0]:
+            raise ValueError(f"w_nodes has {w_nodes.shape[0]} rows but the tree has {tree.num_nodes} inner nodes")
+        points, codes, lengths = tree.tensors(h.device)
+    elif isinstance(tree, (tuple, list)) and len(tree) == 3:
+        points = _index(tree[0], "tree points", 2, "[V, L]")
+        codes = _checks.tensor(tree[1], "tree codes")
+        lengths = _index(tree[2], "tree lengths", 1, "[V]", points.shape[0])
+        if codes.shape != points.shape:
+            raise ValueError(f"tree codes must have the shape of points {tuple(points.shape)}, got {tuple(codes.shape)}")
+        codes = codes.to(torch.uint8).contiguous()
+        _checks.same_device(points=points, codes=codes, lengths=lengths)
+    else:
+        raise TypeError(f"tree must be a HuffmanTree or a tuple (points, codes, lengths), got {type(tree).__name__}")
+    _checks.same_device(h=h, w_nodes=w_nodes, targets=targets, tree=points)
+    return _reduce(_hs.hierarchical_softmax(h, w_nodes, targets, points, codes, lengths, sparse), reduction)

@@ -1,5 +1,5 @@
-"""Thin nn.Modules over fastrepr.functional: they hold settings (and learnable temperatures), check them
-once, and call the functional op."""
+"""Thin nn.Modules over fastrepr.functional: they hold settings (and learnable temperatures, or their own
+weight tables), check them once, and call the functional op."""
 from __future__ import annotations
 
 import math
@@ -73,3 +73,65 @@ class SupConLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.sup_con(embeddings, labels, self.temperature, gather_distributed=self.gather_distributed)
+
+
+class NegativeSamplingLoss(nn.Module):
+    """word2vec negative sampling with its own tables: ``w_in`` [V, D] (the word vectors) and ``w_out`` [V, D].
+
+    forward(inputs, targets, negatives=None, mask=None):
+      * skip-gram: inputs [B] centers, targets [B] contexts;
+      * CBOW: inputs [B, C] context words (mask [B, C] bool for padding), targets [B] centers.
+    When negatives is None, K = ``negative`` of them are drawn per example from unigram^ns_exponent of
+    ``counts`` (uniform when counts is None), on the inputs' device. Returns the mean loss (``reduction``).
+    Initialization as word2vec: w_in uniform in [-1/D, 1/D) (gensim 4), w_out zero.
+    sparse=True gives sparse gradients (use torch.optim.SGD or SparseAdam).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, negative: int = 5, counts=None,
+                 ns_exponent: float = 0.75, sparse: bool = False, reduction: str = "mean",
+                 dtype: torch.dtype = torch.float32, device=None):
+        super().__init__()
+        for name, v, lo in (("num_embeddings", num_embeddings, 1), ("embedding_dim", embedding_dim, 1),
+                            ("negative", negative, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        from .text.sampling import noise_table
+
+        self.negative, self.sparse, self.reduction = negative, sparse, reduction
+        self.noise = noise_table(counts if counts is not None else [1] * num_embeddings, ns_exponent)
+        if len(self.noise) != num_embeddings:
+            raise ValueError(f"counts must have num_embeddings={num_embeddings} entries, got {len(self.noise)}")
+        self.w_in = nn.Parameter((torch.rand(num_embeddings, embedding_dim, dtype=dtype, device=device) * 2 - 1) / embedding_dim)
+        self.w_out = nn.Parameter(torch.zeros(num_embeddings, embedding_dim, dtype=dtype, device=device))
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        if negatives is None:
+            negatives = self.noise.sample((targets.shape[0], self.negative), device=targets.device)
+        if isinstance(inputs, torch.Tensor) and inputs.dim() == 2:
+            return F.cbow_ns_loss(self.w_in, self.w_out, inputs, targets, negatives, mask,
+                                  reduction=self.reduction, sparse=self.sparse)
+        if mask is not None:
+            raise ValueError("mask is for CBOW inputs [B, C]; skip-gram inputs are [B]")
+        return F.sgns_loss(self.w_in, self.w_out, inputs, targets, negatives, reduction=self.reduction,
+                           sparse=self.sparse)
+
+
+class HierarchicalSoftmaxLoss(nn.Module):
+    """word2vec hierarchical softmax over the Huffman tree of ``counts`` [V]; owns ``w_nodes`` [V - 1, D]
+    (zero-initialized, as word2vec). forward(h [B, D], targets [B]) -> mean of -log P(target | h)."""
+
+    def __init__(self, counts, embedding_dim: int, *, sparse: bool = False, reduction: str = "mean",
+                 dtype: torch.dtype = torch.float32, device=None):
+        super().__init__()
+        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be an integer >= 1, got {embedding_dim!r}")
+        from .text.huffman import build_huffman
+
+        self.tree = build_huffman(counts)
+        self.sparse, self.reduction = sparse, reduction
+        self.w_nodes = nn.Parameter(torch.zeros(max(self.tree.num_nodes, 1), embedding_dim, dtype=dtype, device=device))
+
+    def forward(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.hierarchical_softmax_loss(h, self.w_nodes, targets, self.tree, reduction=self.reduction,
+                                           sparse=self.sparse)

@@ -167,3 +167,37 @@ def histogram_mutual_info(x: torch.Tensor, edges: torch.Tensor, labels: torch.Te
             nz = c > 0
             out[i, j] = (c[nz] / n * torch.log(n * c[nz] / ab[nz])).sum().clamp(min=0.0)
     return out
+
+
+# ---- word2vec losses (per example; the functional API reduces) --------------------------------------------
+
+def negative_sampling(w_in: torch.Tensor, w_out: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
+                      negatives: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-example negative-sampling loss [B] (Mikolov et al. 2013):
+    h_b = masked mean of w_in[inputs[b, :]] (inputs [B, C]; skip-gram: C = 1),
+    loss_b = -log sigmoid(h_b·w_out[targets[b]]) - sum_k log sigmoid(-h_b·w_out[negatives[b, k]]).
+    Accumulates in float32 (float64 for float64 input). Materializes [B, C, D] and [B, 1 + K, D] gathers."""
+    acc = _acc_dtype(w_in.dtype)
+    x = w_in.to(acc)[inputs]                                    # [B, C, D]
+    if mask is None:
+        h = x.mean(1)
+    else:
+        m = mask.to(acc).unsqueeze(-1)
+        h = (x * m).sum(1) / m.sum(1).clamp_min(1)  # no input used: h = 0, as in the kernels
+    rows = torch.cat([targets.unsqueeze(1), negatives], 1)      # [B, 1 + K]
+    s = torch.einsum("bjd,bd->bj", w_out.to(acc)[rows], h)
+    sign = torch.ones_like(s)
+    sign[:, 1:] = -1
+    return -torch.nn.functional.logsigmoid(sign * s).sum(1)
+
+
+def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
+                         codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Per-example hierarchical-softmax loss [B] over a Huffman tree (points/codes [V, L], lengths [V]):
+    loss_b = -sum_{j < lengths[t]} log sigmoid((1 - 2 codes[t, j]) h_b·w_nodes[points[t, j]]), t = targets[b].
+    Accumulates in float32 (float64 for float64 input). Materializes the [B, L, D] gather of path nodes."""
+    acc = _acc_dtype(h.dtype)
+    p, c = points[targets], codes[targets].to(acc)              # [B, L]
+    valid = torch.arange(points.shape[1], device=h.device) < lengths[targets].unsqueeze(1)
+    s = torch.einsum("bjd,bd->bj", w_nodes.to(acc)[p], h.to(acc))
+    return -(torch.nn.functional.logsigmoid((1 - 2 * c) * s) * valid).sum(1)

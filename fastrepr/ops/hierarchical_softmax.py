@@ -1,0 +1,246 @@
+"""Hierarchical-softmax loss of word2vec over a Huffman tree (Morin & Bengio 2005; Mikolov et al. 2013).
+
+For example b with hidden vector h_b and target word t = t_b, whose root-to-leaf path has inner-node rows
+p_j = points[t, j] and branch bits c_j = codes[t, j] for j < len[t]:
+
+    s_bj   = h_b · w_nodes[p_j]
+    loss_b = -sum_j log sigmoid((1 - 2 c_j) s_bj)       (= -log P(t | h_b), a product of binary decisions)
+
+With label y_j = 1 - c_j, d loss_b / d s_bj = sigmoid(s_bj) - y_j; with upstream gradient g_b and
+e_bj = g_b (sigmoid(s_bj) - y_j):   d h_b = sum_j e_bj w_nodes[p_j],   d w_nodes[p_j] += e_bj h_b.
+
+Work and memory are O(B · L · D) for paths of length L ≈ log2 V, against O(B · V · D) for a full softmax. The
+gradient of w_nodes is dense (scatter-add into the touched rows; Triton uses atomics, native one thread per
+row) or sparse (one row per path position, a sparse COO tensor). h always gets a dense [B, D] gradient.
+
+One Triton kernel serves forward, backward (dense or sparse), and a fused SGD step on w_nodes that also
+returns -lr · d loss / d h (the trainer adds it to the input rows).
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _native, reference
+from .._backend import select
+from .._triton import next_power_of_2, tl, triton
+from .negative_sampling import BACKWARD_DENSE, BACKWARD_SPARSE, FORWARD, STEP, _log_sigmoid, _unit_columns, check_index
+
+OP = "hierarchical_softmax"
+
+
+@triton.jit
+def _hierarchical_softmax_kernel(
+    # pointers
+    h_ptr, w_ptr, dst_h_ptr, dst_w_ptr, targets_ptr, points_ptr, codes_ptr, lengths_ptr, grad_ptr, loss_ptr,
+    # shapes
+    B, L, D,
+    # strides (rows; columns have unit stride)
+    stride_h, stride_w, stride_dst_h, stride_dst_w,
+    # constants
+    lr, MODE: tl.constexpr, ACC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """One program owns BLOCK_B examples and walks their paths together (shorter paths are masked)."""
+    offs_b = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_b = offs_b < B
+    tile = mask_b[:, None] & (offs_d < D)[None, :]
+    t = tl.load(targets_ptr + offs_b, mask=mask_b, other=0)
+    length = tl.load(lengths_ptr + t, mask=mask_b, other=0)
+    h = tl.load(h_ptr + offs_b[:, None] * stride_h + offs_d[None, :], mask=tile, other=0.0).to(ACC)
+    if MODE == 3:  # fused step: grad_ptr holds per-example weights
+        g = -lr * tl.load(grad_ptr + offs_b, mask=mask_b, other=0.0).to(ACC)
+    elif MODE != 0:
+        g = tl.load(grad_ptr + offs_b, mask=mask_b, other=0.0).to(ACC)
+    else:
+        g = tl.zeros([BLOCK_B], dtype=ACC)
+    loss = tl.zeros([BLOCK_B], dtype=ACC)
+    dh = tl.zeros([BLOCK_B, BLOCK_D], dtype=ACC)
+    for j in range(0, L):
+        on = mask_b & (j < length)
+        p = tl.load(points_ptr + t * L + j, mask=on, other=0)
+        c = tl.load(codes_ptr + t * L + j, mask=on, other=0).to(ACC)
+        w = tl.load(w_ptr + p[:, None] * stride_w + offs_d[None, :], mask=tile & on[:, None], other=0.0).to(ACC)
+        s = tl.sum(h * w, axis=1)
+        y = 1.0 - c
+        loss -= tl.where(on, _log_sigmoid((2.0 * y - 1.0) * s), 0.0)
+        if MODE != 0:
+            e = tl.where(on, g * (tl.sigmoid(s) - y), 0.0)
+            dh += e[:, None] * w
+            if MODE == 2:
+                rows = offs_b * L + j
+                tl.store(dst_w_ptr + rows[:, None] * stride_dst_w + offs_d[None, :], e[:, None] * h, mask=tile)
+            else:
+                tl.atomic_add(dst_w_ptr + p[:, None] * stride_dst_w + offs_d[None, :], e[:, None] * h,
+                              mask=tile & on[:, None], sem="relaxed")
+    tl.store(loss_ptr + offs_b, loss, mask=mask_b)
+    if MODE != 0:
+        tl.store(dst_h_ptr + offs_b[:, None] * stride_dst_h + offs_d[None, :], dh, mask=tile)
+
+
+def _launch(mode, h, w_nodes, targets, points, codes, lengths, grad=None, dst_h=None, dst_w=None, lr=0.0):
+    B, D = h.shape
+    L = points.shape[1]
+    acc = reference._acc_dtype(h.dtype)
+    loss = torch.empty(B, dtype=acc, device=h.device)
+    # Untuned (no GPU was available when this was written): a tile of about 4096 elements, 4 warps.
+    BLOCK_D = next_power_of_2(D)
+    BLOCK_B = max(1, min(64, 4096 // BLOCK_D))
+    dst_h = h if dst_h is None else dst_h
+    dst_w = w_nodes if dst_w is None else dst_w
+    _hierarchical_softmax_kernel[(triton.cdiv(B, BLOCK_B),)](
+        h, w_nodes, dst_h, dst_w, targets, points, codes, lengths, grad if grad is not None else loss, loss,
+        B, L, D,
+        h.stride(0), w_nodes.stride(0), dst_h.stride(0), dst_w.stride(0),
+        float(lr), MODE=mode, ACC=tl.float64 if acc == torch.float64 else tl.float32,
+        BLOCK_B=BLOCK_B, BLOCK_D=BLOCK_D, num_warps=4,
+    )
+    return loss
+
+
+def hierarchical_softmax_forward(h, w_nodes, targets, points, codes, lengths) -> torch.Tensor:
+    """Triton launcher: per-example loss [B] in float32 (float64 for float64 input)."""
+    return _launch(FORWARD, _unit_columns(h), _unit_columns(w_nodes), targets, points, codes, lengths)
+
+
+def hierarchical_softmax_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse=False):
+    """Triton launcher: (d_h [B, D], d_nodes dense [N, D] or sparse rows [B, L, D]) in the accumulation dtype."""
+    h, w_nodes = _unit_columns(h), _unit_columns(w_nodes)
+    B, D = h.shape
+    acc = reference._acc_dtype(h.dtype)
+    d_h = torch.empty(B, D, dtype=acc, device=h.device)
+    d_w = (torch.empty(B, points.shape[1], D, dtype=acc, device=h.device) if sparse
+           else torch.zeros(w_nodes.shape[0], D, dtype=acc, device=h.device))
+    _launch(BACKWARD_SPARSE if sparse else BACKWARD_DENSE, h, w_nodes, targets, points, codes, lengths,
+            grad=grad.to(acc).contiguous(), dst_h=d_h, dst_w=d_w.view(-1, D))
+    return d_h, d_w
+
+
+def _native_forward(h, w_nodes, targets, points, codes, lengths):
+    loss = torch.empty(h.shape[0], dtype=reference._acc_dtype(h.dtype))
+    _native.get().hierarchical_softmax_forward(
+        _native.as_buffer(h), _native.as_buffer(w_nodes), _native.as_buffer(targets), _native.as_buffer(points),
+        _native.as_buffer(codes), _native.as_buffer(lengths), loss.numpy(), _native.dtype_name(h.dtype),
+        torch.get_num_threads())
+    return loss
+
+
+def _native_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse):
+    acc = reference._acc_dtype(h.dtype)
+    B, D = h.shape
+    d_h = torch.empty(B, D, dtype=acc)
+    d_w = torch.empty(B, points.shape[1], D, dtype=acc) if sparse else torch.zeros(w_nodes.shape[0], D, dtype=acc)
+    _native.get().hierarchical_softmax_backward(
+        _native.as_buffer(h), _native.as_buffer(w_nodes), _native.as_buffer(targets), _native.as_buffer(points),
+        _native.as_buffer(codes), _native.as_buffer(lengths), grad.to(acc).contiguous().numpy(), d_h.numpy(),
+        d_w.numpy(), sparse, _native.dtype_name(h.dtype), torch.get_num_threads())
+    return d_h, d_w
+
+
+def _reference_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse):
+    """Closed-form gradients (the torch backend's backward)."""
+    acc = reference._acc_dtype(h.dtype)
+    p, y = points[targets], 1 - codes[targets].to(acc)                     # [B, L]
+    on = (torch.arange(points.shape[1], device=h.device) < lengths[targets].unsqueeze(1)).to(acc)
+    w = w_nodes.to(acc)[p]                                                 # [B, L, D]
+    hh = h.to(acc)
+    e = grad.to(acc).unsqueeze(1) * (torch.sigmoid(torch.einsum("bjd,bd->bj", w, hh)) - y) * on
+    d_h = torch.einsum("bj,bjd->bd", e, w)
+    rows = e.unsqueeze(-1) * hh.unsqueeze(1)                               # [B, L, D]
+    if sparse:
+        return d_h, rows
+    D = h.shape[1]
+    return d_h, torch.zeros(w_nodes.shape[0], D, dtype=acc, device=h.device).index_add_(0, p.reshape(-1), rows.reshape(-1, D))
+
+
+def check_paths(targets: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, num_nodes: int) -> None:
+    """ValueError unless the paths of these targets have lengths in [0, L] and name rows of w_nodes
+    (O(B·L), a few host syncs)."""
+    check_index("targets", targets, points.shape[0], "the tree (its words)")
+    L = points.shape[1]
+    length = lengths[targets]
+    lo, hi = (int(v) for v in torch.aminmax(length))
+    if lo < 0 or hi > L:
+        raise ValueError(f"tree lengths lie in [{lo}, {hi}], outside [0, {L}] (the width of points)")
+    used = torch.arange(L, device=points.device) < length.unsqueeze(1)
+    check_index("tree points", points[targets][used], num_nodes, "w_nodes")
+
+
+@torch.library.custom_op("fastrepr::hierarchical_softmax", mutates_args=())
+def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
+                         codes: torch.Tensor, lengths: torch.Tensor, sparse: bool) -> torch.Tensor:
+    """Per-example loss [B] (float32; float64 for float64 input). ``sparse`` only selects the gradient layout."""
+    check_paths(targets, points, lengths, w_nodes.shape[0])
+    backend = select(OP, h)
+    if backend == "triton":
+        return hierarchical_softmax_forward(h, w_nodes, targets, points, codes, lengths)
+    if backend == "native":
+        return _native_forward(h, w_nodes, targets, points, codes, lengths)
+    return reference.hierarchical_softmax(h, w_nodes, targets, points, codes, lengths)
+
+
+@torch.library.custom_op("fastrepr::hierarchical_softmax_backward", mutates_args=())
+def hierarchical_softmax_backward_op(grad: torch.Tensor, h: torch.Tensor, w_nodes: torch.Tensor,
+                                     targets: torch.Tensor, points: torch.Tensor, codes: torch.Tensor,
+                                     lengths: torch.Tensor, sparse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d_h [B, D], d_nodes: dense [N, D] or sparse rows [B, L, D]) in the inputs' dtypes."""
+    backend = select(OP, h)
+    if backend == "triton":
+        d_h, d_w = hierarchical_softmax_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse)
+    elif backend == "native":
+        d_h, d_w = _native_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse)
+    else:
+        d_h, d_w = _reference_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse)
+    return d_h.to(h.dtype), d_w.to(w_nodes.dtype)
+
+
+@hierarchical_softmax.register_fake
+def _(h, w_nodes, targets, points, codes, lengths, sparse):
+    return h.new_empty(h.shape[0], dtype=reference._acc_dtype(h.dtype))
+
+
+@hierarchical_softmax_backward_op.register_fake
+def _(grad, h, w_nodes, targets, points, codes, lengths, sparse):
+    if sparse:
+        return h.new_empty(h.shape), w_nodes.new_empty(h.shape[0], points.shape[1], w_nodes.shape[1])
+    return h.new_empty(h.shape), w_nodes.new_empty(w_nodes.shape)
+
+
+def _setup(ctx, inputs, output):
+    h, w_nodes, targets, points, codes, lengths, sparse = inputs
+    ctx.save_for_backward(h, w_nodes, targets, points, codes, lengths)
+    ctx.sparse = sparse
+
+
+def _backward(ctx, grad):
+    h, w_nodes, targets, points, codes, lengths = ctx.saved_tensors
+    d_h, d_w = hierarchical_softmax_backward_op(grad, h, w_nodes, targets, points, codes, lengths, ctx.sparse)
+    if ctx.sparse:
+        idx = points[targets].reshape(1, -1)  # padding positions carry zero rows at index 0
+        d_w = torch.sparse_coo_tensor(idx, d_w.reshape(-1, w_nodes.shape[1]), w_nodes.shape, check_invariants=False)
+    return d_h, d_w, None, None, None, None, None
+
+
+hierarchical_softmax.register_autograd(_backward, setup_context=_setup)
+
+
+def hierarchical_softmax_step_(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
+                               codes: torch.Tensor, lengths: torch.Tensor, lr: float,
+                               weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused SGD step on w_nodes in place (touching only path rows) for the loss sum_b weight_b · loss_b
+    (weight [B], default 1; 0 skips an example); returns (loss [B] before the step, unweighted; delta_h =
+    -lr · d/dh [B, D]). Triton: atomics as it goes (Hogwild); other backends: one minibatch step from the values
+    before it. Indices are trusted."""
+    backend = select(OP, h)
+    acc = reference._acc_dtype(h.dtype)
+    weight = torch.ones(h.shape[0], dtype=acc, device=h.device) if weight is None else weight.to(acc).contiguous()
+    if backend == "triton":
+        delta_h = torch.empty(h.shape, dtype=acc, device=h.device)
+        loss = _launch(STEP, _unit_columns(h), w_nodes, targets, points, codes, lengths, grad=weight, dst_h=delta_h,
+                       lr=lr)
+        return loss, delta_h
+    forward = _native_forward if backend == "native" else reference.hierarchical_softmax
+    loss = forward(h, w_nodes, targets, points, codes, lengths)
+    backward = _native_backward if backend == "native" else _reference_backward
+    d_h, rows = backward(weight, h, w_nodes, targets, points, codes, lengths, True)
+    w_nodes.index_add_(0, points[targets].reshape(-1), rows.reshape(-1, h.shape[1]).to(w_nodes.dtype), alpha=-lr)
+    return loss, d_h * -lr

@@ -1,0 +1,62 @@
+"""Corpora shipped with gensim's test data (gensim/test/test_data), located without importing gensim.
+
+* ``gensim_test_file(name)``: a file of that folder, e.g. ``lee_background.cor`` (Lee et al. 2005, 300 news
+  documents, 60k words), ``questions-words.txt`` (Google analogies), ``wordsim353.tsv``.
+* ``wiki_lee_corpus()``: the largest English text gensim ships, built once and cached: the articles of its
+  shortened English Wikipedia dump (205 articles, tokenized as gensim's WikiCorpus does: lowercase words of
+  2-15 letters) followed by lee_background.cor (gensim's simple_preprocess), one document per line, about
+  0.51M tokens. Small for word vectors: analogy accuracy on it is a few percent for any trainer. ``copies``
+  repeats it (for timing on a longer run; repetition adds no information).
+No downloads: everything comes from the installed gensim package.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def gensim_test_file(name: str) -> Path:
+    """A file of gensim/test/test_data (RuntimeError when gensim or the file is missing)."""
+    from ..evaluation.words import bundled
+
+    return bundled(name)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("FASTREPR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fastrepr")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def wiki_lee_corpus(copies: int = 1, directory: str | os.PathLike | None = None) -> Path:
+    """Path of the Wikipedia + Lee corpus (see the module docstring), repeated ``copies`` times; built on
+    first use into ``directory`` (default: ``$FASTREPR_CACHE`` or ~/.cache/fastrepr). Needs gensim."""
+    if copies < 1:
+        raise ValueError(f"copies must be >= 1, got {copies}")
+    directory = Path(directory) if directory is not None else cache_dir()
+    base = directory / "wiki_lee.txt"
+    if not base.exists():
+        from gensim.corpora.wikicorpus import WikiCorpus
+        from gensim.utils import simple_preprocess
+
+        wiki = WikiCorpus(str(gensim_test_file(WIKI_DUMP)), dictionary={}, processes=1, article_min_tokens=1)
+        tmp = base.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            for tokens in wiki.get_texts():
+                out.write(" ".join(tokens) + "\n")
+            with open(gensim_test_file("lee_background.cor"), encoding="utf-8") as lee:
+                for line in lee:
+                    out.write(" ".join(simple_preprocess(line)) + "\n")
+        os.replace(tmp, base)
+    if copies == 1:
+        return base
+    path = directory / f"wiki_lee_x{copies}.txt"
+    if not path.exists():
+        text = base.read_text(encoding="utf-8")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text * copies, encoding="utf-8")
+        os.replace(tmp, path)
+    return path

@@ -1,0 +1,447 @@
+"""Negative-sampling (skip-gram, CBOW) and hierarchical-softmax losses on every backend against the float64
+reference: losses, dense and sparse gradients, gradcheck, opcheck, torch.compile, fused steps, modules, bad input."""
+import numpy as np
+import pytest
+import torch
+
+import fastrepr
+from fastrepr import bench, reference
+from fastrepr.ops import hierarchical_softmax as hs_ops
+from fastrepr.ops import negative_sampling as ns_ops
+from fastrepr.text.huffman import build_huffman
+
+# (V, D, B, K, C): odd sizes, K = 0, one example, D past one power of two
+NS_SHAPES = [(13, 7, 5, 3, 4), (50, 32, 16, 5, 6), (9, 5, 1, 0, 1), (40, 33, 9, 2, 3)]
+HS_SHAPES = [(13, 7, 5), (50, 32, 16), (2, 3, 1), (40, 33, 9)]  # V, D, B
+
+
+def _ns_inputs(V, D, B, K, C, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w_in = (torch.randn(V, D, generator=g) * 0.5).to(dtype).to(device)
+    w_out = (torch.randn(V + 2, D, generator=g) * 0.5).to(dtype).to(device)
+    inputs = torch.randint(0, V, (B, C), generator=g).to(device)
+    targets = torch.randint(0, V + 2, (B,), generator=g).to(device)
+    negatives = torch.randint(0, V + 2, (B, K), generator=g).to(device)
+    mask = torch.rand(B, C, generator=g) < 0.6
+    mask[:, 0] = True
+    return w_in, w_out, inputs, targets, negatives, mask.to(device)
+
+
+def _hs_inputs(V, D, B, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.randint(1, 1000, (V,), generator=g).numpy()
+    tree = build_huffman(counts)
+    h = (torch.randn(B, D, generator=g) * 0.5).to(dtype).to(device)
+    w_nodes = (torch.randn(max(V - 1, 1), D, generator=g) * 0.5).to(dtype).to(device)
+    targets = torch.randint(0, V, (B,), generator=g).to(device)
+    return h, w_nodes, targets, tree
+
+
+def _cpu64(*ts):
+    return [t.detach().cpu().double() if t.is_floating_point() else t.cpu() for t in ts]
+
+
+def _tol(dtype):
+    return dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-11, rtol=1e-11)
+
+
+# ------------------------------------------------------------------------------------------- forward
+
+@pytest.mark.parametrize("shape", NS_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sgns_matches_reference(backend, shape, dtype):
+    V, D, B, K, _ = shape
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(V, D, B, K, 1, dtype, backend.device)
+    centers = inputs[:, 0]
+    loss = fastrepr.sgns_loss(w_in, w_out, centers, targets, negatives, reduction="none")
+    assert loss.shape == (B,) and loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives))
+    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    mean = fastrepr.sgns_loss(w_in, w_out, centers, targets, negatives)
+    total = fastrepr.sgns_loss(w_in, w_out, centers, targets, negatives, reduction="sum")
+    torch.testing.assert_close(mean.cpu().double(), ref.mean(), **_tol(dtype))
+    torch.testing.assert_close(total.cpu().double(), ref.sum(), **_tol(dtype))
+
+
+@pytest.mark.parametrize("shape", NS_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cbow_matches_reference(backend, shape, dtype):
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(*shape, dtype, backend.device)
+    loss = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask, reduction="none")
+    ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives, mask))
+    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    # no mask = every context used = the plain mean
+    loss = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, reduction="none")
+    ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives))
+    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+
+
+def test_cbow_with_one_context_is_sgns(backend):
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(20, 8, 6, 4, 1, torch.float64, backend.device)
+    torch.testing.assert_close(fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives),
+                               fastrepr.sgns_loss(w_in, w_out, inputs[:, 0], targets, negatives))
+
+
+@pytest.mark.parametrize("shape", HS_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hierarchical_softmax_matches_reference(backend, shape, dtype):
+    h, w_nodes, targets, tree = _hs_inputs(*shape, dtype, backend.device)
+    loss = fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, tree, reduction="none")
+    p, c, n = tree.tensors("cpu")
+    ref = reference.hierarchical_softmax(*_cpu64(h, w_nodes, targets), p, c, n)
+    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    # the tuple form of the tree gives the same
+    loss2 = fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, tuple(t.to(backend.device) for t in (p, c, n)),
+                                               reduction="none")
+    torch.testing.assert_close(loss2, loss)
+
+
+def test_hierarchical_softmax_is_a_normalized_distribution():
+    """sum over all words of P(w | h) = 1 for any h: the tree defines a proper softmax replacement."""
+    V, D = 23, 6
+    h, w_nodes, _, tree = _hs_inputs(V, D, 3, torch.float64, "cpu")
+    for b in range(3):
+        logp = -fastrepr.hierarchical_softmax_loss(h[b].expand(V, D), w_nodes, torch.arange(V), tree, reduction="none")
+        assert logp.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- gradients
+
+def _ns_grads(fn, w_in, w_out, weight, sparse):
+    a, b = w_in.clone().requires_grad_(), w_out.clone().requires_grad_()
+    (fn(a, b, sparse) * weight).sum().backward()
+    ga, gb = a.grad, b.grad
+    if sparse:
+        assert ga.is_sparse and gb.is_sparse
+        ga, gb = ga.to_dense(), gb.to_dense()
+    return ga.cpu().double(), gb.cpu().double()
+
+
+@pytest.mark.parametrize("mode", ["sg", "cbow"])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("shape", [(13, 7, 5, 3, 4), (30, 17, 12, 5, 3)])
+def test_negative_sampling_gradients_match_reference(backend, mode, sparse, shape):
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(*shape, torch.float32, backend.device)
+    B = inputs.shape[0]
+    weight = torch.rand(B, device=backend.device)
+    if mode == "sg":
+        fn = lambda a, b, s: fastrepr.sgns_loss(a, b, inputs[:, 0], targets, negatives, reduction="none", sparse=s)  # noqa: E731
+        ref_args = (inputs[:, :1], targets, negatives, None)
+    else:
+        fn = lambda a, b, s: fastrepr.cbow_ns_loss(a, b, inputs, targets, negatives, mask, reduction="none", sparse=s)  # noqa: E731
+        ref_args = (inputs, targets, negatives, mask)
+    ga, gb = _ns_grads(fn, w_in, w_out, weight, sparse)
+    a, b = (t.detach().cpu().double().requires_grad_() for t in (w_in, w_out))
+    ref_args = [None if t is None else t.cpu() for t in ref_args]
+    (reference.negative_sampling(a, b, *ref_args) * weight.cpu().double()).sum().backward()
+    torch.testing.assert_close(ga, a.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gb, b.grad, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("shape", [(13, 7, 5), (40, 33, 9)])
+def test_hierarchical_softmax_gradients_match_reference(backend, sparse, shape):
+    h, w_nodes, targets, tree = _hs_inputs(*shape, torch.float32, backend.device)
+    weight = torch.rand(h.shape[0], device=backend.device)
+    hh, ww = h.clone().requires_grad_(), w_nodes.clone().requires_grad_()
+    (fastrepr.hierarchical_softmax_loss(hh, ww, targets, tree, reduction="none", sparse=sparse) * weight).sum().backward()
+    assert ww.grad.is_sparse == sparse and not hh.grad.is_sparse
+    gw = ww.grad.to_dense() if sparse else ww.grad
+    rh, rw = (t.detach().cpu().double().requires_grad_() for t in (h, w_nodes))
+    (reference.hierarchical_softmax(rh, rw, targets.cpu(), *tree.tensors("cpu")) * weight.cpu().double()).sum().backward()
+    torch.testing.assert_close(hh.grad.cpu().double(), rh.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gw.cpu().double(), rw.grad, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["torch", "native"])
+def test_gradcheck_float64(name, monkeypatch):
+    from conftest import use_backend
+
+    use_backend(name, monkeypatch)
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(9, 4, 5, 3, 3, torch.float64, "cpu")
+    w_in.requires_grad_()
+    w_out.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda a, b: fastrepr.sgns_loss(a, b, inputs[:, 0], targets, negatives, reduction="none"), (w_in, w_out))
+    assert torch.autograd.gradcheck(
+        lambda a, b: fastrepr.cbow_ns_loss(a, b, inputs, targets, negatives, mask, reduction="none"), (w_in, w_out))
+    h, w_nodes, t, tree = _hs_inputs(11, 4, 6, torch.float64, "cpu")
+    h.requires_grad_()
+    w_nodes.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda a, b: fastrepr.hierarchical_softmax_loss(a, b, t, tree, reduction="none"), (h, w_nodes))
+
+
+def test_sparse_gradient_works_with_sparse_optimizers():
+    V, D = 1000, 16
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(V, D, 64, 5, 1, torch.float32, "cpu")
+    a, b = torch.nn.Parameter(w_in.clone()), torch.nn.Parameter(w_out.clone())
+    opt = torch.optim.SparseAdam([a, b], lr=0.01)
+    fastrepr.sgns_loss(a, b, inputs[:, 0], targets, negatives, sparse=True).backward()
+    opt.step()
+    touched = torch.zeros(V, dtype=torch.bool)
+    touched[inputs[:, 0]] = True
+    assert torch.equal((a.detach() != w_in).any(1), touched)  # only the touched rows moved
+
+
+def test_native_dense_backward_independent_of_threads(monkeypatch):
+    from conftest import use_backend
+
+    use_backend("native", monkeypatch)
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(30, 20, 500, 5, 4, torch.float32, "cpu")
+    g = torch.rand(500)
+    threads = torch.get_num_threads()
+
+    def grads():
+        return ns_ops.negative_sampling_backward_op(g, w_in, w_out, inputs, targets, negatives, mask, False)
+
+    try:
+        torch.set_num_threads(1)
+        one = grads()
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(x, y) for x, y in zip(one, grads()))
+
+
+def test_opcheck(backend):
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, backend.device)
+    torch.library.opcheck(ns_ops.negative_sampling, (w_in.requires_grad_(), w_out, inputs, targets, negatives, mask, False))
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, backend.device)
+    torch.library.opcheck(hs_ops.hierarchical_softmax, (h.requires_grad_(), w_nodes, t, *tree.tensors(backend.device), False))
+
+
+def test_torch_compile_fullgraph(backend):
+    torch._dynamo.reset()
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(w_in, w_out, centers, contexts, negatives, h, w_nodes, targets, points, codes, lengths):
+        return (fastrepr.sgns_loss(w_in, w_out, centers, contexts, negatives)
+                + fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, (points, codes, lengths)))
+
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(13, 7, 5, 3, 1, torch.float32, backend.device)
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, backend.device)
+    w_in.requires_grad_()
+    w_nodes.requires_grad_()
+    out = f(w_in, w_out, inputs[:, 0], targets, negatives, h, w_nodes, t, *tree.tensors(backend.device))
+    out.backward()
+    expect = (reference.negative_sampling(w_in.detach(), w_out, inputs, targets, negatives).mean()
+              + reference.hierarchical_softmax(h, w_nodes.detach(), t, *tree.tensors(backend.device)).mean())
+    torch.testing.assert_close(out.detach(), expect, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(w_in.grad).all() and torch.isfinite(w_nodes.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_error_within_twice_torch(backend, dtype):
+    """16-bit tables: our loss error against float64 is at most 2x that of the plain-PyTorch expression in the
+    same precision (which also computes its products in that precision)."""
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(40, 32, 64, 5, 4, dtype, backend.device)
+    ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives, mask))
+    ours = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask, reduction="none")
+    m = mask.to(dtype).unsqueeze(-1)
+    h = (w_in[inputs] * m).sum(1) / m.sum(1)
+    s = torch.bmm(w_out[torch.cat([targets[:, None], negatives], 1)], h.unsqueeze(2)).squeeze(2)
+    s = torch.cat([s[:, :1], -s[:, 1:]], 1)
+    plain = -torch.nn.functional.logsigmoid(s).sum(1)
+    err_ours = (ours.double().cpu() - ref).abs().max().item()
+    err_torch = (plain.double().cpu() - ref).abs().max().item()
+    assert err_ours <= 2 * err_torch + 1e-6, (err_ours, err_torch)
+
+
+# ------------------------------------------------------------------------------------------- fused steps
+
+def test_negative_sampling_step_is_one_sgd_step(backend):
+    """With no row shared between examples, the fused step equals w - lr * grad of the summed loss."""
+    V, D, B, K, C = 120, 9, 6, 3, 2
+    g = torch.Generator().manual_seed(3)
+    perm = torch.randperm(V, generator=g)
+    inputs = perm[: B * C].view(B, C).to(backend.device)
+    rows = perm[B * C: B * C + B * (K + 1)].view(B, K + 1).to(backend.device)
+    targets, negatives = rows[:, 0].contiguous(), rows[:, 1:].contiguous()
+    w_in = torch.randn(V, D, generator=g).to(backend.device)
+    w_out = torch.randn(V, D, generator=g).to(backend.device)
+    mask = torch.ones(B, C, dtype=torch.bool, device=backend.device)
+    mask[0, 1] = False
+    for mean_grad in (True, False):
+        a, b = w_in.clone().requires_grad_(), w_out.clone().requires_grad_()
+        loss_ref = reference.negative_sampling(a, b, inputs, targets, negatives, mask)
+        loss_ref.sum().backward()
+        # word2vec's CBOW update (mean_grad=False) gives each context row n_b times its share of the gradient
+        n_b = mask.sum(1, keepdim=True).float().expand(-1, C).reshape(-1, 1)
+        n_rows = torch.ones(V, 1, device=backend.device).index_copy_(0, inputs.reshape(-1), n_b)
+        gin = a.grad if mean_grad else a.grad * n_rows
+        wi, wo = w_in.clone(), w_out.clone()
+        loss = ns_ops.negative_sampling_step_(wi, wo, inputs, targets, negatives, mask, 0.1, mean_grad=mean_grad)
+        torch.testing.assert_close(loss, loss_ref.detach(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(wo, w_out - 0.1 * b.grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(wi, w_in - 0.1 * gin, atol=1e-5, rtol=1e-5)
+
+
+def test_hierarchical_softmax_step_is_one_sgd_step(backend):
+    """Targets with disjoint paths cannot exist (all share the root), so compare against the minibatch step,
+    which a single example makes exact."""
+    h, w_nodes, targets, tree = _hs_inputs(30, 8, 1, torch.float32, backend.device)
+    hh, ww = h.clone().requires_grad_(), w_nodes.clone().requires_grad_()
+    ref = reference.hierarchical_softmax(hh, ww, targets, *tree.tensors(backend.device))
+    ref.sum().backward()
+    w = w_nodes.clone()
+    loss, delta_h = hs_ops.hierarchical_softmax_step_(h, w, targets, *tree.tensors(backend.device), lr=0.2)
+    torch.testing.assert_close(loss, ref.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, w_nodes - 0.2 * ww.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(delta_h, -0.2 * hh.grad, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- modules
+
+def test_negative_sampling_module_learns_a_toy_task():
+    """Words i and i + 1 (mod V) co-occur: after training, each word's true context outscores the others."""
+    torch.manual_seed(0)
+    V = 40
+    counts = np.ones(V)
+    for mode in ("sg", "cbow"):
+        loss_fn = fastrepr.NegativeSamplingLoss(V, 16, negative=5, counts=counts, sparse=True)
+        opt = torch.optim.SGD(loss_fn.parameters(), lr=10.0)
+        first = None
+        for _ in range(200):
+            c = torch.randint(0, V, (256,))
+            inputs = c if mode == "sg" else torch.stack([c, c], 1)
+            loss = loss_fn(inputs, (c + 1) % V)
+            first = loss.item() if first is None else first
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert loss.item() < 0.5 * first
+        scores = loss_fn.w_in.detach() @ loss_fn.w_out.detach().T
+        assert (scores.argmax(1) == (torch.arange(V) + 1) % V).float().mean() > 0.9
+
+
+def test_hierarchical_softmax_module_learns_a_toy_task():
+    torch.manual_seed(0)
+    V, D = 30, 16
+    counts = np.random.default_rng(0).integers(1, 100, V)
+    loss_fn = fastrepr.HierarchicalSoftmaxLoss(counts, D)
+    emb = torch.nn.Embedding(V, D)
+    opt = torch.optim.SGD(list(loss_fn.parameters()) + list(emb.parameters()), lr=0.5)
+    for _ in range(300):
+        c = torch.randint(0, V, (256,))
+        loss = loss_fn(emb(c), (c + 1) % V)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    logp = -torch.stack([fastrepr.hierarchical_softmax_loss(emb.weight, loss_fn.w_nodes, torch.full((V,), w),
+                                                            loss_fn.tree, reduction="none") for w in range(V)], 1)
+    assert (logp.argmax(1) == (torch.arange(V) + 1) % V).float().mean() > 0.9
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+W = torch.randn(10, 4)
+I1 = torch.zeros(3, dtype=torch.long)
+N2 = torch.zeros(3, 2, dtype=torch.long)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: fastrepr.sgns_loss(W, torch.randn(10, 5), I1, I1, N2), ValueError, "same width"),
+    (lambda: fastrepr.sgns_loss(W.long(), W.long(), I1, I1, N2), TypeError, "w_in must be float"),
+    (lambda: fastrepr.sgns_loss(W, W.double(), I1, I1, N2), TypeError, "one dtype"),
+    (lambda: fastrepr.sgns_loss(W, W, I1.float(), I1, N2), TypeError, "centers must be an integer"),
+    (lambda: fastrepr.sgns_loss(W, W, I1, I1[:2], N2), ValueError, "contexts must have 3 rows"),
+    (lambda: fastrepr.sgns_loss(W, W, I1, I1, I1), ValueError, r"negatives must have shape \[B, K\]"),
+    (lambda: fastrepr.sgns_loss(W, W, I1 + 10, I1, N2), ValueError, r"inputs has indices in \[10, 10\], outside \[0, 10\)"),
+    (lambda: fastrepr.sgns_loss(W, W, I1, I1 - 1, N2), ValueError, "targets has indices"),
+    (lambda: fastrepr.sgns_loss(W, W, I1, I1, N2 + 12), ValueError, "negatives has indices"),
+    (lambda: fastrepr.sgns_loss(W, W, I1[:0], I1[:0], N2[:0]), ValueError, "empty"),
+    (lambda: fastrepr.sgns_loss(torch.randn(0, 4), W, I1, I1, N2), ValueError, "w_in is empty"),
+    (lambda: fastrepr.sgns_loss(W, W, I1, I1, N2, reduction="avg"), ValueError, "reduction"),
+    (lambda: fastrepr.sgns_loss(W, W, I1, I1, N2, sparse=1), TypeError, "sparse must be a bool"),
+    (lambda: fastrepr.sgns_loss(W, W.to("meta"), I1, I1, N2), ValueError, "one device"),
+    (lambda: fastrepr.cbow_ns_loss(W, W, I1, I1, N2), ValueError, r"contexts must have shape \[B, C\]"),
+    (lambda: fastrepr.cbow_ns_loss(W, W, N2, I1, N2, torch.ones(3, 3, dtype=torch.bool)), ValueError, "mask must have the shape"),
+    (lambda: fastrepr.cbow_ns_loss(W, W, N2, I1, N2, torch.tensor([[1, 0], [0, 0], [1, 1]]).bool()), ValueError, "no context word"),
+    (lambda: fastrepr.hierarchical_softmax_loss(W[:3], W, I1, "tree"), TypeError, "HuffmanTree or a tuple"),
+    (lambda: fastrepr.hierarchical_softmax_loss(W[:3], W[:1], I1, build_huffman([5, 4, 3, 2])), ValueError, "3 inner nodes"),
+    (lambda: fastrepr.hierarchical_softmax_loss(W[:3], W, I1 + 4, build_huffman([5, 4, 3, 2])), ValueError, "targets has indices"),
+    (lambda: fastrepr.hierarchical_softmax_loss(W[:3], W, I1, (N2 + 11, N2, I1 + 1)), ValueError, "tree points"),
+    (lambda: fastrepr.hierarchical_softmax_loss(W[:3], W, I1, (N2, N2, I1 + 3)), ValueError, "tree lengths"),
+    (lambda: fastrepr.hierarchical_softmax_loss(W[:3], torch.randn(10, 5), I1, build_huffman([5, 4])), ValueError, "same width"),
+    (lambda: fastrepr.NegativeSamplingLoss(0, 4), ValueError, "num_embeddings"),
+    (lambda: fastrepr.NegativeSamplingLoss(5, 4, counts=[1, 2]), ValueError, "5 entries"),
+    (lambda: fastrepr.HierarchicalSoftmaxLoss([1, 2], 0), ValueError, "embedding_dim"),
+])
+def test_bad_input(backend, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_native_entry_points_validate_buffers(monkeypatch):
+    from conftest import use_backend
+
+    use_backend("native", monkeypatch)
+    from fastrepr import _native
+
+    C = _native.get()
+    w = np.zeros((5, 3), np.float32)
+    idx = np.zeros((2, 1), np.int64)
+    with pytest.raises(ValueError, match="outside its table"):
+        C.negative_sampling_forward(w, w, idx + 7, np.zeros((0, 0), np.uint8), np.zeros(2, np.int64),
+                                    np.zeros((2, 1), np.int64), np.zeros(2, np.float32), "float32")
+    with pytest.raises(ValueError, match="loss must have shape"):
+        C.negative_sampling_forward(w, w, idx, np.zeros((0, 0), np.uint8), np.zeros(2, np.int64),
+                                    np.zeros((2, 1), np.int64), np.zeros(3, np.float32), "float32")
+    with pytest.raises(ValueError, match="wrong shape"):
+        C.negative_sampling_backward(w, w, idx, np.zeros((0, 0), np.uint8), np.zeros(2, np.int64),
+                                     np.zeros((2, 1), np.int64), np.zeros(2, np.float32), np.zeros((5, 3), np.float32),
+                                     np.zeros((4, 3), np.float32), False, "float32")
+    with pytest.raises(ValueError, match="outside its range"):
+        C.hierarchical_softmax_forward(w[:2], w, np.array([9, 0]), np.zeros((3, 2), np.int64),
+                                       np.zeros((3, 2), np.uint8), np.ones(3, np.int64), np.zeros(2, np.float32), "float32")
+
+
+# ------------------------------------------------------------------------------------------- memory
+
+def test_native_forward_memory_is_output_plus_constant(monkeypatch):
+    """The fused forward needs the [B] output and O(threads·D) scratch; the plain-PyTorch expression gathers
+    [B, 1 + K, D] (which shows that the measurement sees allocations)."""
+    from conftest import use_backend
+
+    use_backend("native", monkeypatch)
+    V, D, B, K = 50_000, 100, 65_536, 5
+    w_in, w_out = torch.randn(V, D), torch.randn(V, D)
+    c, o, n = torch.randint(0, V, (B,)), torch.randint(0, V, (B,)), torch.randint(0, V, (B, K))
+    fastrepr.sgns_loss(w_in, w_out, c, o, n)
+    ours = bench.peak_memory(lambda: fastrepr.sgns_loss(w_in, w_out, c, o, n, reduction="none"), torch.device("cpu"))
+    base = bench.peak_memory(lambda: reference.negative_sampling(w_in, w_out, c[:, None], o, n), torch.device("cpu"))
+    assert ours <= B * 4 + 1024 * 1024, ours
+    assert base >= B * (K + 1) * D * 4, base
+
+
+# ------------------------------------------------------------------------------------------- GPU
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_cuda_large(monkeypatch, dtype):
+    """Realistic sizes on the GPU: losses and dense/sparse gradients against the float64 reference, and the
+    fused step on fp32 tables."""
+    from conftest import use_backend
+
+    use_backend("triton", monkeypatch)
+    V, D, B, K, C = 100_000, 128, 8192, 5, 10
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(V, D, B, K, C, dtype, "cuda")
+    ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives, mask))
+    ours = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask, reduction="none")
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(ours.double().cpu(), ref, atol=tol, rtol=tol)
+    for sparse in (False, True):
+        a, b = w_in.clone().requires_grad_(), w_out.clone().requires_grad_()
+        fastrepr.sgns_loss(a, b, inputs[:, 0], targets, negatives, sparse=sparse).backward()
+        ra, rb = (t.detach().cpu().double().requires_grad_() for t in (w_in, w_out))
+        reference.negative_sampling(ra, rb, inputs[:, :1].cpu(), targets.cpu(), negatives.cpu()).mean().backward()
+        ga = a.grad.to_dense() if sparse else a.grad
+        torch.testing.assert_close(ga.double().cpu(), ra.grad, atol=tol * 1e-2, rtol=tol)
+    h, w_nodes, t, tree = _hs_inputs(50_000, D, B, dtype, "cuda")
+    ref = reference.hierarchical_softmax(*_cpu64(h, w_nodes, t), *tree.tensors("cpu"))
+    torch.testing.assert_close(fastrepr.hierarchical_softmax_loss(h, w_nodes, t, tree, reduction="none").double().cpu(),
+                               ref, atol=tol * 10, rtol=tol)
+    if dtype == torch.float32:
+        wi, wo = w_in.clone(), w_out.clone()
+        loss = ns_ops.negative_sampling_step_(wi, wo, inputs[:, :1].contiguous(), targets, negatives, None, 0.01)
+        assert torch.isfinite(loss).all() and not torch.equal(wo, w_out)
