@@ -28,7 +28,7 @@ timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests -k
 echo "== fastrepr bench"
 if [ "$#" -gt 0 ]; then ops=("$@"); else
   ops=(--op pairwise_abs_diff_mean --op nt_xent --op nt_xent_vs_compiled --op info_nce --op sup_con
-       --op analogy_3cosadd --op analogy_3cosmul --op most_similar); fi
+       --op analogy_3cosadd --op analogy_3cosmul --op most_similar --op sgns_step --op word2vec_trainer); fi
 timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
   --no-plots "${ops[@]}" 2>&1 | tee "$OUT/bench.log" || status=1
 

@@ -1,6 +1,6 @@
 """Benchmark registry entries for word2vec (registered by fastrepr.bench):
 
-* "word2vec trainer vs gensim": a whole training run (vocabulary built beforehand, weights reset before every
+* "word2vec_trainer": a whole training run (vocabulary built beforehand, weights reset before every
   run) on gensim's Wikipedia + Lee corpus (``fastrepr.text.corpora.wiki_lee_corpus``), ours against gensim's
   corpus_file mode with the same settings (window 5, dim 100, sample 1e-3, 5 epochs, min_count 5) and as many
   worker threads as torch uses (``torch.set_num_threads``). Words/s = corpus tokens x 5 / time.
@@ -103,7 +103,7 @@ def register_all(register, Bench) -> None:
 
     has_gensim = importlib.util.find_spec("gensim") is not None  # the baseline, and the corpus's source
     register(Bench(
-        op="word2vec trainer vs gensim",
+        op="word2vec_trainer",
         baseline_name="gensim Word2Vec (corpus_file)",
         size_names=("sg", "hs", "negative", "copies"),
         sizes={"cpu": [(1, 0, 5, 1), (0, 0, 5, 1), (1, 1, 0, 1), (0, 1, 0, 1)] if has_gensim else [],
