@@ -14,16 +14,19 @@ CLIP InfoNCE (Radford et al. 2021): X = q, Y = k, no self:      row loss lse[a] 
 
 Forward: per block of rows, stream column tiles of S with an fp32 online max and sum (as in flash
 attention), never storing S. Only the normalized inputs (recomputed in backward from the saved inputs) and
-the O(M) statistics are kept.
+the O(M) statistics are kept. The positive sums need no pass over S: with class sums C[c] = sum of the ŷ_k
+labelled c, pos[a] = x̂_a · (C[lab_x[a]] - ŷ_self[a]) / τ (the own column subtracted when it shares the label),
+O(N·D) in plain torch.
 
 Backward: for a loss L = sum_a (g_lse[a] lse[a] + g_pos[a] pos[a]) + (column statistics likewise),
     dL/dS[a, k] = g_lse[a] P_r[a, k] + g_pos[a] pos[a, k] + g_lse_c[k] P_c[a, k] + g_pos_c[k] pos[a, k]
 with P_r[a, k] = exp(S[a, k] - lse[a]) and P_c[a, k] = exp(S[a, k] - lse_c[k]). When X = Y, S is symmetric
 and S[k, a] depends on the same pair, so dX̂[a] = 1/τ sum_k (G[a, k] + G[k, a]) X̂[k]: the column term
 becomes exp(S[a, k] - lse[k]) with the row's own weights. Either way one kernel computes
-    T[a, k] = α[a] exp(S - β[a]) + γ[k] exp(S - δ[k]) + (ρ[a] + σ[k]) pos[a, k],   dX̂[a] = 1/τ sum_k T[a, k] Ŷ[k]
+    T[a, k] = α[a] exp(S - β[a]) + γ[k] exp(S - δ[k]),   dX̂[a] = 1/τ sum_k T[a, k] Ŷ[k] + P[a]
 by recomputing S tile by tile; each program owns its rows of dX̂, so there are no atomics and the result is
-deterministic. For X != Y, dŶ is the same kernel with the roles of X and Y swapped. The L2-normalization
+deterministic. P[a] = 1/τ sum_{k positive} (ρ[a] + σ[k]) Ŷ[k] is the positives' part (ρ, σ the gradients of the
+row and column pos sums), again from class sums in O(N·D). For X != Y, dŶ is the same kernel with the roles of X and Y swapped. The L2-normalization
 backward dx = (dx̂ - x̂ (x̂·dx̂)) / ||x|| is fused into the kernel's epilogue when a row fits one tile.
 Temperature: d stat / dτ = -(1/τ) (d stat / dS · S), i.e. -e[a]/τ for lse and -pos[a]/τ for pos.
 Exponentials never overflow: lse[a] >= S[a, k] for every valid k (and lse_c[k] >= S[a, k] likewise).
@@ -99,7 +102,7 @@ def _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M: tl.constexp
 @triton.jit
 def _contrastive_stats_fwd_kernel(
     # pointers
-    x_ptr, y_ptr, lab_x_ptr, lab_y_ptr, self_ptr, temp_ptr, lse_ptr, pos_ptr, e_ptr,
+    x_ptr, y_ptr, self_ptr, temp_ptr, lse_ptr, e_ptr,
     # shapes
     M, N, D,
     # strides
@@ -111,85 +114,76 @@ def _contrastive_stats_fwd_kernel(
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < M
     inv_t = 1.0 / tl.load(temp_ptr).to(tl.float32)
-    lab_r = tl.load(lab_x_ptr + rows, mask=row_ok, other=-1)
     self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
     x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
     # online softmax in log2 units; a finite initial max keeps all-masked tiles free of inf - inf
     m = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
     l_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     e_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
-    p_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         cols, col_ok, valid, s = _masked_scores(
             x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
             stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
-        s2 = s * 1.4426950408889634
+        s2 = s * 1.4426950408889634  # -inf where invalid
         m_new = tl.maximum(m, tl.max(s2, 1))
         scale = tl.exp2(m - m_new)
         p = tl.exp2(s2 - m_new[:, None])
         l_acc = l_acc * scale + tl.sum(p, 1)
         e_acc = e_acc * scale + tl.sum(p * tl.where(valid, s, 0.0), 1)
-        lab_c = tl.load(lab_y_ptr + cols, mask=col_ok, other=-1)
-        p_acc += tl.sum(tl.where(valid & (lab_r[:, None] == lab_c[None, :]), s, 0.0), 1)
         m = m_new
     tl.store(lse_ptr + rows, (m + tl.log2(l_acc)) * 0.6931471805599453, mask=row_ok)
-    tl.store(pos_ptr + rows, p_acc, mask=row_ok)
     tl.store(e_ptr + rows, e_acc / l_acc, mask=row_ok)
 
 
 @triton.jit
 def _contrastive_stats_bwd_kernel(
     # pointers
-    x_ptr, y_ptr, lab_x_ptr, lab_y_ptr, self_ptr, temp_ptr,
-    alpha_ptr, beta_ptr, gamma_ptr, delta_ptr, rho_ptr, sigma_ptr, wscale_ptr, rnorm_ptr, dx_ptr,
+    x_ptr, y_ptr, self_ptr, temp_ptr,
+    alpha_ptr, beta_ptr, gamma_ptr, delta_ptr, wscale_ptr, extra_ptr, rnorm_ptr, dx_ptr,
     # shapes
     M, N, D,
     # strides
-    stride_xm, stride_xd, stride_ym, stride_yd, stride_om, stride_od,
+    stride_xm, stride_xd, stride_ym, stride_yd, stride_om, stride_od,  # extra_ptr: dx's layout
     # constants
     HAS_ROW: tl.constexpr, HAS_COL: tl.constexpr, NORMALIZE: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_D: tl.constexpr,
     UPCAST: tl.constexpr,
 ):
-    """dX[rows, dchunk] = wscale/τ · sum_k T[a, k] Ŷ[k, dchunk] (weights pre-divided by wscale so that the
-    T tile stays near [0, 1] when it is cast to fp16/bf16 for the second matmul)."""
+    """dX[rows, dchunk] = wscale/τ · sum_k T[a, k] Ŷ[k, dchunk] + extra[rows, dchunk] (weights pre-divided by
+    wscale so that the T tile stays near [0, 1] when it is cast to fp16/bf16 for the second matmul)."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < M
     out_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     inv_t = 1.0 / tl.load(temp_ptr).to(tl.float32)
-    lab_r = tl.load(lab_x_ptr + rows, mask=row_ok, other=-1)
     self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
     a_r = tl.load(alpha_ptr + rows, mask=row_ok, other=0.0)
     b_r = tl.load(beta_ptr + rows, mask=row_ok, other=float("inf"))  # padding: exp(s - inf) = 0
-    r_r = tl.load(rho_ptr + rows, mask=row_ok, other=0.0)
     x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         cols, col_ok, valid, s = _masked_scores(
             x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
             stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
-        lab_c = tl.load(lab_y_ptr + cols, mask=col_ok, other=-1)
-        s_c = tl.load(sigma_ptr + cols, mask=col_ok, other=0.0)
-        t = tl.where(lab_r[:, None] == lab_c[None, :], r_r[:, None] + s_c[None, :], 0.0)
+        t = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         if HAS_ROW:
             t += a_r[:, None] * tl.exp2((s - b_r[:, None]) * 1.4426950408889634)
         if HAS_COL:
             g_c = tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
             d_c = tl.load(delta_ptr + cols, mask=col_ok, other=float("inf"))
             t += g_c[None, :] * tl.exp2((s - d_c[None, :]) * 1.4426950408889634)
-        t = tl.where(valid, t, 0.0)
         y = _load_rows(y_ptr, cols, col_ok, out_d, D, stride_ym, stride_yd, False)
         if UPCAST:  # round T like the GPU path does, then multiply in fp32 (see _scores)
             acc += tl.dot(t.to(y.dtype).to(tl.float32), y.to(tl.float32), input_precision=DOT_PRECISION)
         else:
             acc += tl.dot(t.to(y.dtype), y, input_precision=DOT_PRECISION)
-    acc = acc * (inv_t * tl.load(wscale_ptr))
+    out_mask = row_ok[:, None] & (out_d < D)[None, :]
+    acc = acc * (inv_t * tl.load(wscale_ptr)) + tl.load(
+        extra_ptr + rows[:, None] * stride_om + out_d[None, :] * stride_od, mask=out_mask, other=0.0)
     if NORMALIZE:  # only launched with SINGLE_D: the whole row is in this tile
         xh = x_single.to(tl.float32)
         proj = tl.sum(acc * xh, 1)
         acc = (acc - xh * proj[:, None]) * tl.load(rnorm_ptr + rows, mask=row_ok, other=0.0)[:, None]
-    tl.store(dx_ptr + rows[:, None] * stride_om + out_d[None, :] * stride_od, acc,
-             mask=row_ok[:, None] & (out_d < D)[None, :])
+    tl.store(dx_ptr + rows[:, None] * stride_om + out_d[None, :] * stride_od, acc, mask=out_mask)
 
 
 # Tile shapes for the GPU are autotuned per D (and dtype) on first use; no GPU was available when these
@@ -225,32 +219,32 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "ieee"
 
 
-def stats_forward(xh, yh, lab_x, lab_y, self_col, temperature):
-    """Triton launcher: (lse, pos, e) [M] fp32 for rows of xh against yh."""
+def stats_forward(xh, yh, self_col, temperature):
+    """Triton launcher: (lse, e) [M] fp32 for rows of xh against yh."""
     M, D = xh.shape
-    lse, pos, e = (torch.empty(M, dtype=torch.float32, device=xh.device) for _ in range(3))
+    lse, e = (torch.empty(M, dtype=torch.float32, device=xh.device) for _ in range(2))
     _launch(_contrastive_stats_fwd_kernel, _fwd_tuned, lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),), D, xh.dtype,
-            xh, yh, lab_x, lab_y, self_col, temperature, lse, pos, e, M, yh.shape[0], D,
+            xh, yh, self_col, temperature, lse, e, M, yh.shape[0], D,
             *xh.stride(), *yh.stride(), DOT_PRECISION=_dot_precision(xh.dtype))
-    return lse, pos, e
+    return lse, e
 
 
-def stats_backward(xh, yh, lab_x, lab_y, self_col, temperature, alpha, beta, gamma, delta, rho, sigma,
-                   rnorm=None):
-    """Triton launcher: dX [M, D] fp32 (w.r.t. x when rnorm is given, else w.r.t. x̂). alpha/gamma may be None."""
+def stats_backward(xh, yh, self_col, temperature, alpha, beta, gamma, delta, extra, rnorm=None):
+    """Triton launcher: dX [M, D] fp32 (w.r.t. x when rnorm is given, else w.r.t. x̂) of the lse terms plus
+    `extra` ([M, D] fp32, w.r.t. x̂). alpha/gamma may be None (that term absent)."""
     M, D = xh.shape
     dx = torch.empty((M, D), dtype=torch.float32, device=xh.device)
-    weights = [w for w in (alpha, gamma, rho, sigma) if w is not None]
+    extra = extra.float().contiguous()
+    weights = [w for w in (alpha, gamma) if w is not None]
     wscale = torch.stack([w.abs().max() for w in weights]).max().clamp_min(torch.finfo(torch.float32).tiny)
-    scaled = [None if w is None else (w / wscale).contiguous() for w in (alpha, gamma, rho, sigma)]
     zeros = torch.zeros(1, dtype=torch.float32, device=xh.device)
-    a, g, r, s = (w if w is not None else zeros for w in scaled)
+    a, g = ((w / wscale).contiguous() if w is not None else zeros for w in (alpha, gamma))
     block_d, single = _feature_tiling(D)
     fuse_norm = rnorm is not None and single  # the epilogue needs whole rows
     _launch(_contrastive_stats_bwd_kernel, _bwd_tuned,
             lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(D, block_d)), D, xh.dtype,
-            xh, yh, lab_x, lab_y, self_col, temperature, a, beta if beta is not None else zeros, g,
-            delta if delta is not None else zeros, r, s, wscale, rnorm if fuse_norm else zeros, dx,
+            xh, yh, self_col, temperature, a, beta if beta is not None else zeros, g,
+            delta if delta is not None else zeros, wscale, extra, rnorm if fuse_norm else zeros, dx,
             M, yh.shape[0], D, *xh.stride(), *yh.stride(), *dx.stride(),
             HAS_ROW=alpha is not None, HAS_COL=gamma is not None, NORMALIZE=fuse_norm,
             DOT_PRECISION=_dot_precision(xh.dtype))
@@ -273,49 +267,91 @@ def _self_index(self_col: torch.Tensor, c0: int, c1: int):
     return rows, self_col[c0:c1][rows]
 
 
-def stats_forward_torch(xh, yh, lab_x, lab_y, self_col, temperature):
-    """The same statistics in row chunks with plain torch ops (CPU, or float64 anywhere)."""
+def _masked_chunk(x, y, inv_t, self_col, c0, c1):
+    """S for rows c0:c1 (acc dtype), -inf at each row's own column; and the (rows, cols) of those entries."""
+    s = (x[c0:c1] @ y.t()).mul_(inv_t)
+    r, c = _self_index(self_col, c0, c1)
+    s[r, c] = float("-inf")
+    return s, r, c
+
+
+def stats_forward_torch(xh, yh, self_col, temperature):
+    """The same (lse, e) in row chunks with plain torch ops (CPU, or float64 anywhere)."""
     acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
     x, y, inv_t = xh.to(acc), yh.to(acc), (1.0 / temperature).to(acc)
     M = x.shape[0]
-    lse, pos, e = (torch.empty(M, dtype=acc, device=x.device) for _ in range(3))
+    lse, e = (torch.empty(M, dtype=acc, device=x.device) for _ in range(2))
     step = _chunk_rows(y.shape[0])
     for c0 in range(0, M, step):
         c1 = min(M, c0 + step)
-        s = (x[c0:c1] @ y.t()).mul_(inv_t)
-        r, c = _self_index(self_col, c0, c1)
-        s[r, c] = float("-inf")
+        s, r, c = _masked_chunk(x, y, inv_t, self_col, c0, c1)
         m = s.amax(1, keepdim=True)
         p = s.sub(m).exp_()
         s[r, c] = 0.0  # so that p * s is 0, not nan, at the masked entry
         l = p.sum(1)
         lse[c0:c1] = m.squeeze(1) + torch.log(l)
         e[c0:c1] = (p * s).sum(1) / l
-        pos[c0:c1] = (s * (lab_x[c0:c1, None] == lab_y[None, :])).sum(1)
-    return lse, pos, e
+    return lse, e
 
 
-def stats_backward_torch(xh, yh, lab_x, lab_y, self_col, temperature, alpha, beta, gamma, delta, rho, sigma,
-                         rnorm=None):
+def stats_backward_torch(xh, yh, self_col, temperature, alpha, beta, gamma, delta, extra, rnorm=None):
     acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
     x, y, inv_t = xh.to(acc), yh.to(acc), (1.0 / temperature).to(acc)
     M = x.shape[0]
-    dx = torch.empty_like(x)
+    dx = extra.to(acc).clone()
     step = _chunk_rows(y.shape[0])
     for c0 in range(0, M, step):
         c1 = min(M, c0 + step)
-        s = (x[c0:c1] @ y.t()).mul_(inv_t)
-        t = torch.where(lab_x[c0:c1, None] == lab_y[None, :], rho[c0:c1, None] + sigma[None, :], 0.0)
+        s, _, _ = _masked_chunk(x, y, inv_t, self_col, c0, c1)  # exp(-inf) = 0 at the own column
+        t = None
         if alpha is not None:
-            t += s.sub(beta[c0:c1, None]).exp_().mul_(alpha[c0:c1, None])
+            t = s.sub(beta[c0:c1, None]).exp_().mul_(alpha[c0:c1, None])
         if gamma is not None:
-            t += s.sub(delta[None, :]).exp_().mul_(gamma[None, :])
-        r, c = _self_index(self_col, c0, c1)
-        t[r, c] = 0.0
-        dx[c0:c1] = (t @ y).mul_(inv_t)
+            term = s.sub(delta[None, :]).exp_().mul_(gamma[None, :])
+            t = term if t is None else t.add_(term)
+        dx[c0:c1] += (t @ y).mul_(inv_t)
     if rnorm is not None:
         dx = _normalize_backward(dx, x, rnorm.to(acc))
     return dx
+
+
+# ------------------------------------------------------------------------------------------- positives
+
+def _compact_labels(lab_x: torch.Tensor, lab_y: torch.Tensor):
+    """Labels of both sides as 0..C-1 (same value, same id) and C."""
+    values, ids = torch.unique(torch.cat([lab_x, lab_y]), return_inverse=True)
+    return ids[:lab_x.shape[0]], ids[lab_x.shape[0]:], values.shape[0]
+
+
+def _own_positive(self_col, ix, iy):
+    """[M] 1.0 where the row's own column exists and shares its label (it must leave the class sums), and
+    that column (0 where none)."""
+    col = self_col.clamp_min(0)
+    return ((self_col >= 0) & (iy[col] == ix)), col
+
+
+def positive_sums(xh, yh, lab_x, lab_y, self_col, temperature):
+    """pos[a] = sum over valid columns k with lab_y[k] == lab_x[a] of S[a, k], via class sums: O((M + Nc)·D)."""
+    acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
+    x, y = xh.to(acc), yh.to(acc)
+    ix, iy, n = _compact_labels(lab_x, lab_y)
+    own, col = _own_positive(self_col, ix, iy)
+    sums = torch.zeros(n, y.shape[1], dtype=acc, device=y.device).index_add_(0, iy, y)
+    others = sums[ix] - own[:, None].to(acc) * y[col]
+    return (x * others).sum(1) / temperature.to(acc)
+
+
+def positive_grad(yh, lab_x, lab_y, self_col, temperature, rho, sigma):
+    """dX̂ of sum_a rho[a] pos[a] + sum_k sigma[k] pos_c[k]: P[a] = 1/τ sum_{k positive for a} (rho[a] + sigma[k]) ŷ_k."""
+    acc = torch.float64 if yh.dtype == torch.float64 else torch.float32
+    y = yh.to(acc)
+    ix, iy, n = _compact_labels(lab_x, lab_y)
+    own, col = _own_positive(self_col, ix, iy)
+    sums = torch.zeros(n, y.shape[1], dtype=acc, device=y.device).index_add_(0, iy, y)
+    weighted = torch.zeros_like(sums).index_add_(0, iy, y * sigma.to(acc)[:, None])
+    own = own.to(acc)[:, None]
+    p = rho.to(acc)[:, None] * (sums[ix] - own * y[col]) + weighted[ix] - own * sigma.to(acc)[col, None] * y[col]
+    return p / temperature.to(acc)
 
 
 # ------------------------------------------------------------------------------------------- the op
@@ -365,9 +401,12 @@ def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, 
     xh, _ = _normalize(x) if normalize else (x, None)
     yh = xh if same else (_normalize(y)[0] if normalize else y)
     fwd = stats_forward if _backend(x) == "triton" else stats_forward_torch
-    lse, pos, e = fwd(xh, yh, labels_x, labels_y, self_col, temperature)
+    lse, e = fwd(xh, yh, self_col, temperature)
+    pos = positive_sums(xh, yh, labels_x, labels_y, self_col, temperature).to(lse.dtype)
     if col_stats:
-        lse_c, pos_c, e_c = fwd(yh, xh, labels_y, labels_x, self_rows(self_col, y.shape[0]), temperature)
+        self_row = self_rows(self_col, y.shape[0])
+        lse_c, e_c = fwd(yh, xh, self_row, temperature)
+        pos_c = positive_sums(yh, xh, labels_y, labels_x, self_row, temperature).to(lse.dtype)
     else:
         lse_c, pos_c, e_c = (lse.new_empty(0) for _ in range(3))
     return lse, pos, e, lse_c, pos_c, e_c
@@ -401,20 +440,21 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
     xh, rnx = _normalize(x) if normalize else (x, None)
     dtemp_sum = (g_lse * e + g_pos * pos).sum()
     if same:
-        dx = bwd(xh, xh, labels_x, labels_x, self_col, temperature, g_lse, lse, g_lse, lse, g_pos, g_pos, rnx)
+        extra = positive_grad(xh, labels_x, labels_x, self_col, temperature, g_pos, g_pos)
+        dx = bwd(xh, xh, self_col, temperature, g_lse, lse, g_lse, lse, extra, rnx)
         dy = y.new_empty(0)
     else:
         yh, rny = _normalize(y) if normalize else (y, None)
         self_row = self_rows(self_col, y.shape[0])
-        if col_stats:
-            dtemp_sum = dtemp_sum + (g_lse_c * e_c + g_pos_c * pos_c).sum()
-            dx = bwd(xh, yh, labels_x, labels_y, self_col, temperature, g_lse, lse, g_lse_c, lse_c, g_pos, g_pos_c, rnx)
-            dy = bwd(yh, xh, labels_y, labels_x, self_row, temperature, g_lse_c, lse_c, g_lse, lse, g_pos_c, g_pos, rny)
+        if not col_stats:  # rows-only statistics: no column terms
+            g_lse_c = lse_c = None
+            g_pos_c = torch.zeros(y.shape[0], dtype=lse.dtype, device=lse.device)
         else:
-            zero_c = torch.zeros(y.shape[0], dtype=lse.dtype, device=lse.device)
-            dx = bwd(xh, yh, labels_x, labels_y, self_col, temperature, g_lse, lse, None, None, g_pos, zero_c, rnx)
-            dy = bwd(yh, xh, labels_y, labels_x, self_row, temperature, None, None, g_lse, lse, zero_c, g_pos, rny)
-        dy = dy.to(y.dtype)
+            dtemp_sum = dtemp_sum + (g_lse_c * e_c + g_pos_c * pos_c).sum()
+        extra = positive_grad(yh, labels_x, labels_y, self_col, temperature, g_pos, g_pos_c)
+        dx = bwd(xh, yh, self_col, temperature, g_lse, lse, g_lse_c, lse_c, extra, rnx)
+        extra = positive_grad(xh, labels_y, labels_x, self_row, temperature, g_pos_c, g_pos)
+        dy = bwd(yh, xh, self_row, temperature, g_lse_c, lse_c, g_lse, lse, extra, rny).to(y.dtype)
     dtemp = (-dtemp_sum / temperature).to(temperature.dtype)
     return dx.to(x.dtype), dy, dtemp
 
