@@ -57,10 +57,12 @@ def pairwise_differences(seed: int = 0, factors: int = 5, points: int = 200, pai
 
 
 def benchmark_table(budget_s: float = 0.3) -> list:
-    _rule("benchmark (this machine, ours vs the plain-PyTorch expression, same run)")
+    _rule("benchmark (this machine, ours vs the plain-PyTorch baseline, same run)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    small = {"cpu": {"pairwise_abs_diff_mean": ["100000x10000x64x10"], "pairwise_abs_diff_mean_dense": ["10000x64x10"]},
-             "cuda": {"pairwise_abs_diff_mean": ["1000000x100000x64x16"], "pairwise_abs_diff_mean_dense": ["100000x64x16"]}}
+    small = {"cpu": {"pairwise_abs_diff_mean": ["100000x10000x64x10"], "pairwise_abs_diff_mean_dense": ["10000x64x10"],
+                     "nt_xent": ["4096x128"], "sup_con": ["4096x128"]},
+             "cuda": {"pairwise_abs_diff_mean": ["1000000x100000x64x16"], "pairwise_abs_diff_mean_dense": ["100000x64x16"],
+                      "nt_xent": ["65536x128"], "sup_con": ["65536x128"]}}
     rows = []
     for op, sizes in small[device].items():
         rows += bench.run([op], sizes, device=device, budget_s=budget_s)
