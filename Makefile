@@ -20,8 +20,13 @@ torch: venv
 install: torch
 	$(PIP) install -e .
 
+# disentanglement_lib is the fidelity oracle of tests/test_disentanglement_lib_parity.py. Its metric code needs
+# only numpy/scipy/scikit-learn/gin/absl; its declared dependencies pin TensorFlow 1.x, so it goes in without them.
+DLIB_SPEC ?= disentanglement-lib==1.5 gin-config==0.3.0 absl-py six future
+
 install-test: torch
 	$(PIP) install -e ".[test]"
+	$(PIP) install --no-deps $(DLIB_SPEC)
 
 demo: install
 	$(VENV)/bin/fastrepr demo
