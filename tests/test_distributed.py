@@ -41,6 +41,7 @@ def _worker(rank, port, data, out_dir):
             loss.backward()
             results[name] = (loss.detach(), a.grad, b.grad)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
