@@ -286,6 +286,10 @@ def sgns_loss(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, co
     Memory: O(B·(K + 2)) besides the gradients; never materializes the [B, K + 1, D] gathers (the plain-PyTorch
     expression does). Triton accumulates dense gradients with atomics (order, hence last bits, may vary between
     runs); the native backend is deterministic.
+    Raises ValueError for indices out of range, NaN/Inf in a row of w_in or w_out that the batch reads (naming
+    the table and row), or a score or loss that overflows, on every backend: each makes an example's loss NaN
+    when a score is not finite, and one O(B) check of the loss catches it (the [V, D] tables are never scanned).
+    On CUDA that check synchronizes and runs only under FASTREPR_CHECK=1; without it the loss is NaN.
     """
     _check_tables(reduction, w_in=w_in, w_out=w_out)
     centers = _index(centers, "centers", 1, "[B]")
@@ -305,7 +309,8 @@ def cbow_ns_loss(w_in: torch.Tensor, w_out: torch.Tensor, contexts: torch.Tensor
     w_in: [V_in, D], w_out: [V_out, D]; contexts: [B, C] integer rows (masked-out entries must still be valid
     rows, e.g. 0); mask: [B, C] bool (None = all used; every row needs at least one True); targets: [B];
     negatives: [B, K]. reduction, sparse, dtypes and memory as in sgns_loss. The gradient is that of the mean
-    (each context row gets 1/n_b of d h_b).
+    (each context row gets 1/n_b of d h_b). NaN/Inf and overflow checks as in sgns_loss (masked-out rows are
+    never read).
     """
     _check_tables(reduction, w_in=w_in, w_out=w_out)
     contexts = _index(contexts, "contexts", 2, "[B, C]")
@@ -334,6 +339,9 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
     every call (O(B·L)).
     reduction as in sgns_loss. h gets a dense gradient; w_nodes a dense one, or with sparse=True a sparse COO
     tensor of the path rows. Memory: O(B·L) besides the gradients (L = longest code, about log2 V).
+    Raises ValueError for codes other than 0/1, indices out of range, NaN/Inf in h or in a w_nodes row on a path
+    in use, or a score or loss that overflows (checked through the [B] loss: every backend makes an example's
+    loss NaN when a score is not finite; on CUDA only under FASTREPR_CHECK=1, else the loss is NaN).
     """
     from .ops import hierarchical_softmax as _hs
     from .text.huffman import HuffmanTree
@@ -350,10 +358,18 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
         points, codes, lengths = tree.tensors(h.device)
     elif isinstance(tree, (tuple, list)) and len(tree) == 3:
         points = _index(tree[0], "tree points", 2, "[V, L]")
-        codes = _checks.tensor(tree[1], "tree codes")
+        codes = tree[1]
+        if not (isinstance(codes, torch.Tensor) and codes.dtype == torch.bool):
+            _checks.integer(codes, "tree codes")
         lengths = _index(tree[2], "tree lengths", 1, "[V]", points.shape[0])
         if codes.shape != points.shape:
             raise ValueError(f"tree codes must have the shape of points {tuple(points.shape)}, got {tuple(codes.shape)}")
+        if codes.dtype not in (torch.bool, torch.uint8) and codes.numel():
+            # the conversion to bytes must not wrap (-1 -> 255, 256 -> 0); uint8 codes are checked on the
+            # paths in use by the op
+            lo, hi = (int(v) for v in torch.aminmax(codes))
+            if lo < 0 or hi > 1:
+                raise ValueError(f"tree codes must be 0 or 1, got values in [{lo}, {hi}]")
         codes = codes.to(torch.uint8).contiguous()
         _checks.same_device(points=points, codes=codes, lengths=lengths)
     else:
