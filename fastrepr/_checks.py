@@ -104,3 +104,28 @@ def divisor(value: float, name: str, dtype: torch.dtype, terms: int = 1) -> floa
         raise ValueError(f"{name}={value!r} is too small for {kind}: quotients up to 1/{name} summed over {terms} "
                          f"terms would overflow (need {name} >= {4.0 * terms / limit:.3g})")
     return rounded
+
+
+def int_arg(value, name: str, lo: int, hi: int | None = None) -> int:
+    """A Python (or numpy) integer in [lo, hi]: TypeError for other types (bool included), ValueError outside
+    the range. ``hi`` is the sane bound for arguments that size an allocation."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
+    return value
+
+
+def float_arg(value, name: str, positive: bool = False) -> float:
+    """A finite real number (> 0 with positive=True): TypeError for other types, ValueError otherwise."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")) or (positive and not value > 0):
+        raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}, got {value}")
+    return value
