@@ -31,16 +31,12 @@ backward dx = (dx̂ - x̂ (x̂·dx̂)) / ||x|| is fused into the kernel's epilog
 Temperature: d stat / dτ = -(1/τ) (d stat / dS · S), i.e. -e[a]/τ for lse and -pos[a]/τ for pos.
 Exponentials never overflow: lse[a] >= S[a, k] for every valid k (and lse_c[k] >= S[a, k] likewise).
 
-Normalization is overflow-safe and scale-invariant: x̂ = u / ||u|| with u = x / max_d |x_d| (so the squares
-summed stay in [1, D]), and 1/||x|| = 1 / (max_d |x_d| · ||u||). ||1e20 · x|| overflows float32 when formed
-directly (the loss then collapsed to log(2N - 1)); here x̂ is the same for x and c·x at any c > 0. A zero row
-stays zero, with 1/||x|| = 1e12, as torch.nn.functional.normalize (eps = 1e-12) treats it.
-
-Checks (fastrepr._checks' non-finite policy), inside the op so that they see real tensors under
-torch.compile: NaN/Inf embeddings, a temperature that rounds to 0 or whose reciprocal overflows the sums of
-scores in the compute dtype, and, with normalize=False, scores |x·y| / τ that could overflow. On CUDA they run
-only under FASTREPR_CHECK=1 (they synchronize); otherwise an invalid temperature is turned into NaN on the
-device and the loss is NaN.
+Normalization is overflow-safe and scale-invariant: x̂ = u / ||u||, u = x / max_d |x_d| (the squares summed
+stay in [1, D]; ||1e20 x|| formed directly overflows float32), 1/||x|| = 1 / (max_d |x_d| ||u||). Zero rows stay
+zero with 1/||x|| = 1e12, as F.normalize (eps = 1e-12) treats them. Checks (fastrepr._checks' policy) run inside
+the op, on real tensors even under torch.compile: NaN/Inf, a temperature that rounds to 0 or whose reciprocal
+overflows the sums of scores, and (normalize=False) scores that could overflow. On CUDA only under
+FASTREPR_CHECK=1; otherwise an invalid temperature becomes NaN on the device, and so does the loss.
 """
 from __future__ import annotations
 
@@ -407,31 +403,20 @@ def _backend(x: torch.Tensor) -> str:
     return select(OP, x, impls=impls)
 
 
-def _owner(names: str, t: torch.Tensor, row: int) -> str:
-    """The public name of row `row` of t: names is one name, or "a+b+..." for equal row blocks (x = [z1; z2])."""
-    parts = names.split("+")
-    return parts[min(row * len(parts) // max(t.shape[0], 1), len(parts) - 1)]
-
-
 def _check_finite_rows(t: torch.Tensor, names: str) -> None:
+    """ValueError naming the argument and row of a NaN/Inf; names: "a" or "a+b" (t stacks equal blocks a, b)."""
     if not _checks.all_finite(t):
-        row = int(torch.nonzero(~torch.isfinite(t).all(1))[0])
-        block = t.shape[0] // len(names.split("+"))
-        raise ValueError(f"{_owner(names, t, row)} contains NaN or Inf (row {row % block if block else row})")
-
-
-def _max_norm(t: torch.Tensor) -> float:
-    u, m, un = _scaled_rows(t)
-    return float((m.double() * un.double()).max())
+        parts, row = names.split("+"), int(torch.nonzero(~torch.isfinite(t).all(1))[0])
+        block = max(t.shape[0] // len(parts), 1)
+        raise ValueError(f"{parts[min(row // block, len(parts) - 1)]} contains NaN or Inf (row {row % block})")
 
 
 def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor, normalize: bool, same: bool,
                   names: str) -> torch.Tensor:
     """The op's data checks (see the module doc); returns the temperature to compute with (NaN when unchecked
     on CUDA and invalid, so that the loss is NaN rather than a plausible number)."""
-    columns = max(x.shape[0], y.shape[0])
+    columns, limit = max(x.shape[0], y.shape[0]), torch.finfo(temperature.dtype).max
     if not _checks.data_checks(x):
-        limit = torch.finfo(temperature.dtype).max
         ok = (temperature > 0) & (4.0 * columns / temperature <= limit)
         return torch.where(ok, temperature, torch.full_like(temperature, float("nan")))
     x_name, y_name = names.split("|")
@@ -441,13 +426,13 @@ def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor, n
     tau = float(temperature)
     # normalized scores lie in [-1/τ, 1/τ] and are summed over up to `columns` terms (lse, positive sums)
     _checks.divisor(tau, "temperature", temperature.dtype, columns if normalize else 1)
-    if not normalize:
-        bound = _max_norm(x) * (_max_norm(x) if same else _max_norm(y)) * columns / tau
-        kind = str(temperature.dtype).replace("torch.", "")
-        if not bound <= torch.finfo(temperature.dtype).max / 4:
+    if not normalize:  # |x·y| <= ||x|| ||y|| (Cauchy-Schwarz), norms formed overflow-safe
+        nx, ny = (float((m.double() * un.double()).max()) for _, m, un in map(_scaled_rows, (x, x if same else y)))
+        if not nx * ny * columns / tau <= limit / 4:
             pair = x_name.replace("+", ", ") if same else f"{x_name} and {y_name}"
             raise ValueError(f"{pair}: with normalize=False the scores x·y/temperature summed over {columns} rows can "
-                             f"reach {bound:.3g}, beyond {kind}; scale the embeddings down or use normalize=True")
+                             f"reach {nx * ny * columns / tau:.3g}, beyond {str(temperature.dtype)[6:]}; scale the "
+                             "embeddings down or use normalize=True")
     return temperature
 
 
