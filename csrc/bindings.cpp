@@ -4,6 +4,9 @@
 // direct caller gets a ValueError rather than an out-of-bounds read. Kernels run with the GIL released.
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -60,8 +63,26 @@ void require_same(const View& a, const View& b, const char* na, const char* nb) 
   if (a.shape != b.shape) throw py::value_error(std::string(na) + " and " + nb + " must have the same shape");
 }
 
+// threads: 0 means OpenMP's default. A count beyond kMaxThreads is a caller's bug, not a request: OpenMP would
+// try to start that many threads (each with its own stack) and abort when it cannot.
+constexpr int kMaxThreads = 1024;
+
+void check_threads(int threads) {
+  if (threads < 0 || threads > kMaxThreads)
+    throw py::value_error("threads must lie in [0, " + std::to_string(kMaxThreads) + "] (0: OpenMP's default), got " +
+                          std::to_string(threads));
+}
+
+template <typename T>
+bool all_finite(const T* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
 void pairwise_dense(const py::buffer& z1, const py::buffer& z2, const py::buffer& out, const std::string& dtype,
                     int threads) {
+  check_threads(threads);
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
@@ -79,6 +100,7 @@ void pairwise_dense(const py::buffer& z1, const py::buffer& z2, const py::buffer
 
 void pairwise_index(const py::buffer& z, const py::buffer& i, const py::buffer& j, const py::buffer& out,
                     const std::string& dtype, int threads) {
+  check_threads(threads);
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
@@ -126,6 +148,7 @@ void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& s
 
 void histogram_mi(const py::buffer& x, const py::buffer& edges, const py::object& labels, const py::buffer& out,
                   int64_t num_labels, const std::string& dtype, int threads) {
+  check_threads(threads);
   auto run = [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     View xv = view(x, "x", sizeof(T), 2, false), ev = view(edges, "edges", sizeof(T), 2, false);
@@ -142,6 +165,15 @@ void histogram_mi(const py::buffer& x, const py::buffer& edges, const py::object
       if (num_labels < 1) throw py::value_error("num_labels must be at least 1");
     }
     if (ov.shape[0] != D || ov.shape[1] != F) throw py::value_error("out must have shape [D, F]");
+    // Sizes that allocate: one (B + 1) x K count table per thread, K = num_labels (or B + 1 without labels).
+    if (B > fastrepr::kHistogramMaxBins)
+      throw py::value_error("edges: at most " + std::to_string(fastrepr::kHistogramMaxBins) + " bins per column, got " +
+                            std::to_string(B));
+    const int64_t K = lp ? num_labels : B + 1;
+    if (K > fastrepr::kHistogramMaxTable / (B + 1))
+      throw py::value_error("num_labels: the (B + 1) x num_labels count table would exceed " +
+                            std::to_string(fastrepr::kHistogramMaxTable) + " entries (B = " + std::to_string(B) +
+                            ", num_labels = " + std::to_string(K) + "); relabel the labels densely");
     bool ok;
     {
       py::gil_scoped_release nogil;
@@ -159,6 +191,7 @@ void gbt_fit_predict(const py::buffer& x, const py::buffer& labels, const py::bu
                      const py::buffer& init, const py::buffer& seeds, const py::buffer& x_test, const py::buffer& importances, const py::buffer& raw_train,
                      const py::buffer& raw_test, int64_t n_estimators, double learning_rate, int max_depth,
                      int64_t min_samples_split, int64_t min_samples_leaf, int threads) {
+  check_threads(threads);
   View xv = view(x, "x", sizeof(float), 2, false), lv = view(labels, "labels", sizeof(int64_t), 2, false);
   View kv = view(n_classes, "n_classes", sizeof(int64_t), 1, false), tv = view(x_test, "x_test", sizeof(float), 2, false);
   View iv = view(importances, "importances", sizeof(double), 2, true);
@@ -170,11 +203,23 @@ void gbt_fit_predict(const py::buffer& x, const py::buffer& labels, const py::bu
   if (max_depth < 1 || max_depth > 14) throw py::value_error("max_depth must be in [1, 14]");
   if (n_estimators < 0 || min_samples_split < 2 || min_samples_leaf < 1)
     throw py::value_error("need n_estimators >= 0, min_samples_split >= 2, min_samples_leaf >= 1");
+  if (!(learning_rate > 0) || !std::isfinite(learning_rate))
+    throw py::value_error("learning_rate must be finite and > 0, got " + std::to_string(learning_rate));
+  if (N > std::numeric_limits<int32_t>::max()) throw py::value_error("x: at most 2**31 - 1 samples (int32 ids)");
+  // Values beyond N + 1 mean the same as N + 1 (no node can be split), and keep 2 * min_samples_leaf from
+  // overflowing in the tree builder.
+  min_samples_split = std::min<int64_t>(min_samples_split, N + 1);
+  min_samples_leaf = std::min<int64_t>(min_samples_leaf, N + 1);
+  // NaN breaks the strict weak ordering std::stable_sort needs (undefined behaviour), so features are checked.
+  if (!all_finite(static_cast<const float*>(xv.ptr), N * D)) throw py::value_error("x contains NaN or Inf");
+  if (!all_finite(static_cast<const float*>(tv.ptr), M * D)) throw py::value_error("x_test contains NaN or Inf");
   const int64_t* k = static_cast<const int64_t*>(kv.ptr);
   const int64_t* y = static_cast<const int64_t*>(lv.ptr);
   int64_t C = 0;
   for (int64_t f = 0; f < F; ++f) {
-    if (k[f] < 1) throw py::value_error("n_classes must be >= 1");
+    // labels are encoded 0..K-1 of the classes present, so K <= N; the bound also keeps C from overflowing
+    if (k[f] < 1 || k[f] > std::max<int64_t>(N, 1))
+      throw py::value_error("n_classes must lie in [1, N] (N = " + std::to_string(N) + "), got " + std::to_string(k[f]));
     C += fastrepr::gbt_columns(k[f]);
   }
   for (int64_t i = 0; i < N * F; ++i)
@@ -183,6 +228,7 @@ void gbt_fit_predict(const py::buffer& x, const py::buffer& labels, const py::bu
   if (rv.shape[0] != C || rv.shape[1] != N) throw py::value_error("raw_train must have shape [C, N]");
   View initv = view(init, "init", sizeof(double), 1, false), seedv = view(seeds, "seeds", sizeof(uint32_t), 2, false);
   if (initv.shape[0] != C) throw py::value_error("init must have shape [C]");
+  if (!all_finite(static_cast<const double*>(initv.ptr), C)) throw py::value_error("init contains NaN or Inf");
   if (seedv.shape[0] != n_estimators || seedv.shape[1] != C) throw py::value_error("seeds must have shape [n_estimators, C]");
   if (sv.shape[0] != C || sv.shape[1] != M) throw py::value_error("raw_test must have shape [C, M]");
   fastrepr::GbtParams p;
@@ -200,6 +246,7 @@ void gbt_fit_predict(const py::buffer& x, const py::buffer& labels, const py::bu
 
 void dsprites_render(const py::buffer& patches, const py::buffer& patch, const py::buffer& row0,
                      const py::buffer& col0, const py::buffer& out, const std::string& dtype, int threads) {
+  check_threads(threads);
   View pv = view(patches, "patches", 1, 3, false);
   View iv = view(patch, "patch", sizeof(int64_t), 1, false), rv = view(row0, "row0", sizeof(int64_t), 1, false);
   View cv = view(col0, "col0", sizeof(int64_t), 1, false);
@@ -210,6 +257,19 @@ void dsprites_render(const py::buffer& patches, const py::buffer& patch, const p
     View ov = view(out, "out", sizeof(T), 3, true);
     if (ov.shape[0] != n) throw py::value_error("out must have shape [n, H, W]");
     if (pv.shape[1] != pv.shape[2]) throw py::value_error("patches must have shape [P, S, S]");
+    // Offsets are clipped to the canvas; beyond [-S, H] x [-S, W] a patch cannot touch it, and offsets near
+    // +-2**63 would overflow the clipping arithmetic (row0 = -2**63 wrote outside the image).
+    const int64_t S = pv.shape[1], H = ov.shape[1], W = ov.shape[2];
+    const int64_t* r = static_cast<const int64_t*>(rv.ptr);
+    const int64_t* c = static_cast<const int64_t*>(cv.ptr);
+    for (int64_t i = 0; i < n; ++i) {
+      if (r[i] < -S || r[i] > H)
+        throw py::value_error("row0[" + std::to_string(i) + "] = " + std::to_string(r[i]) + " lies outside [-S, H] = [" +
+                              std::to_string(-S) + ", " + std::to_string(H) + "]");
+      if (c[i] < -S || c[i] > W)
+        throw py::value_error("col0[" + std::to_string(i) + "] = " + std::to_string(c[i]) + " lies outside [-S, W] = [" +
+                              std::to_string(-S) + ", " + std::to_string(W) + "]");
+    }
     bool ok;
     {
       py::gil_scoped_release nogil;
@@ -232,13 +292,16 @@ int64_t legacy_randint(const py::buffer& raw, const py::buffer& highs, const py:
   if (cv.shape[0] != hv.shape[0]) throw py::value_error("highs and counts must have the same length");
   const int64_t* h = static_cast<const int64_t*>(hv.ptr);
   const int64_t* c = static_cast<const int64_t*>(cv.ptr);
+  const int64_t capacity = ov.shape[0];
   int64_t total = 0;
   for (int64_t i = 0; i < hv.shape[0]; ++i) {
     if (h[i] < 1 || h[i] > (int64_t(1) << 32)) throw py::value_error("highs must lie in [1, 2**32]");
     if (c[i] < 0) throw py::value_error("counts must be non-negative");
+    // compared before adding, so that huge counts cannot wrap the sum around to len(out)
+    if (c[i] > capacity - total) throw py::value_error("out must have sum(counts) entries (counts sum to more)");
     total += c[i];
   }
-  if (ov.shape[0] != total) throw py::value_error("out must have sum(counts) entries");
+  if (capacity != total) throw py::value_error("out must have sum(counts) entries");
   py::gil_scoped_release nogil;
   return fastrepr::legacy_randint(static_cast<const uint32_t*>(rv.ptr), rv.shape[0], h, c, hv.shape[0],
                                   static_cast<int64_t*>(ov.ptr));
@@ -282,6 +345,7 @@ const char* const kNsIndexError = "an index lies outside its table (inputs < V_i
 void ns_forward(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
                 const py::buffer& targets, const py::buffer& negatives, const py::buffer& loss,
                 const std::string& dtype, int threads) {
+  check_threads(threads);
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
@@ -303,6 +367,7 @@ void ns_backward(const py::buffer& w_in, const py::buffer& w_out, const py::buff
                  const py::buffer& targets, const py::buffer& negatives, const py::buffer& grad,
                  const py::buffer& d_in, const py::buffer& d_out, bool sparse, const std::string& dtype,
                  int threads) {
+  check_threads(threads);
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
@@ -331,6 +396,8 @@ void ns_backward(const py::buffer& w_in, const py::buffer& w_out, const py::buff
 void ns_step(const py::buffer& w_in, const py::buffer& w_out, const py::buffer& inputs, const py::buffer& mask,
              const py::buffer& targets, const py::buffer& negatives, const py::buffer& loss, double lr,
              bool mean_grad, const std::string& dtype, int threads) {
+  check_threads(threads);
+  if (!std::isfinite(lr)) throw py::value_error("lr must be finite, got " + std::to_string(lr));
   auto run = [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     NSArgs a = ns_args(w_in, w_out, inputs, mask, targets, negatives, sizeof(T), true);
@@ -362,6 +429,7 @@ fastrepr::HierarchicalSoftmaxShape hs_shape(const View& h, const View& w, const 
 void hs_forward(const py::buffer& h, const py::buffer& w_nodes, const py::buffer& targets, const py::buffer& points,
                 const py::buffer& codes, const py::buffer& lengths, const py::buffer& loss,
                 const std::string& dtype, int threads) {
+  check_threads(threads);
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
@@ -379,13 +447,14 @@ void hs_forward(const py::buffer& h, const py::buffer& w_nodes, const py::buffer
           static_cast<const int64_t*>(p.ptr), static_cast<const uint8_t*>(c.ptr),
           static_cast<const int64_t*>(len.ptr), s, static_cast<Acc*>(l.ptr), threads);
     }
-    if (!ok) throw py::value_error("a target, path length or path node lies outside its range");
+    if (!ok) throw py::value_error("a target, path length or path node lies outside its range, or a code is not 0/1");
   });
 }
 
 void hs_backward(const py::buffer& h, const py::buffer& w_nodes, const py::buffer& targets, const py::buffer& points,
                  const py::buffer& codes, const py::buffer& lengths, const py::buffer& grad, const py::buffer& d_h,
                  const py::buffer& d_nodes, bool sparse, const std::string& dtype, int threads) {
+  check_threads(threads);
   dispatch_float(dtype, [&](auto* t_tag, auto* acc_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using Acc = std::remove_pointer_t<decltype(acc_tag)>;
@@ -408,7 +477,7 @@ void hs_backward(const py::buffer& h, const py::buffer& w_nodes, const py::buffe
           static_cast<const int64_t*>(len.ptr), s, static_cast<const Acc*>(g.ptr), static_cast<Acc*>(dh.ptr),
           static_cast<Acc*>(dn.ptr), sparse, threads);
     }
-    if (!ok) throw py::value_error("a target, path length or path node lies outside its range");
+    if (!ok) throw py::value_error("a target, path length or path node lies outside its range, or a code is not 0/1");
   });
 }
 
@@ -539,6 +608,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("dsprites_render", &dsprites_render, py::arg("patches"), py::arg("patch"), py::arg("row0"), py::arg("col0"),
         py::arg("out"), py::arg("dtype"), py::arg("threads") = 0,
         "out[i] = zeros with patches[patch[i]] copied at (row0[i], col0[i]) (out: [n, H, W] uint8 or float32)");
+  m.attr("HISTOGRAM_MAX_BINS") = fastrepr::kHistogramMaxBins;
+  m.attr("HISTOGRAM_MAX_TABLE") = fastrepr::kHistogramMaxTable;
   m.def("legacy_randint", &legacy_randint, py::arg("raw"), py::arg("highs"), py::arg("counts"), py::arg("out"),
         "numpy RandomState.randint(highs[c], size=counts[c]) for every c, replayed from raw 32-bit draws; "
         "returns the number of draws used, or -1 if raw ran out");

@@ -1,8 +1,11 @@
 // Shared helpers for the CPU kernels: storage types for 16-bit floats and their conversion to float,
 // and OpenMP shims. Kernels take raw pointers and sizes; nothing here knows about torch or Python.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <mutex>
 
 #ifdef FASTREPR_OPENMP
 #include <omp.h>
@@ -48,5 +51,34 @@ inline int clamp_threads(int requested) {
   return 1;
 #endif
 }
+
+// An exception must never leave an OpenMP region: the runtime would call std::terminate and take the Python
+// interpreter down (a std::bad_alloc for a per-thread table did exactly that). Kernels run the work of a
+// parallel region through run(), which keeps the first exception and makes the remaining work a no-op
+// (failed()); rethrow() raises it after the region, where pybind11 turns it into a Python exception. Every
+// thread still reaches the region's worksharing constructs and barriers, so nothing deadlocks.
+class ParallelGuard {
+ public:
+  template <typename F>
+  void run(F&& f) noexcept {
+    if (failed()) return;
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+      failed_.store(true, std::memory_order_relaxed);
+    }
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::mutex mutex_;
+  std::exception_ptr error_;
+};
 
 }  // namespace fastrepr

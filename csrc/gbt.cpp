@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -52,17 +53,21 @@ Sorted presort(const float* X, int64_t N, int64_t D, int threads) {
   Sorted s;
   s.order.resize(static_cast<size_t>(N * D));
   s.values.resize(static_cast<size_t>(N * D));
+  ParallelGuard guard;
   (void)threads;
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(clamp_threads(threads))
 #endif
   for (int64_t d = 0; d < D; ++d) {
-    int32_t* o = s.order.data() + d * N;
-    std::iota(o, o + N, 0);
-    std::stable_sort(o, o + N, [&](int32_t a, int32_t b) { return X[a * D + d] < X[b * D + d]; });
-    float* v = s.values.data() + d * N;
-    for (int64_t j = 0; j < N; ++j) v[j] = X[static_cast<int64_t>(o[j]) * D + d];
+    guard.run([&] {  // stable_sort may allocate its merge buffer
+      int32_t* o = s.order.data() + d * N;
+      std::iota(o, o + N, 0);
+      std::stable_sort(o, o + N, [&](int32_t a, int32_t b) { return X[a * D + d] < X[b * D + d]; });
+      float* v = s.values.data() + d * N;
+      for (int64_t j = 0; j < N; ++j) v[j] = X[static_cast<int64_t>(o[j]) * D + d];
+    });
   }
+  guard.rethrow();
   return s;
 }
 
@@ -516,42 +521,56 @@ void gbt_fit_predict(const float* X, int64_t N, int64_t D, const int64_t* labels
   // each barrier can stall for a scheduler tick on a busy machine).
   if (static_cast<double>(n_tasks) * 3.0 * static_cast<double>(N * D) < 1e6) threads = 1;
 
+  // Each thread's TreeGrower allocates O(N * D) scratch inside the region: failures are kept by the guard and
+  // rethrown after it (an exception escaping an OpenMP region would terminate the process).
+  ParallelGuard guard;
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    TreeGrower grower(X, N, D, sorted, params);
-    std::vector<double> yk(N);
+    std::unique_ptr<TreeGrower> grower;
+    std::vector<double> yk;
+    guard.run([&] {
+      grower = std::make_unique<TreeGrower>(X, N, D, sorted, params);
+      yk.resize(N);
+    });
     for (int64_t stage = 0; stage < params.n_estimators; ++stage) {
 #ifdef FASTREPR_OPENMP
 #pragma omp for schedule(dynamic)
 #endif
       for (int64_t b = 0; b < n_blocks; ++b) {
-        const auto [f, lo] = blocks[b];
-        const Factor& fac = factors[f];
-        negative_gradient(labels, N, F, f, fac, raw_train + fac.offset * N, grad.data() + fac.offset * N, lo,
-                          std::min(lo + kBlock, N));
+        guard.run([&] {
+          const auto [f, lo] = blocks[b];
+          const Factor& fac = factors[f];
+          negative_gradient(labels, N, F, f, fac, raw_train + fac.offset * N, grad.data() + fac.offset * N, lo,
+                            std::min(lo + kBlock, N));
+        });
       }
       // (implicit barrier: every gradient of the stage is ready before any tree grows)
 #ifdef FASTREPR_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
       for (int64_t task = 0; task < n_tasks; ++task) {
-        const auto [f, t] = tasks[task];
-        const Factor& fac = factors[f];
-        const int64_t target = fac.K == 2 ? 1 : t;
-        for (int64_t n = 0; n < N; ++n) yk[n] = labels[n * F + f] == target ? 1.0 : 0.0;
-        double* imp = tree_imp.data() + (stage * n_tasks + task) * D;
-        const double* g = grad.data() + (fac.offset + t) * N;
-        const double scale = fac.K > 2 ? static_cast<double>(fac.K - 1) / static_cast<double>(fac.K) : 1.0;
-        tree_split[stage * n_tasks + task] = grower.grow(g, yk.data(), scale, seeds[stage * C + fac.offset + t], imp);
-        double* raw = raw_train + (fac.offset + t) * N;
-        for (int64_t n = 0; n < N; ++n) raw[n] += params.learning_rate * grower.nodes[grower.leaf_of(n)].value;
-        double* rt = raw_test + (fac.offset + t) * M;
-        for (int64_t m = 0; m < M; ++m) rt[m] += params.learning_rate * grower.predict(Xt + m * D);
+        if (!grower) continue;  // this thread's scratch failed to allocate: the guard holds the error
+        guard.run([&] {
+          const auto [f, t] = tasks[task];
+          const Factor& fac = factors[f];
+          const int64_t target = fac.K == 2 ? 1 : t;
+          for (int64_t n = 0; n < N; ++n) yk[n] = labels[n * F + f] == target ? 1.0 : 0.0;
+          double* imp = tree_imp.data() + (stage * n_tasks + task) * D;
+          const double* g = grad.data() + (fac.offset + t) * N;
+          const double scale = fac.K > 2 ? static_cast<double>(fac.K - 1) / static_cast<double>(fac.K) : 1.0;
+          tree_split[stage * n_tasks + task] =
+              grower->grow(g, yk.data(), scale, seeds[stage * C + fac.offset + t], imp);
+          double* raw = raw_train + (fac.offset + t) * N;
+          for (int64_t n = 0; n < N; ++n) raw[n] += params.learning_rate * grower->nodes[grower->leaf_of(n)].value;
+          double* rt = raw_test + (fac.offset + t) * M;
+          for (int64_t m = 0; m < M; ++m) rt[m] += params.learning_rate * grower->predict(Xt + m * D);
+        });
       }
     }
   }
+  guard.rethrow();
   std::vector<double> imp_sum(F * D, 0.0);
   for (int64_t tree = 0; tree < params.n_estimators * n_tasks; ++tree) {
     if (!tree_split[tree]) continue;

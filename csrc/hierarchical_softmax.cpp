@@ -1,5 +1,7 @@
 #include "hierarchical_softmax.h"
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "common.h"
@@ -10,14 +12,15 @@ namespace fastrepr {
 
 namespace {
 
-bool paths_ok(const int64_t* targets, const int64_t* points, const int64_t* lengths,
+// Codes are branch bits: a byte other than 0 or 1 would be read as 1 here but as (1 - 2c) by the other backends.
+bool paths_ok(const int64_t* targets, const int64_t* points, const uint8_t* codes, const int64_t* lengths,
               const HierarchicalSoftmaxShape& s) {
   for (int64_t b = 0; b < s.B; ++b) {
     const int64_t t = targets[b];
     if (t < 0 || t >= s.V) return false;
     if (lengths[t] < 0 || lengths[t] > s.L) return false;
     for (int64_t j = 0; j < lengths[t]; ++j)
-      if (points[t * s.L + j] < 0 || points[t * s.L + j] >= s.N) return false;
+      if (points[t * s.L + j] < 0 || points[t * s.L + j] >= s.N || codes[t * s.L + j] > 1) return false;
   }
   return true;
 }
@@ -29,7 +32,7 @@ template <typename T, typename Acc>
 bool hierarchical_softmax_forward(const T* h, const T* w_nodes, const int64_t* targets, const int64_t* points,
                                   const uint8_t* codes, const int64_t* lengths, HierarchicalSoftmaxShape s,
                                   Acc* loss, int num_threads) {
-  if (!paths_ok(targets, points, lengths, s)) return false;
+  if (!paths_ok(targets, points, codes, lengths, s)) return false;
   (void)num_threads;
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel for schedule(static) num_threads(clamp_threads(num_threads))
@@ -37,11 +40,14 @@ bool hierarchical_softmax_forward(const T* h, const T* w_nodes, const int64_t* t
   for (int64_t b = 0; b < s.B; ++b) {
     const int64_t t = targets[b];
     Acc l = Acc(0);
+    bool finite = true;
     for (int64_t j = 0; j < lengths[t]; ++j) {
       const Acc sc = dot_row<T, Acc>(w_nodes + points[t * s.L + j] * s.D, h + b * s.D, s.D);
+      finite &= std::isfinite(sc);
       l -= log_sigmoid(codes[t * s.L + j] ? -sc : sc);
     }
-    loss[b] = l;
+    // a non-finite score gives NaN, not the plausible 0 of log sigmoid(+inf) (the caller raises on it)
+    loss[b] = finite ? l : std::numeric_limits<Acc>::quiet_NaN();
   }
   return true;
 }
@@ -50,7 +56,7 @@ template <typename T, typename Acc>
 bool hierarchical_softmax_backward(const T* h, const T* w_nodes, const int64_t* targets, const int64_t* points,
                                    const uint8_t* codes, const int64_t* lengths, HierarchicalSoftmaxShape s,
                                    const Acc* grad, Acc* d_h, Acc* d_nodes, bool sparse, int num_threads) {
-  if (!paths_ok(targets, points, lengths, s)) return false;
+  if (!paths_ok(targets, points, codes, lengths, s)) return false;
   const int64_t D = s.D, L = s.L;
   std::vector<Acc> e(s.B * L, Acc(0)), hacc(sparse ? 0 : s.B * D);
   (void)num_threads;

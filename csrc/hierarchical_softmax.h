@@ -4,7 +4,8 @@
 // Backward with upstream gradient g_b: e_bj = g_b (sigmoid(s_bj) - (1 - c_bj)),
 //   d h_b = sum_j e_bj w_nodes[p_bj],  d w_nodes[p_bj] += e_bj h_b.
 // Shapes: h [B, D], w_nodes [N, D], targets [B], points/codes [V, L], lengths [V]. The functions return false
-// (outputs unspecified) if a target lies outside [0, V), a length outside [0, L], or a used point outside [0, N).
+// (outputs unspecified) if a target lies outside [0, V), a length outside [0, L], a used point outside [0, N),
+// or a used code is not 0 or 1. The forward loss of an example with a non-finite score is NaN.
 #pragma once
 #include <cstdint>
 

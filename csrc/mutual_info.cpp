@@ -59,15 +59,22 @@ bool histogram_mutual_info(const T* x, int64_t N, int64_t D, const T* edges, int
   const bool self = labels == nullptr;
   const int64_t K = self ? B + 1 : num_labels, rows = B + 1, pairs = D * F;
   int bad = 0;
+  ParallelGuard guard;  // the per-thread tables are allocated inside the region
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel num_threads(threads) reduction(| : bad)
 #endif
   {
-    std::vector<int64_t> table(static_cast<size_t>(rows * K)), a(rows), b(K);
+    std::vector<int64_t> table, a, b;
+    guard.run([&] {
+      table.resize(static_cast<size_t>(rows * K));
+      a.resize(static_cast<size_t>(rows));
+      b.resize(static_cast<size_t>(K));
+    });
 #ifdef FASTREPR_OPENMP
 #pragma omp for schedule(dynamic)
 #endif
     for (int64_t pair = 0; pair < pairs; ++pair) {
+      if (guard.failed()) continue;
       const int64_t d = pair / F, f = pair % F;
       std::fill(table.begin(), table.end(), 0);
       const int32_t* bx = bins.data() + d * N;
@@ -86,6 +93,7 @@ bool histogram_mutual_info(const T* x, int64_t N, int64_t D, const T* edges, int
       out[pair] = table_mutual_info(table, rows, K, N, a, b);
     }
   }
+  guard.rethrow();
   return bad == 0;
 }
 

@@ -10,6 +10,12 @@
 
 namespace fastrepr {
 
+// Sizes the callers must respect (the binding checks them; fastrepr/ops/mutual_info.py mirrors them): at most
+// kHistogramMaxBins edges per column (the discretization costs N * D * B comparisons), and a (B + 1) x K count
+// table of at most kHistogramMaxTable int64 entries (128 MiB per thread).
+constexpr int64_t kHistogramMaxBins = 1024;
+constexpr int64_t kHistogramMaxTable = int64_t(1) << 24;
+
 // Returns false (out unspecified) if a label lies outside [0, num_labels).
 template <typename T>
 bool histogram_mutual_info(const T* x, int64_t N, int64_t D, const T* edges, int64_t B, const int64_t* labels,

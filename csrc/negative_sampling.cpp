@@ -1,5 +1,7 @@
 #include "negative_sampling.h"
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "common.h"
@@ -20,6 +22,10 @@ bool indices_ok(const int64_t* inputs, const int64_t* targets, const int64_t* ne
     if (negatives[i] < 0 || negatives[i] >= s.V_out) return false;
   return true;
 }
+
+// A non-finite score (a NaN or Inf in a row the example reads, or a dot product that overflows) makes the
+// example's loss NaN: log sigmoid(+inf) = 0 would otherwise report a plausible finite loss. The caller's
+// finiteness check then raises and names the cause (fastrepr/ops/negative_sampling.py).
 
 inline int64_t out_row(const int64_t* targets, const int64_t* negatives, int64_t K, int64_t b, int64_t j) {
   return j == 0 ? targets[b] : negatives[b * K + j - 1];
@@ -49,25 +55,31 @@ bool negative_sampling_forward(const T* w_in, const T* w_out, const int64_t* inp
                                const int64_t* targets, const int64_t* negatives, NegativeSamplingShape s,
                                Acc* loss, int num_threads) {
   if (!indices_ok(inputs, targets, negatives, s)) return false;
+  ParallelGuard guard;
   (void)num_threads;
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel num_threads(clamp_threads(num_threads))
 #endif
   {
-    std::vector<Acc> h(s.D);
+    std::vector<Acc> h;
+    guard.run([&] { h.resize(s.D); });
 #ifdef FASTREPR_OPENMP
 #pragma omp for schedule(static)
 #endif
     for (int64_t b = 0; b < s.B; ++b) {
+      if (guard.failed()) continue;
       input_mean(w_in, inputs, mask, s, b, h.data());
       Acc l = Acc(0);
+      bool finite = true;
       for (int64_t j = 0; j <= s.K; ++j) {
         const Acc sc = dot_row<T, Acc>(w_out + out_row(targets, negatives, s.K, b, j) * s.D, h.data(), s.D);
+        finite &= std::isfinite(sc);
         l -= log_sigmoid(j == 0 ? sc : -sc);
       }
-      loss[b] = l;
+      loss[b] = finite ? l : std::numeric_limits<Acc>::quiet_NaN();
     }
   }
+  guard.rethrow();
   return true;
 }
 
@@ -132,24 +144,33 @@ bool negative_sampling_step(T* w_in, T* w_out, const int64_t* inputs, const uint
                             int num_threads) {
   if (!indices_ok(inputs, targets, negatives, s)) return false;
   const int64_t D = s.D, J = s.K + 1;
+  ParallelGuard guard;
   (void)num_threads;
 #ifdef FASTREPR_OPENMP
 #pragma omp parallel num_threads(clamp_threads(num_threads))
 #endif
   {
-    std::vector<T> h(D), dh(D), e(J);
+    std::vector<T> h, dh, e;
+    guard.run([&] {
+      h.resize(D);
+      dh.resize(D);
+      e.resize(J);
+    });
 #ifdef FASTREPR_OPENMP
 #pragma omp for schedule(static)
 #endif
     for (int64_t b = 0; b < s.B; ++b) {
+      if (guard.failed()) continue;
       const T inv_n = input_mean(w_in, inputs, mask, s, b, h.data());
       T l = T(0);
+      bool finite = true;
       for (int64_t j = 0; j < J; ++j) {
         const T sc = dot_row<T, T>(w_out + out_row(targets, negatives, s.K, b, j) * D, h.data(), D);
+        finite &= std::isfinite(sc);
         l -= log_sigmoid(j == 0 ? sc : -sc);
         e[j] = -lr * (sigmoid(sc) - (j == 0 ? T(1) : T(0)));
       }
-      loss[b] = l;
+      loss[b] = finite ? l : std::numeric_limits<T>::quiet_NaN();
       for (int64_t d = 0; d < D; ++d) dh[d] = T(0);
       for (int64_t j = 0; j < J; ++j) {  // every score is read before any output row changes
         T* w = w_out + out_row(targets, negatives, s.K, b, j) * D;
@@ -167,6 +188,7 @@ bool negative_sampling_step(T* w_in, T* w_out, const int64_t* inputs, const uint
       }
     }
   }
+  guard.rethrow();
   return true;
 }
 

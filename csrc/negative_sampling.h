@@ -6,7 +6,8 @@
 // Backward with upstream gradient g_b: e_bj = g_b (sigmoid(s_bj) - y_j),
 //   d w_out[o_bj] += e_bj h_b,   d w_in[x_bc] += m_bc / n_b * sum_j e_bj w_out[o_bj].
 // T is the storage type (float, double, bf16, fp16), Acc the accumulation and output type. Index ranges are
-// checked (the functions return false, leaving outputs unspecified, on an index outside its table).
+// checked (the functions return false, leaving outputs unspecified, on an index outside its table). The loss
+// of an example with a non-finite score (NaN/Inf in a row it reads, or an overflowing dot product) is NaN.
 #pragma once
 #include <cstdint>
 

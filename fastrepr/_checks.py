@@ -1,9 +1,21 @@
 """Argument checks shared by every op: each raises ValueError/TypeError naming the argument and what was
-expected. They look only at metadata (shape, dtype, device), so they also run on fake tensors under
-torch.compile; data-dependent checks (index ranges, NaN) live inside the ops."""
+expected. Most look only at metadata (shape, dtype, device), so they also run on fake tensors under
+torch.compile. The data-dependent ones (``finite``, and the ops' index-range checks) run inside the ops, on real
+tensors, and only where ``data_checks`` allows.
+
+The non-finite policy, shared by every op: an input with NaN/Inf, a norm or score that overflows, or a
+temperature or scale that rounds to 0 or inf in the compute dtype raises a ValueError naming the argument. On
+CUDA tensors a data check is a host synchronization on the hot path, so it runs there only under
+``FASTREPR_CHECK=1``; otherwise the op returns NaN for such input (never a plausible finite number), as each
+op's docstring says.
+"""
 from __future__ import annotations
 
+import os
+
 import torch
+
+CHECK_ENV = "FASTREPR_CHECK"
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -52,3 +64,68 @@ def same_dtype(**tensors: torch.Tensor) -> None:
     if len(set(dtypes.values())) > 1:
         listed = ", ".join(f"{n} is {d}" for n, d in dtypes.items())
         raise TypeError(f"tensors must share one dtype, got {listed}")
+
+
+def data_checks(t: torch.Tensor) -> bool:
+    """Whether data-dependent checks (NaN/Inf, overflow) run for tensors on t's device: always off CUDA, and on
+    CUDA only with FASTREPR_CHECK=1 (read at each call), since each check synchronizes with the host."""
+    return t.device.type != "cuda" or os.environ.get(CHECK_ENV, "").strip() == "1"
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of a floating tensor is finite. Through min and max (NaN propagates through both, an
+    Inf is one of them): no temporary the size of x, and faster than isfinite(x).all() on CPU."""
+    if not x.is_floating_point() or x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x)
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
+def finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """ValueError naming ``name`` and the first NaN/Inf entry of x, if any (one host sync; the index only on
+    failure)."""
+    if not all_finite(x):
+        where = tuple(int(v) for v in torch.nonzero(~torch.isfinite(x))[0])
+        raise ValueError(f"{name} contains NaN or Inf (first at index {where if len(where) > 1 else where[0]})")
+    return x
+
+
+def divisor(value: float, name: str, dtype: torch.dtype, terms: int = 1) -> float:
+    """Check a scale that results are divided by (a temperature), as ``dtype`` stores it: it must be > 0 and
+    finite there, and sums of ``terms`` quotients q / value with |q| <= 1 must stay finite with a 4x margin
+    (4 * terms / value <= the dtype's max). Returns the rounded value. ``temperature=1e-40`` is a positive
+    float64 but rounds to a float32 whose reciprocal overflows: an error, not a NaN loss."""
+    rounded = torch.tensor(float(value), dtype=dtype).item()
+    kind = str(dtype).replace("torch.", "")
+    if not rounded > 0 or rounded == float("inf"):
+        raise ValueError(f"{name} must be finite and > 0 in {kind}, got {value!r} (stored as {rounded!r})")
+    limit = torch.finfo(dtype).max
+    if not 4.0 * terms / rounded <= limit:
+        raise ValueError(f"{name}={value!r} is too small for {kind}: quotients up to 1/{name} summed over {terms} "
+                         f"terms would overflow (need {name} >= {4.0 * terms / limit:.3g})")
+    return rounded
+
+
+def int_arg(value, name: str, lo: int, hi: int | None = None) -> int:
+    """A Python (or numpy) integer in [lo, hi]: TypeError for other types (bool included), ValueError outside
+    the range. ``hi`` is the sane bound for arguments that size an allocation."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
+    return value
+
+
+def float_arg(value, name: str, positive: bool = False) -> float:
+    """A finite real number (> 0 with positive=True): TypeError for other types, ValueError otherwise."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")) or (positive and not value > 0):
+        raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}, got {value}")
+    return value

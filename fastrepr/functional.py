@@ -28,10 +28,12 @@ def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, 
     (float64 for float64 input).
     Memory: the [P, D] output only (plus an fp32 copy of it for 16-bit input on CPU); the index form never
     materializes the [P, B, D] gather. The backward pass (if z requires grad) needs O(P·B·D).
-    NaN or Inf in a row propagates to the outputs it touches. Deterministic on every backend.
+    Deterministic on every backend.
 
     Raises TypeError for non-floating z or non-integer indices, ValueError for mismatched shapes, empty
-    inputs, tensors on different devices, or indices outside [0, N).
+    inputs, tensors on different devices, indices outside [0, N), NaN/Inf in z1, z2 or z (naming it and the
+    first entry), or a mean that overflows the dtype. On CUDA the NaN/Inf and overflow checks synchronize, so
+    they run only under FASTREPR_CHECK=1; without it NaN/Inf propagate to the outputs they touch.
     """
     if i is None and j is None:
         if z2 is None:
@@ -68,7 +70,10 @@ def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_temperature(temperature) -> None:
+def _check_temperature(temperature, dtype: torch.dtype, columns: int, normalize: bool = True) -> None:
+    """Type of the temperature; a float's value too, as the compute dtype (float32, or float64 for float64
+    embeddings) stores it, with scores summed over ``columns`` (see _checks.divisor). A tensor's value is
+    checked inside the op."""
     if isinstance(temperature, torch.Tensor):
         if temperature.numel() != 1 or not temperature.is_floating_point():
             raise TypeError(f"temperature must be a float or a 0-dim float tensor, got {temperature.dtype} "
@@ -76,8 +81,8 @@ def _check_temperature(temperature) -> None:
         return  # its value is checked inside the op (no host sync here)
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
         raise TypeError(f"temperature must be a float or a 0-dim tensor, got {type(temperature).__name__}")
-    if not (temperature > 0) or temperature == float("inf"):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    _checks.divisor(temperature, "temperature", acc, columns if normalize else 1)
 
 
 def _check_embeddings(name: str, x, min_rows: int = 2) -> torch.Tensor:
@@ -109,7 +114,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     negatives: loss_i = -log softmax_{k != i}(s_i)[pos(i)], s = ẑ ẑᵀ / temperature, ẑ = z / ||z|| when
     normalize. reduction: "mean" (over the 2N anchors), "sum", or "none" ([2N] losses, z1's anchors first).
     temperature: float > 0, or a 0-dim tensor (may require grad: its gradient is computed by the kernel).
-    Returns float32 (float64 for float64 input).
+    Returns float32 (float64 for float64 input). ẑ is exact at any scale (nt_xent(c·z1, c·z2) = nt_xent(z1, z2)
+    for c > 0: no overflow at 1e20, no eps clamp at 1e-20); a zero row stays zero, as F.normalize.
+
+    Raises ValueError for NaN/Inf in z1 or z2 (naming it and the row), for a temperature that is not > 0 and
+    finite in the compute dtype or so small that the sums of scores (up to 2N/τ) overflow it (1e-40 in
+    float32), and with normalize=False for embeddings whose scores |z_a·z_b|/τ could overflow. On CUDA these
+    data checks need a host sync and run only under FASTREPR_CHECK=1 (a float temperature is always checked);
+    without it such input gives a NaN loss.
 
     Memory: O(N·D) — the normalized inputs and O(N) row statistics; never the 2N x 2N similarity matrix
     (CPU: row chunks of ~16 MB). Deterministic (no atomics).
@@ -121,7 +133,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     single-process training exactly. Every rank must pass the same N.
     """
     _check_pair("z1", z1, "z2", z2)
-    _check_temperature(temperature)
+    _check_temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return _contrastive.nt_xent(z1, z2, temperature, reduction, normalize, gather_distributed)
@@ -134,11 +146,12 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
 
     q, k: [N, D], same dtype and device. temperature: float or 0-dim tensor (learnable, like CLIP's logit
     scale = 1 / temperature). Returns a float32 scalar (float64 for float64 input). Memory O(N·D).
+    Normalization, NaN/Inf, temperature and overflow checks as in nt_xent (naming q or k).
     gather_distributed: negatives from every rank (as open_clip's gather_with_grad with local loss); the
     gradient scaling is that of nt_xent (W times the single-process gradient).
     """
     _check_pair("q", q, "k", k)
-    _check_temperature(temperature)
+    _check_temperature(temperature, q.dtype, q.shape[0], normalize)
     return _contrastive.info_nce(q, k, temperature, symmetric, normalize, gather_distributed)
 
 
@@ -151,6 +164,7 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
     a: loss_a = -1/|P(a)| sum_{p in P(a)} log softmax_{k != a}(s_a)[p]. The result is the mean over anchors
     that have at least one positive (0, still differentiable, if none has), as pytorch-metric-learning's
     SupConLoss. Returns a float32 scalar (float64 for float64 input). Memory O(N·D).
+    Normalization, NaN/Inf, temperature and overflow checks as in nt_xent (naming z).
     gather_distributed: candidates and positives from every rank; each rank's loss is the mean over its own
     anchors that have a positive, and its gradient is that of the sum of all ranks' losses (the anchor counts
     differ by rank, so unlike nt_xent this is not a fixed multiple of the single-process gradient).
@@ -165,7 +179,7 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
     if labels.shape[0] != z.shape[0]:
         raise ValueError(f"labels has {labels.shape[0]} entries for {z.shape[0]} embeddings")
     _checks.same_device(z=z, labels=labels)
-    _check_temperature(temperature)
+    _check_temperature(temperature, z.dtype, z.shape[0], normalize)
     return _contrastive.sup_con(z, labels.long(), temperature, normalize, gather_distributed)
 def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = None, num_bins: int = 20) -> torch.Tensor:
     """Mutual information (nats) between histogram-discretized codes and discrete labels, fused.
@@ -178,18 +192,22 @@ def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = Non
     diagonal holds each column's discrete entropy).
     Returns [D, F] float64 on codes' device, ``out[d, f] = sklearn.metrics.mutual_info_score(y_f, bin_d)``.
     Memory: never materializes the [N, D] discretization on GPU (the native CPU kernel keeps O(N·D) int32
-    bins); O(D·F) output plus one (num_bins + 1) x K count table per program or thread.
-    Raises ValueError for non-finite codes, negative labels, mismatched N or bad num_bins.
+    bins); O(D·F) output plus one (num_bins + 1) x K count table per program or thread, limited to 2**24
+    entries (K = distinct labels of a column, or num_bins + 1 without labels).
+    Raises ValueError for NaN/Inf codes (always checked: the bin edges need a host sync anyway), a column
+    whose range overflows its dtype, negative labels, mismatched N, num_bins outside [1, 1024], or a count
+    table above the limit.
     """
+    from .ops.mutual_info import MAX_BINS, MAX_TABLE
+
     _checks.floating(codes, "codes")
     _checks.ndim(codes, 2, "codes", "[N, D]")
     _checks.nonempty(codes, "codes", "[N, D]")
-    if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
-        raise ValueError(f"num_bins must be a positive int, got {num_bins!r}")
+    if not isinstance(num_bins, int) or isinstance(num_bins, bool) or not 1 <= num_bins <= MAX_BINS:
+        raise ValueError(f"num_bins must be an int in [1, {MAX_BINS}], got {num_bins!r}")
     if codes.dtype in (torch.float16, torch.bfloat16):
         codes = codes.float()
-    if not bool(torch.isfinite(codes).all()):
-        raise ValueError("codes contain NaN or Inf; histogram bins need a finite range (as np.histogram)")
+    _checks.finite(codes, "codes")
     num_labels = 0
     if labels is not None:
         _checks.integer(labels, "labels")
@@ -202,10 +220,15 @@ def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = Non
         lo, hi = (int(v) for v in torch.aminmax(labels))
         if lo < 0:
             raise ValueError(f"labels must be non-negative, got a minimum of {lo}")
-        if hi >= max(1024, labels.shape[0]):  # keep count tables small: relabel each column densely
+        # keep count tables small: relabel each column densely when the values are sparse or the table big
+        if hi >= max(1024, labels.shape[0]) or (num_bins + 1) * (hi + 1) > MAX_TABLE:
             labels = torch.stack([torch.unique(col, return_inverse=True)[1] for col in labels.T], 1)
             hi = int(labels.max())
         num_labels = hi + 1
+        if (num_bins + 1) * num_labels > MAX_TABLE:
+            raise ValueError(f"labels: a column has {num_labels} distinct values; with num_bins={num_bins} the "
+                             f"(num_bins + 1) x {num_labels} count table exceeds {MAX_TABLE} entries (use fewer bins "
+                             "or coarser labels)")
         labels = labels.contiguous()
     codes = codes.contiguous()
     return _mutual_info.histogram_mutual_info(codes, _mutual_info.histogram_edges(codes, num_bins), labels,
@@ -263,6 +286,10 @@ def sgns_loss(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, co
     Memory: O(B·(K + 2)) besides the gradients; never materializes the [B, K + 1, D] gathers (the plain-PyTorch
     expression does). Triton accumulates dense gradients with atomics (order, hence last bits, may vary between
     runs); the native backend is deterministic.
+    Raises ValueError for indices out of range, NaN/Inf in a row of w_in or w_out that the batch reads (naming
+    the table and row), or a score or loss that overflows, on every backend: each makes an example's loss NaN
+    when a score is not finite, and one O(B) check of the loss catches it (the [V, D] tables are never scanned).
+    On CUDA that check synchronizes and runs only under FASTREPR_CHECK=1; without it the loss is NaN.
     """
     _check_tables(reduction, w_in=w_in, w_out=w_out)
     centers = _index(centers, "centers", 1, "[B]")
@@ -282,7 +309,8 @@ def cbow_ns_loss(w_in: torch.Tensor, w_out: torch.Tensor, contexts: torch.Tensor
     w_in: [V_in, D], w_out: [V_out, D]; contexts: [B, C] integer rows (masked-out entries must still be valid
     rows, e.g. 0); mask: [B, C] bool (None = all used; every row needs at least one True); targets: [B];
     negatives: [B, K]. reduction, sparse, dtypes and memory as in sgns_loss. The gradient is that of the mean
-    (each context row gets 1/n_b of d h_b).
+    (each context row gets 1/n_b of d h_b). NaN/Inf and overflow checks as in sgns_loss (masked-out rows are
+    never read).
     """
     _check_tables(reduction, w_in=w_in, w_out=w_out)
     contexts = _index(contexts, "contexts", 2, "[B, C]")
@@ -311,6 +339,9 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
     every call (O(B·L)).
     reduction as in sgns_loss. h gets a dense gradient; w_nodes a dense one, or with sparse=True a sparse COO
     tensor of the path rows. Memory: O(B·L) besides the gradients (L = longest code, about log2 V).
+    Raises ValueError for codes other than 0/1, indices out of range, NaN/Inf in h or in a w_nodes row on a path
+    in use, or a score or loss that overflows (checked through the [B] loss: every backend makes an example's
+    loss NaN when a score is not finite; on CUDA only under FASTREPR_CHECK=1, else the loss is NaN).
     """
     from .ops import hierarchical_softmax as _hs
     from .text.huffman import HuffmanTree
@@ -327,10 +358,18 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
         points, codes, lengths = tree.tensors(h.device)
     elif isinstance(tree, (tuple, list)) and len(tree) == 3:
         points = _index(tree[0], "tree points", 2, "[V, L]")
-        codes = _checks.tensor(tree[1], "tree codes")
+        codes = tree[1]
+        if not (isinstance(codes, torch.Tensor) and codes.dtype == torch.bool):
+            _checks.integer(codes, "tree codes")
         lengths = _index(tree[2], "tree lengths", 1, "[V]", points.shape[0])
         if codes.shape != points.shape:
             raise ValueError(f"tree codes must have the shape of points {tuple(points.shape)}, got {tuple(codes.shape)}")
+        if codes.dtype not in (torch.bool, torch.uint8) and codes.numel():
+            # the conversion to bytes must not wrap (-1 -> 255, 256 -> 0); uint8 codes are checked on the
+            # paths in use by the op
+            lo, hi = (int(v) for v in torch.aminmax(codes))
+            if lo < 0 or hi > 1:
+                raise ValueError(f"tree codes must be 0 or 1, got values in [{lo}, {hi}]")
         codes = codes.to(torch.uint8).contiguous()
         _checks.same_device(points=points, codes=codes, lengths=lengths)
     else:

@@ -7,14 +7,20 @@ import math
 import torch
 from torch import nn
 
+from . import _checks
 from . import functional as F
 
 
-def _check_temperature(temperature: float) -> float:
-    temperature = float(temperature)
-    if not (temperature > 0) or math.isinf(temperature):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    return temperature
+def _check_temperature(temperature) -> float:
+    """A positive finite float (in float64). Whether it also suits the embeddings' compute dtype (1e-40 does
+    not in float32: its reciprocal overflows) is checked at each forward, by fastrepr.functional."""
+    if isinstance(temperature, (bool, str)):
+        raise TypeError(f"temperature must be a float, got {type(temperature).__name__}")
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"temperature must be a float, got {type(temperature).__name__}") from None
+    return _checks.divisor(value, "temperature", torch.float64)
 
 
 class NTXentLoss(nn.Module):

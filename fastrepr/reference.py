@@ -33,7 +33,13 @@ def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, 
 # All three materialize the full similarity matrix (O(N^2) memory): the oracles for fastrepr.ops.contrastive.
 
 def _unit(x: torch.Tensor, normalize: bool) -> torch.Tensor:
-    return torch.nn.functional.normalize(x, dim=1) if normalize else x
+    """x / ||x|| per row at any scale: divided by the row's largest |entry| first, so the norm cannot overflow
+    (1e20 in float32), and not clamped at 1e-12 as F.normalize is (which shrinks rows at 1e-20). Zero rows: 0."""
+    if not normalize:
+        return x
+    m = x.abs().amax(1, keepdim=True)
+    u = x / torch.where(m > 0, m, torch.ones_like(m))
+    return u / u.norm(dim=1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str = "mean",
@@ -176,28 +182,33 @@ def negative_sampling(w_in: torch.Tensor, w_out: torch.Tensor, inputs: torch.Ten
     """Per-example negative-sampling loss [B] (Mikolov et al. 2013):
     h_b = masked mean of w_in[inputs[b, :]] (inputs [B, C]; skip-gram: C = 1),
     loss_b = -log sigmoid(h_b·w_out[targets[b]]) - sum_k log sigmoid(-h_b·w_out[negatives[b, k]]).
-    Accumulates in float32 (float64 for float64 input). Materializes [B, C, D] and [B, 1 + K, D] gathers."""
+    Accumulates in float32 (float64 for float64 input). Materializes [B, C, D] and [B, 1 + K, D] gathers.
+    Masked-out rows are never read. An example with a non-finite score (NaN/Inf in a row it reads, or an
+    overflowing dot product) has loss NaN, not the 0 that log sigmoid(+inf) would give."""
     acc = _acc_dtype(w_in.dtype)
     x = w_in.to(acc)[inputs]                                    # [B, C, D]
     if mask is None:
         h = x.mean(1)
     else:
-        m = mask.to(acc).unsqueeze(-1)
-        h = (x * m).sum(1) / m.sum(1).clamp_min(1)  # no input used: h = 0, as in the kernels
+        m = mask.bool().unsqueeze(-1)
+        h = torch.where(m, x, 0).sum(1) / m.sum(1).clamp_min(1)  # no input used: h = 0, as in the kernels
     rows = torch.cat([targets.unsqueeze(1), negatives], 1)      # [B, 1 + K]
     s = torch.einsum("bjd,bd->bj", w_out.to(acc)[rows], h)
     sign = torch.ones_like(s)
     sign[:, 1:] = -1
-    return -torch.nn.functional.logsigmoid(sign * s).sum(1)
+    loss = -torch.nn.functional.logsigmoid(sign * s).sum(1)
+    return torch.where(torch.isfinite(s).all(1), loss, float("nan"))
 
 
 def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
                          codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Per-example hierarchical-softmax loss [B] over a Huffman tree (points/codes [V, L], lengths [V]):
     loss_b = -sum_{j < lengths[t]} log sigmoid((1 - 2 codes[t, j]) h_b·w_nodes[points[t, j]]), t = targets[b].
-    Accumulates in float32 (float64 for float64 input). Materializes the [B, L, D] gather of path nodes."""
+    Accumulates in float32 (float64 for float64 input). Materializes the [B, L, D] gather of path nodes.
+    Positions past a path's end are never read; a non-finite score on the path makes the example's loss NaN."""
     acc = _acc_dtype(h.dtype)
     p, c = points[targets], codes[targets].to(acc)              # [B, L]
     valid = torch.arange(points.shape[1], device=h.device) < lengths[targets].unsqueeze(1)
     s = torch.einsum("bjd,bd->bj", w_nodes.to(acc)[p], h.to(acc))
-    return -(torch.nn.functional.logsigmoid((1 - 2 * c) * s) * valid).sum(1)
+    loss = -torch.where(valid, torch.nn.functional.logsigmoid((1 - 2 * c) * s), 0).sum(1)
+    return torch.where((torch.isfinite(s) | ~valid).all(1), loss, float("nan"))

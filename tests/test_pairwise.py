@@ -130,13 +130,38 @@ def test_torch_compile_fullgraph(backend):
     assert z.grad is not None and torch.isfinite(z.grad).all()
 
 
-def test_nan_propagates_only_where_it_is_read(backend):
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_input_names_the_argument(backend, bad):
     z1, z2 = _dense((4, 3, 5), torch.float32, backend.device)
+    z2[2, 1, 3] = bad
+    with pytest.raises(ValueError, match=r"z2 contains NaN or Inf \(first at index \(2, 1, 3\)\)"):
+        fastrepr.pairwise_abs_diff_mean(z1, z2)
+    z, i, j = _index((12, 5, 4, 3), torch.float32, backend.device)
+    z[7, 2] = bad
+    with pytest.raises(ValueError, match=r"z contains NaN or Inf \(first at index \(7, 2\)\)"):
+        fastrepr.pairwise_abs_diff_mean(z, i=i, j=j)
+
+
+@pytest.mark.parametrize("dtype, big", [(torch.float32, 3e38), (torch.float16, 6e4)])
+def test_overflowing_mean_is_an_error(backend, dtype, big):
+    """Finite inputs whose |difference| cannot be represented: an error, not an Inf result."""
+    z1 = torch.full((2, 3, 4), big, dtype=dtype, device=backend.device)
+    with pytest.raises(ValueError, match="z1 and z2: the mean absolute difference overflows"):
+        fastrepr.pairwise_abs_diff_mean(z1, -z1)
+
+
+@pytest.mark.gpu
+def test_unchecked_cuda_nan_propagates_only_where_it_is_read(monkeypatch):
+    monkeypatch.delenv("FASTREPR_CHECK", raising=False)
+    z1, z2 = _dense((4, 3, 5), torch.float32, "cuda")
     z1[2, 1, 3] = float("nan")
     out = fastrepr.pairwise_abs_diff_mean(z1, z2).cpu()
     expected_nan = torch.zeros(4, 5, dtype=torch.bool)
     expected_nan[2, 3] = True
     assert torch.equal(torch.isnan(out), expected_nan)
+    monkeypatch.setenv("FASTREPR_CHECK", "1")
+    with pytest.raises(ValueError, match="z1 contains NaN"):
+        fastrepr.pairwise_abs_diff_mean(z1, z2)
 
 
 def test_deterministic(backend):

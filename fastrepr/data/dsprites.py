@@ -172,9 +172,21 @@ class DSprites:
             full[:, i] = random_state.randint(self.full_factor_sizes[i], size=n)
         return full @ self.factor_bases
 
+    def _image_indices(self, indices) -> np.ndarray:
+        """indices as [n] int64, or TypeError for non-integers (1.7 would silently become image 1) and ValueError
+        outside [0, number of images)."""
+        arr = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise TypeError(f"image indices must be integers, got {arr.dtype}")
+        arr = arr.astype(np.int64).reshape(-1)  # a copy: callers may modify it
+        total = int(np.prod(self.full_factor_sizes))
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= total):
+            raise ValueError(f"image indices must lie in [0, {total}), got [{int(arr.min())}, {int(arr.max())}]")
+        return arr
+
     def index_to_factors(self, indices) -> np.ndarray:
         """[n, 6] int64 factors of image indices (all six, color first)."""
-        rest = np.asarray(indices, dtype=np.int64).copy()
+        rest = self._image_indices(indices)
         out = np.empty((rest.shape[0], len(self.full_factor_sizes)), np.int64)
         for i, base in enumerate(self.factor_bases):
             out[:, i], rest = np.divmod(rest, base)
@@ -196,10 +208,7 @@ class DSprites:
         device = torch.device(device or self.device)
         if dtype not in (torch.uint8, torch.float32):
             raise TypeError(f"dtype must be torch.uint8 or torch.float32, got {dtype}")
-        idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64).reshape(-1)
-        total = int(np.prod(self.full_factor_sizes))
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= total):
-            raise ValueError(f"image indices must lie in [0, {total})")
+        idx = torch.from_numpy(self._image_indices(indices))
         if self._images is not None:
             return self._images[idx.to(self._images.device)].to(device=device, dtype=dtype)
         n = idx.numel()

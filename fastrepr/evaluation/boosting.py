@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import _native
+from .. import _checks, _native
 
 RAND_R_MAX = 2**31 - 1  # scikit-learn's bound for tree seeds
+MAX_ESTIMATORS = 100_000
 
 
 @dataclass
@@ -97,6 +98,9 @@ def fit_predict(x, y, x_test=None, *, n_estimators: int = 100, learning_rate: fl
     x: [N, D] features (cast to float32, as scikit-learn does); y: [N] or [N, F] labels (any integer or
     sortable values per column); x_test: [M, D] or None. A column with a single label gets no trees (zero
     importances, every prediction that label) where scikit-learn would raise.
+    Raises ValueError for NaN/Inf features (or values beyond float32), n_estimators outside [0, 100000], a
+    learning_rate that is not finite and > 0, max_depth outside [1, 14], min_samples_split < 2,
+    min_samples_leaf < 1 or threads outside [0, 1024]; TypeError for non-integer counts.
     Memory: O(N·D) for the sorted features, O(threads·N·D) of tree scratch, O(N·C + M·C) decision values
     with C = the total number of classes. Runs with the GIL released, in parallel over the trees of a stage.
     """
@@ -110,8 +114,15 @@ def fit_predict(x, y, x_test=None, *, n_estimators: int = 100, learning_rate: fl
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:
         raise ValueError(f"y must have shape [N] or [N, F] with N = {n}, got {y.shape}")
-    if n_estimators < 0 or learning_rate <= 0 or not 1 <= max_depth <= 14:
-        raise ValueError("need n_estimators >= 0, learning_rate > 0 and 1 <= max_depth <= 14")
+    # n_estimators sizes the [n_estimators, C] seeds and the per-tree importances: bounded far above scikit-learn's
+    # default of 100; max_depth 14 bounds the tree arrays (2**15 nodes)
+    n_estimators = _checks.int_arg(n_estimators, "n_estimators", 0, MAX_ESTIMATORS)
+    learning_rate = _checks.float_arg(learning_rate, "learning_rate", positive=True)
+    max_depth = _checks.int_arg(max_depth, "max_depth", 1, 14)
+    min_samples_split = _checks.int_arg(min_samples_split, "min_samples_split", 2)
+    min_samples_leaf = _checks.int_arg(min_samples_leaf, "min_samples_leaf", 1)
+    if threads is not None:
+        threads = _checks.int_arg(threads, "threads", 0, 1024)
     rs = _random_state(random_state)
     classes, encoded, counts = [], np.empty(y.shape, np.int64), []
     for f in range(y.shape[1]):

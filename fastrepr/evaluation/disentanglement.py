@@ -40,7 +40,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from .. import _checks
 from ..functional import histogram_mutual_info, pairwise_abs_diff_mean
+from ..ops.mutual_info import MAX_BINS
 from . import boosting
 from ._sampling import CodeCache, Representation, Sampler, factor_codes, fixed_factor_draws
 
@@ -65,6 +67,24 @@ KEYS = {
     "unsupervised": ("gaussian_total_correlation", "gaussian_wasserstein_correlation",
                      "gaussian_wasserstein_correlation_norm", "mutual_info_score"),
 }
+
+
+# Observations one metric call may draw (and encode): 50x the study's largest (BetaVAE: 15000 points x 2 x 64).
+# Every size argument is checked before any sampling, so a bad one fails at once, not after minutes of encoding.
+MAX_OBSERVATIONS = 2**26
+
+
+def _sizes(metric: str, observations, num_bins: int | None = None, **sizes) -> None:
+    """Each size an int >= 1, num_bins in [1, MAX_BINS], and observations(**sizes) <= MAX_OBSERVATIONS."""
+    for name, value in sizes.items():
+        sizes[name] = _checks.int_arg(value, f"{metric}: {name}", 1)
+    if num_bins is not None:
+        _checks.int_arg(num_bins, f"{metric}: num_bins", 1, MAX_BINS)
+    total = observations(**sizes)
+    if total > MAX_OBSERVATIONS:
+        listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise ValueError(f"{metric}: {listed} would draw {total} observations, above the limit of "
+                         f"{MAX_OBSERVATIONS} per metric call")
 
 
 def _setup(dataset, representation, seed, random_state, code_cache=None):
@@ -129,6 +149,8 @@ def beta_vae(dataset, representation, *, seed: int = 0, random_state=None, code_
     eval_accuracy."""
     from sklearn.linear_model import LogisticRegression
 
+    _sizes("beta_vae", lambda batch_size, num_train, num_eval: (num_train + num_eval) * 2 * batch_size,
+           batch_size=batch_size, num_train=num_train, num_eval=num_eval)
     sampler = _setup(dataset, representation, seed, random_state, code_cache)
     x_train, y_train = _beta_vae_features(sampler, batch_size, num_train)
     if x_train is None:
@@ -166,6 +188,11 @@ def factor_vae(dataset, representation, *, seed: int = 0, random_state=None, cod
     """FactorVAE score (Kim & Mnih 2018): majority-vote accuracy of predicting the fixed factor from the code
     dimension with the least variance (normalized by its global variance, ddof=1; dimensions with a global
     std below ``prune_threshold`` are pruned). Keys: train_accuracy, eval_accuracy, num_active_dims."""
+    _sizes("factor_vae", lambda batch_size, num_train, num_eval, num_variance_estimate:
+           num_variance_estimate + (num_train + num_eval) * batch_size, batch_size=batch_size, num_train=num_train,
+           num_eval=num_eval, num_variance_estimate=num_variance_estimate)
+    if _checks.float_arg(prune_threshold, "factor_vae: prune_threshold") < 0:
+        raise ValueError(f"factor_vae: prune_threshold must be >= 0, got {prune_threshold}")
     sampler = _setup(dataset, representation, seed, random_state, code_cache)
     z, _ = factor_codes(sampler, num_variance_estimate, num_variance_estimate)  # one sample_observations call
     if not _finite(z):
@@ -192,6 +219,8 @@ def _train_test(metric, dataset, representation, seed, random_state, code_cache,
     """disentanglement_lib's train and test draws (generate_batch_factor_code twice): (early, draws) where
     early is the NaN result for non-finite codes or no informative factor, else None, and draws is
     (sampler, x_train, y_train, x_test, y_test) with the single-valued factors left out."""
+    _sizes(metric, lambda num_train, num_test, batch_size: num_train + num_test, num_train=num_train,
+           num_test=num_test, batch_size=batch_size)
     sampler = _setup(dataset, representation, seed, random_state, code_cache)
     x_train, y_train = factor_codes(sampler, num_train, batch_size)
     x_test, y_test = factor_codes(sampler, num_test, batch_size)
@@ -210,6 +239,7 @@ def mig(dataset, representation, *, seed: int = 0, random_state=None, code_cache
     """Mutual information gap (Chen et al. 2018): per factor, the gap between the two codes with the highest
     mutual information with it (20-bin histogram discretization, nats), over the factor's entropy, averaged.
     Key: discrete_mig."""
+    _sizes("mig", lambda num_train, batch_size: num_train, num_bins, num_train=num_train, batch_size=batch_size)
     sampler = _setup(dataset, representation, seed, random_state, code_cache)
     codes, factors = factor_codes(sampler, num_train, batch_size)
     if not _finite(codes):
@@ -277,6 +307,8 @@ def sap(dataset, representation, *, seed: int = 0, random_state=None, code_cache
     """SAP score (Kumar et al. 2018): per factor, the gap between the two codes that best predict it alone
     (test accuracy of a LinearSVC(C=0.01, class_weight="balanced") on one code; R^2 for continuous
     factors), averaged. Key: SAP_score."""
+    if threads is not None:
+        _checks.int_arg(threads, "sap: threads", 0, 1024)
     early, draws = _train_test("sap", dataset, representation, seed, random_state, code_cache, num_train, num_test,
                                batch_size)
     if early is not None:
@@ -339,6 +371,7 @@ def modularity_explicitness(dataset, representation, *, seed: int = 0, random_st
     explicitness_score_train, explicitness_score_test."""
     from sklearn.linear_model import LogisticRegression
 
+    _checks.int_arg(num_bins, "modularity_explicitness: num_bins", 1, MAX_BINS)
     early, draws = _train_test("modularity_explicitness", dataset, representation, seed, random_state, code_cache,
                                num_train, num_test, batch_size)
     if early is not None:
@@ -382,6 +415,8 @@ def unsupervised(dataset, representation, *, seed: int = 0, random_state=None, c
     """Unsupervised scores of the code distribution: Gaussian total correlation, Gaussian Wasserstein
     dependency (and normalized by the total variance), and the mean mutual information between pairs of
     discretized codes."""
+    _sizes("unsupervised", lambda num_train, batch_size: num_train, num_bins, num_train=num_train,
+           batch_size=batch_size)
     sampler = _setup(dataset, representation, seed, random_state, code_cache)
     codes, _ = factor_codes(sampler, num_train, batch_size)
     if not _finite(codes):

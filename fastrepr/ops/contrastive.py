@@ -30,11 +30,19 @@ row and column pos sums), again from class sums in O(N·D). For X != Y, dŶ is t
 backward dx = (dx̂ - x̂ (x̂·dx̂)) / ||x|| is fused into the kernel's epilogue when a row fits one tile.
 Temperature: d stat / dτ = -(1/τ) (d stat / dS · S), i.e. -e[a]/τ for lse and -pos[a]/τ for pos.
 Exponentials never overflow: lse[a] >= S[a, k] for every valid k (and lse_c[k] >= S[a, k] likewise).
+
+Normalization is overflow-safe and scale-invariant: x̂ = u / ||u||, u = x / max_d |x_d| (the squares summed
+stay in [1, D]; ||1e20 x|| formed directly overflows float32), 1/||x|| = 1 / (max_d |x_d| ||u||). Zero rows stay
+zero with 1/||x|| = 1e12, as F.normalize (eps = 1e-12) treats them. Checks (fastrepr._checks' policy) run inside
+the op, on real tensors even under torch.compile: NaN/Inf, a temperature that rounds to 0 or whose reciprocal
+overflows the sums of scores, and (normalize=False) scores that could overflow. On CUDA only under
+FASTREPR_CHECK=1; otherwise an invalid temperature becomes NaN on the device, and so does the loss.
 """
 from __future__ import annotations
 
 import torch
 
+from .. import _checks
 from .._backend import select
 from .._triton import INTERPRET, next_power_of_2, tl, triton
 
@@ -356,11 +364,25 @@ def positive_grad(yh, lab_x, lab_y, self_col, temperature, rho, sigma):
 
 # ------------------------------------------------------------------------------------------- the op
 
-def _normalize(x: torch.Tensor):
-    """x̂ = x / max(||x||, 1e-12) in x's dtype (norm in fp32/fp64), and 1 / max(||x||, 1e-12)."""
+def _scaled_rows(x: torch.Tensor):
+    """(u, m, ||u||) in fp32/fp64: u = x / m with m = max_d |x_d| per row (1 for zero rows), so that ||u|| lies in
+    [1, sqrt(D)] for nonzero rows and never overflows; ||x|| = m ||u||."""
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    norm = x.to(acc).norm(dim=1).clamp_min(1e-12)
-    return (x.to(acc) / norm[:, None]).to(x.dtype), 1.0 / norm
+    xa = x.to(acc)
+    m = xa.abs().amax(1, keepdim=True)
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    u = xa / m
+    return u, m.squeeze(1), u.norm(dim=1)
+
+
+def _normalize(x: torch.Tensor):
+    """x̂ = x / ||x|| in x's dtype (overflow-safe, see the module doc; zero rows stay 0), and 1 / ||x|| (1e12 for a
+    zero row, as torch.nn.functional.normalize's eps)."""
+    u, m, un = _scaled_rows(x)
+    nonzero = un > 0
+    xh = u / torch.where(nonzero, un, torch.ones_like(un))[:, None]
+    rnorm = torch.where(nonzero, 1.0 / (m * un), torch.full_like(un, 1e12))
+    return xh.to(x.dtype), rnorm
 
 
 def _normalize_backward(dxh: torch.Tensor, xh: torch.Tensor, rnorm: torch.Tensor) -> torch.Tensor:
@@ -381,23 +403,49 @@ def _backend(x: torch.Tensor) -> str:
     return select(OP, x, impls=impls)
 
 
-def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor) -> None:
-    ok = torch.isfinite(x).all() & torch.isfinite(y).all() & (temperature > 0) & torch.isfinite(temperature)
-    if not bool(ok):
-        if not bool(torch.isfinite(x).all() & torch.isfinite(y).all()):
-            raise ValueError("embeddings contain NaN or Inf")
-        raise ValueError(f"temperature must be finite and > 0, got {temperature.item()}")
+def _check_finite_rows(t: torch.Tensor, names: str) -> None:
+    """ValueError naming the argument and row of a NaN/Inf; names: "a" or "a+b" (t stacks equal blocks a, b)."""
+    if not _checks.all_finite(t):
+        parts, row = names.split("+"), int(torch.nonzero(~torch.isfinite(t).all(1))[0])
+        block = max(t.shape[0] // len(parts), 1)
+        raise ValueError(f"{parts[min(row // block, len(parts) - 1)]} contains NaN or Inf (row {row % block})")
+
+
+def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor, normalize: bool, same: bool,
+                  names: str) -> torch.Tensor:
+    """The op's data checks (see the module doc); returns the temperature to compute with (NaN when unchecked
+    on CUDA and invalid, so that the loss is NaN rather than a plausible number)."""
+    columns, limit = max(x.shape[0], y.shape[0]), torch.finfo(temperature.dtype).max
+    if not _checks.data_checks(x):
+        ok = (temperature > 0) & (4.0 * columns / temperature <= limit)
+        return torch.where(ok, temperature, torch.full_like(temperature, float("nan")))
+    x_name, y_name = names.split("|")
+    _check_finite_rows(x, x_name)
+    if not same:
+        _check_finite_rows(y, y_name)
+    tau = float(temperature)
+    # normalized scores lie in [-1/τ, 1/τ] and are summed over up to `columns` terms (lse, positive sums)
+    _checks.divisor(tau, "temperature", temperature.dtype, columns if normalize else 1)
+    if not normalize:  # |x·y| <= ||x|| ||y|| (Cauchy-Schwarz), norms formed overflow-safe
+        nx, ny = (float((m.double() * un.double()).max()) for _, m, un in map(_scaled_rows, (x, x if same else y)))
+        if not nx * ny * columns / tau <= limit / 4:
+            pair = x_name.replace("+", ", ") if same else f"{x_name} and {y_name}"
+            raise ValueError(f"{pair}: with normalize=False the scores x·y/temperature summed over {columns} rows can "
+                             f"reach {nx * ny * columns / tau:.3g}, beyond {str(temperature.dtype)[6:]}; scale the "
+                             "embeddings down or use normalize=True")
+    return temperature
 
 
 @torch.library.custom_op("fastrepr::contrastive_stats", mutates_args=())
 def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, labels_y: torch.Tensor,
                       self_col: torch.Tensor, temperature: torch.Tensor, normalize: bool, same: bool,
-                      col_stats: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                torch.Tensor, torch.Tensor]:
+                      col_stats: bool, names: str = "x|y") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                    torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row statistics (lse, pos, e) [M] of S = x̂ ŷᵀ / τ, and with col_stats those of Sᵀ ([Nc] each, else
     empty). same=True means y is x (then col_stats must be False: the backward uses the symmetry).
-    labels_*: int64; self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor."""
-    _check_values(x, y, temperature)
+    labels_*: int64; self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor.
+    names: "x's name|y's name" for error messages ("z1+z2" when x stacks two arguments of equal length)."""
+    temperature = _check_values(x, y, temperature, normalize, same, names)
     xh, _ = _normalize(x) if normalize else (x, None)
     yh = xh if same else (_normalize(y)[0] if normalize else y)
     fwd = stats_forward if _backend(x) == "triton" else stats_forward_torch
@@ -413,7 +461,7 @@ def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, 
 
 
 @contrastive_stats.register_fake
-def _(x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats):
+def _(x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats, names="x|y"):
     dt = torch.float64 if x.dtype == torch.float64 else torch.float32
     m, nc = x.shape[0], (y.shape[0] if col_stats else 0)
     return (x.new_empty(m, dtype=dt), x.new_empty(m, dtype=dt), x.new_empty(m, dtype=dt),
@@ -421,7 +469,7 @@ def _(x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stat
 
 
 def _setup_context(ctx, inputs, output):
-    x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats = inputs
+    x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats, _names = inputs
     ctx.normalize, ctx.same, ctx.col_stats = normalize, same, col_stats
     ctx.save_for_backward(x, y, labels_x, labels_y, self_col, temperature, *output)
     ctx.mark_non_differentiable(output[2], output[5])
@@ -471,7 +519,7 @@ def _backward(ctx, g_lse, g_pos, _g_e, g_lse_c, g_pos_c, _g_e_c):
              ((g_lse, lse), (g_pos, pos), (g_lse_c, lse_c), (g_pos_c, pos_c))]
     dx, dy, dtemp = contrastive_stats_backward(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e,
                                                lse_c, pos_c, e_c, *grads, ctx.normalize, ctx.same, ctx.col_stats)
-    return dx, (None if ctx.same else dy), None, None, None, dtemp, None, None, None
+    return dx, (None if ctx.same else dy), None, None, None, dtemp, None, None, None, None
 
 
 contrastive_stats.register_autograd(_backward, setup_context=_setup_context)
@@ -514,12 +562,13 @@ def nt_xent(z1, z2, temperature, reduction="mean", normalize=True, gather_distri
     idx = torch.arange(2 * n, device=z.device)
     labels = idx % n + rank * n
     if world == 1:
-        lse, pos, *_ = contrastive_stats(z, z, labels, labels, idx, t, normalize, True, False)
+        lse, pos, *_ = contrastive_stats(z, z, labels, labels, idx, t, normalize, True, False, "z1+z2|z1+z2")
     else:
         y = torch.cat([all_gather_with_grad(z1), all_gather_with_grad(z2)])  # [2 W n, D]
         labels_y = torch.arange(2 * world * n, device=z.device) % (world * n)
         self_col = torch.where(idx < n, rank * n + idx, world * n + rank * n + idx - n)
-        lse, pos, *_ = contrastive_stats(z, y, labels, labels_y, self_col, t, normalize, False, False)
+        lse, pos, *_ = contrastive_stats(z, y, labels, labels_y, self_col, t, normalize, False, False,
+                                         "z1+z2|z1+z2 (gathered from every rank)")
     return reduce(lse - pos, reduction)
 
 
@@ -533,15 +582,17 @@ def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distribut
     ids = _local_ids(n, rank, q.device)
     none = torch.full((n,), -1, dtype=torch.long, device=q.device)
     if world == 1:
-        lse, pos, _, lse_c, pos_c, _ = contrastive_stats(q, k, ids, ids, none, t, normalize, False, symmetric)
+        lse, pos, _, lse_c, pos_c, _ = contrastive_stats(q, k, ids, ids, none, t, normalize, False, symmetric, "q|k")
         loss = (lse - pos).mean()
         return (loss + (lse_c - pos_c).mean()) / 2 if symmetric else loss
     ids_all = torch.arange(world * n, device=q.device)
-    lse, pos, *_ = contrastive_stats(q, all_gather_with_grad(k), ids, ids_all, none, t, normalize, False, False)
+    lse, pos, *_ = contrastive_stats(q, all_gather_with_grad(k), ids, ids_all, none, t, normalize, False, False,
+                                     "q|k (gathered from every rank)")
     loss = (lse - pos).mean()
     if not symmetric:
         return loss
-    lse, pos, *_ = contrastive_stats(k, all_gather_with_grad(q), ids, ids_all, none, t, normalize, False, False)
+    lse, pos, *_ = contrastive_stats(k, all_gather_with_grad(q), ids, ids_all, none, t, normalize, False, False,
+                                     "k|q (gathered from every rank)")
     return (loss + (lse - pos).mean()) / 2
 
 
@@ -555,11 +606,12 @@ def sup_con(z, labels, temperature, normalize=True, gather_distributed=False):
     if world == 1:
         cols_labels = labels
         lse, pos, *_ = contrastive_stats(z, z, labels, labels, torch.arange(n, device=z.device), t, normalize,
-                                         True, False)
+                                         True, False, "z|z")
     else:
         cols_labels = all_gather(labels)
         lse, pos, *_ = contrastive_stats(z, all_gather_with_grad(z), labels, cols_labels,
-                                         _local_ids(n, rank, z.device), t, normalize, False, False)
+                                         _local_ids(n, rank, z.device), t, normalize, False, False,
+                                         "z|z (gathered from every rank)")
     values, counts = torch.unique(cols_labels, return_counts=True)
     npos = counts[torch.searchsorted(values, labels)] - 1
     has = (npos > 0).to(lse.dtype)

@@ -23,7 +23,8 @@ import torch
 from .. import _native, reference
 from .._backend import select
 from .._triton import next_power_of_2, tl, triton
-from .negative_sampling import BACKWARD_DENSE, BACKWARD_SPARSE, FORWARD, STEP, _log_sigmoid, _unit_columns, check_index
+from .negative_sampling import (BACKWARD_DENSE, BACKWARD_SPARSE, FORWARD, STEP, _log_sigmoid, _unit_columns,
+                                check_index, check_loss)
 
 OP = "hierarchical_softmax"
 
@@ -54,6 +55,7 @@ def _hierarchical_softmax_kernel(
     else:
         g = tl.zeros([BLOCK_B], dtype=ACC)
     loss = tl.zeros([BLOCK_B], dtype=ACC)
+    finite = mask_b | True  # every score on the path finite so far (NaN loss otherwise, as the other backends)
     dh = tl.zeros([BLOCK_B, BLOCK_D], dtype=ACC)
     for j in range(0, L):
         on = mask_b & (j < length)
@@ -63,6 +65,7 @@ def _hierarchical_softmax_kernel(
         s = tl.sum(h * w, axis=1)
         y = 1.0 - c
         loss -= tl.where(on, _log_sigmoid((2.0 * y - 1.0) * s), 0.0)
+        finite = finite & ((tl.abs(s) < float("inf")) | ~on)
         if MODE != 0:
             e = tl.where(on, g * (tl.sigmoid(s) - y), 0.0)
             dh += e[:, None] * w
@@ -72,7 +75,7 @@ def _hierarchical_softmax_kernel(
             else:
                 tl.atomic_add(dst_w_ptr + p[:, None] * stride_dst_w + offs_d[None, :], e[:, None] * h,
                               mask=tile & on[:, None], sem="relaxed")
-    tl.store(loss_ptr + offs_b, loss, mask=mask_b)
+    tl.store(loss_ptr + offs_b, tl.where(finite, loss, float("nan")), mask=mask_b)
     if MODE != 0:
         tl.store(dst_h_ptr + offs_b[:, None] * stride_dst_h + offs_d[None, :], dh, mask=tile)
 
@@ -152,9 +155,11 @@ def _reference_backward(grad, h, w_nodes, targets, points, codes, lengths, spars
     return d_h, torch.zeros(w_nodes.shape[0], D, dtype=acc, device=h.device).index_add_(0, p.reshape(-1), rows.reshape(-1, D))
 
 
-def check_paths(targets: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor, num_nodes: int) -> None:
-    """ValueError unless the paths of these targets have lengths in [0, L] and name rows of w_nodes
-    (O(B·L), a few host syncs)."""
+def check_paths(targets: torch.Tensor, points: torch.Tensor, codes: torch.Tensor, lengths: torch.Tensor,
+                num_nodes: int) -> torch.Tensor:
+    """ValueError unless the paths of these targets have lengths in [0, L], name rows of w_nodes and have codes
+    0 or 1 (the backends read other bytes differently: native as 1, the others as 1 - 2c). Returns the used
+    points (O(B·L), a few host syncs)."""
     check_index("targets", targets, points.shape[0], "the tree (its words)")
     L = points.shape[1]
     length = lengths[targets]
@@ -162,20 +167,28 @@ def check_paths(targets: torch.Tensor, points: torch.Tensor, lengths: torch.Tens
     if lo < 0 or hi > L:
         raise ValueError(f"tree lengths lie in [{lo}, {hi}], outside [0, {L}] (the width of points)")
     used = torch.arange(L, device=points.device) < length.unsqueeze(1)
-    check_index("tree points", points[targets][used], num_nodes, "w_nodes")
+    path_points = points[targets][used]
+    check_index("tree points", path_points, num_nodes, "w_nodes")
+    path_codes = codes[targets][used]
+    if path_codes.numel() and int(path_codes.max()) > 1:
+        raise ValueError(f"tree codes must be 0 or 1 on the paths in use, got {int(path_codes.max())}")
+    return path_points
 
 
 @torch.library.custom_op("fastrepr::hierarchical_softmax", mutates_args=())
 def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
                          codes: torch.Tensor, lengths: torch.Tensor, sparse: bool) -> torch.Tensor:
     """Per-example loss [B] (float32; float64 for float64 input). ``sparse`` only selects the gradient layout."""
-    check_paths(targets, points, lengths, w_nodes.shape[0])
+    path_points = check_paths(targets, points, codes, lengths, w_nodes.shape[0])
     backend = select(OP, h)
     if backend == "triton":
-        return hierarchical_softmax_forward(h, w_nodes, targets, points, codes, lengths)
-    if backend == "native":
-        return _native_forward(h, w_nodes, targets, points, codes, lengths)
-    return reference.hierarchical_softmax(h, w_nodes, targets, points, codes, lengths)
+        loss = hierarchical_softmax_forward(h, w_nodes, targets, points, codes, lengths)
+    elif backend == "native":
+        loss = _native_forward(h, w_nodes, targets, points, codes, lengths)
+    else:
+        loss = reference.hierarchical_softmax(h, w_nodes, targets, points, codes, lengths)
+    reads = lambda: {"h": (h, torch.arange(h.shape[0], device=h.device)), "w_nodes": (w_nodes, path_points)}  # noqa: E731
+    return check_loss(loss, reads, "the scores h·w_nodes (or their loss)")
 
 
 @torch.library.custom_op("fastrepr::hierarchical_softmax_backward", mutates_args=())

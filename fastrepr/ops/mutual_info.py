@@ -30,6 +30,15 @@ from .._triton import next_power_of_2, tl, triton
 
 OP = "histogram_mutual_info"
 MAX_TRITON_N = 2**24  # fp32 counts stay exact below this
+# Size limits every backend shares (csrc/mutual_info.h: kHistogramMaxBins, kHistogramMaxTable; the native
+# module exports them as HISTOGRAM_MAX_BINS / HISTOGRAM_MAX_TABLE and a test keeps them equal): the
+# discretization costs N·D·B comparisons, and each CPU thread holds one (B + 1) x K int64 count table.
+MAX_BINS = 1024
+MAX_TABLE = 2**24
+# The Triton kernel keeps the (bins, labels) tile in registers and stages one-hot [64, bins] tiles in shared
+# memory; above 256 padded bins that no longer fits (untuned; no GPU was available), so larger histograms
+# take the plain-PyTorch path on CUDA.
+MAX_TRITON_BINS_PAD = 256
 
 
 def histogram_edges(x: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -40,7 +49,19 @@ def histogram_edges(x: torch.Tensor, num_bins: int) -> torch.Tensor:
     """
     lo, hi = torch.aminmax(x, dim=0)
     pairs = torch.stack([lo, hi], 1).cpu().numpy()
-    edges = np.stack([np.histogram_bin_edges(p, bins=num_bins)[:-1] for p in pairs])
+    rows = []
+    for d, p in enumerate(pairs):
+        with np.errstate(over="ignore"):  # a range that overflows is reported below, not warned about
+            span = p[1] - p[0]
+        if not np.isfinite(span):
+            raise ValueError(f"codes column {d}: its range [{p[0]:.3g}, {p[1]:.3g}] overflows {p.dtype} "
+                             "(np.histogram cannot bin it)")
+        try:
+            rows.append(np.histogram_bin_edges(p, bins=num_bins)[:-1])
+        except ValueError as exc:  # numpy: a range too narrow for num_bins distinct edges in this dtype
+            raise ValueError(f"codes column {d}: its range [{p[0]!r}, {p[1]!r}] is too narrow for {num_bins} "
+                             f"distinct {p.dtype} bin edges ({exc})") from None
+    edges = np.stack(rows)
     return torch.from_numpy(edges.astype(pairs.dtype, copy=False)).to(x.device)
 
 
@@ -134,7 +155,8 @@ def _native_forward(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor |
 def histogram_mutual_info(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None,
                           num_labels: int) -> torch.Tensor:
     backend = select(OP, x)
-    if backend == "triton" and x.shape[0] < MAX_TRITON_N:
+    fits_triton = x.shape[0] < MAX_TRITON_N and next_power_of_2(edges.shape[1] + 1) <= MAX_TRITON_BINS_PAD
+    if backend == "triton" and fits_triton:
         return histogram_mutual_info_forward(x, edges, labels, num_labels)
     if backend == "native":
         return _native_forward(x, edges, labels, num_labels)

@@ -20,6 +20,12 @@ One Triton kernel serves four modes: forward (loss), backward into dense grads (
 per-index rows (sparse), and a fused SGD step that adds -lr·grad into the tables in place (Hogwild: blocks
 read rows that other blocks are updating, as word2vec's threads do). Atomics use relaxed ordering (the sums
 need none). Inputs need unit stride along D.
+
+Non-finite policy (fastrepr._checks): every backend makes the loss of an example NaN when one of its scores is
+not finite (log sigmoid(+inf) = 0 would otherwise hide an Inf row), so one O(B) check of the loss covers NaN/Inf
+in any row the batch reads and any overflowing score or sum, without scanning the [V, D] tables. On failure
+``check_loss`` finds the cause and names it (w_in, w_out, or the overflow). On CUDA the check synchronizes and
+runs only under FASTREPR_CHECK=1; otherwise the loss is NaN.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from typing import Optional
 
 import torch
 
-from .. import _native, reference
+from .. import _checks, _native, reference
 from .._backend import select
 from .._triton import next_power_of_2, tl, triton
 
@@ -79,6 +85,7 @@ def _negative_sampling_kernel(
     else:
         g = tl.zeros([BLOCK_B], dtype=ACC)
     loss = tl.zeros([BLOCK_B], dtype=ACC)
+    finite = mask_b | True  # [BLOCK_B] all true: every score of the example finite so far
     dh = tl.zeros([BLOCK_B, BLOCK_D], dtype=ACC)
     for j in range(0, K + 1):
         # j = 0 is the target (label 1); j >= 1 the negatives (label 0)
@@ -91,6 +98,7 @@ def _negative_sampling_kernel(
         s = tl.sum(h * w, axis=1)
         y = tl.where(is_target, 1.0, 0.0)
         loss -= _log_sigmoid(tl.where(is_target, s, -s))
+        finite = finite & (tl.abs(s) < float("inf"))  # False for NaN too
         if MODE != 0:
             e = g * (tl.sigmoid(s) - y)
             dh += e[:, None] * w
@@ -101,7 +109,7 @@ def _negative_sampling_kernel(
             else:
                 tl.atomic_add(dst_out_ptr + o[:, None] * stride_dst_out + offs_d[None, :], upd, mask=tile,
                               sem="relaxed")
-    tl.store(loss_ptr + offs_b, loss, mask=mask_b)
+    tl.store(loss_ptr + offs_b, tl.where(finite, loss, float("nan")), mask=mask_b)
 
     if MODE != 0:
         if MEAN_GRAD:
@@ -233,6 +241,21 @@ def check_index(name: str, idx: torch.Tensor, n: int, table: str) -> None:
         raise ValueError(f"{name} has indices in [{lo}, {hi}], outside [0, {n}) (rows of {table})")
 
 
+def check_loss(loss: torch.Tensor, reads, what: str) -> torch.Tensor:
+    """loss, unless it has a non-finite entry: then ValueError naming the first table whose rows read by the
+    batch hold NaN/Inf (reads(): name -> (table, row indices)), or else the overflow (`what` names the scores).
+    O(B) and no allocation when the loss is finite; the rows are gathered only to explain a failure."""
+    if not _checks.data_checks(loss) or _checks.all_finite(loss):
+        return loss
+    for name, (table, rows) in reads().items():
+        rows = rows.reshape(-1).unique()
+        bad = ~torch.isfinite(table[rows]).all(1)
+        if bool(bad.any()):
+            raise ValueError(f"{name} contains NaN or Inf in row {int(rows[bad][0])}, which this batch reads")
+    kind = str(loss.dtype).replace("torch.", "")
+    raise ValueError(f"{what} overflow {kind} for this batch (every row it reads is finite, but too large)")
+
+
 def _check_indices(w_in, w_out, inputs, targets, negatives):
     check_index("inputs", inputs, w_in.shape[0], "w_in")
     check_index("targets", targets, w_out.shape[0], "w_out")
@@ -246,10 +269,14 @@ def negative_sampling(w_in: torch.Tensor, w_out: torch.Tensor, inputs: torch.Ten
     _check_indices(w_in, w_out, inputs, targets, negatives)
     backend = select(OP, w_in)
     if backend == "triton":
-        return negative_sampling_forward(w_in, w_out, inputs, targets, negatives, mask)
-    if backend == "native":
-        return _native_forward(w_in, w_out, inputs, targets, negatives, mask)
-    return reference.negative_sampling(w_in, w_out, inputs, targets, negatives, mask)
+        loss = negative_sampling_forward(w_in, w_out, inputs, targets, negatives, mask)
+    elif backend == "native":
+        loss = _native_forward(w_in, w_out, inputs, targets, negatives, mask)
+    else:
+        loss = reference.negative_sampling(w_in, w_out, inputs, targets, negatives, mask)
+    reads = lambda: {"w_in": (w_in, inputs if mask is None else inputs[mask.bool()]),  # noqa: E731
+                     "w_out": (w_out, torch.cat([targets.unsqueeze(1), negatives], 1))}
+    return check_loss(loss, reads, "the scores h·w_out (or their loss)")
 
 
 @torch.library.custom_op("fastrepr::negative_sampling_backward", mutates_args=())

@@ -14,12 +14,17 @@ float32 (float64 for float64 input) and return the input dtype.
 Gradient: d|x|/dx = sign(x) (0 at x = 0, as torch.abs), so dL/dz1[p, b, d] = sign(z1 - z2) * g[p, d] / B and
 dL/dz2 = -dL/dz1; the index form scatter-adds those into the rows named by i and j. The backward runs in
 plain PyTorch for every backend (it needs [P, B, D] memory); the op is mostly used without gradients.
+
+Non-finite policy (fastrepr._checks): NaN/Inf inputs raise a ValueError naming z1, z2 or z, and so does a mean
+that overflows the output dtype (|z1 - z2| of finite float32 values near 3e38 overflows; float16 results above
+65504). Both checks run inside the ops, on CPU always and on CUDA only under FASTREPR_CHECK=1 (without it NaN
+and Inf propagate to the outputs they touch).
 """
 from __future__ import annotations
 
 import torch
 
-from .. import _native, reference
+from .. import _checks, _native, reference
 from .._backend import select
 from .._triton import next_power_of_2, tl, triton
 
@@ -120,14 +125,27 @@ def _native_index(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Te
     return out.to(z.dtype)
 
 
+def _checked(out: torch.Tensor, inputs: str) -> torch.Tensor:
+    """The result, unless it overflowed its dtype (the inputs were checked finite before)."""
+    if _checks.data_checks(out) and not _checks.all_finite(out):
+        raise ValueError(f"{inputs}: the mean absolute difference overflows {str(out.dtype).replace('torch.', '')} "
+                         "(the inputs are finite but too large for it)")
+    return out
+
+
 @torch.library.custom_op("fastrepr::pairwise_abs_diff_mean_dense", mutates_args=())
 def pairwise_abs_diff_mean_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    if _checks.data_checks(z1):
+        _checks.finite(z1, "z1")
+        _checks.finite(z2, "z2")
     backend = select(OP, z1)
     if backend == "triton":
-        return pairwise_abs_diff_mean_forward(z1, z2, None, None)
-    if backend == "native":
-        return _native_dense(z1, z2)
-    return reference.pairwise_abs_diff_mean(z1, z2)
+        out = pairwise_abs_diff_mean_forward(z1, z2, None, None)
+    elif backend == "native":
+        out = _native_dense(z1, z2)
+    else:
+        out = reference.pairwise_abs_diff_mean(z1, z2)
+    return _checked(out, "z1 and z2")
 
 
 @torch.library.custom_op("fastrepr::pairwise_abs_diff_mean_index", mutates_args=())
@@ -137,12 +155,16 @@ def pairwise_abs_diff_mean_index(z: torch.Tensor, i: torch.Tensor, j: torch.Tens
         lo, hi = torch.aminmax(idx)
         if lo.item() < 0 or hi.item() >= n:
             raise ValueError(f"{name} has pair indices in [{lo.item()}, {hi.item()}], outside [0, {n}) (rows of z)")
+    if _checks.data_checks(z):
+        _checks.finite(z, "z")
     backend = select(OP, z)
     if backend == "triton":
-        return pairwise_abs_diff_mean_forward(z, None, i, j)
-    if backend == "native":
-        return _native_index(z, i, j)
-    return reference.pairwise_abs_diff_mean(z, i=i, j=j)
+        out = pairwise_abs_diff_mean_forward(z, None, i, j)
+    elif backend == "native":
+        out = _native_index(z, i, j)
+    else:
+        out = reference.pairwise_abs_diff_mean(z, i=i, j=j)
+    return _checked(out, "z")
 
 
 @pairwise_abs_diff_mean_dense.register_fake
