@@ -53,7 +53,8 @@ def _number(text: str, kind):
     try:
         return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
 def input_file(text: str) -> str:
@@ -270,7 +271,8 @@ def _with_flag(message: str, parser: argparse.ArgumentParser | None) -> str:
     if parser is None or message.startswith("-"):
         return message
     for action in parser._actions:
-        if action.option_strings and action.dest != "help" and message.startswith((f"{action.dest} ", f"{action.dest}=")):
+        named = message.startswith((f"{action.dest} ", f"{action.dest}="))
+        if action.option_strings and action.dest != "help" and named:
             return f"{'/'.join(action.option_strings)}: {message}"
     return message
 

@@ -49,7 +49,7 @@ def test_reads_gensim_test_files():
         assert keys == kv.index_to_key, name
         np.testing.assert_array_equal(vectors, kv.vectors)
     # gensim ships one damaged file: its header declares 3 vectors and it holds 1
-    with pytest.raises(ValueError, match="declares 3 vectors but the file ends after 1"):
+    with pytest.raises(ValueError, match="pretrained.vec: line 3: the header declares 3 vectors but the file ends after 1"):
         load_word2vec_format(TEST_DATA / "pretrained.vec")
 
 
@@ -98,8 +98,8 @@ MALFORMED_TEXT = [
     (b"3\nfoo 1 2\n", "line 1: expected the header"),
     (b"x y\nfoo 1 2\n", "line 1: expected the header"),
     (b"1 0\nfoo\n", "dimension 0"),
-    (b"3 2\nfoo 1 2\nbar 3 4\n", "declares 3 vectors but the file ends after 2"),
-    (b"1 2\nfoo 1 2\nbar 3 4\n", "has more data after vector 1"),
+    (b"3 2\nfoo 1 2\nbar 3 4\n", "line 4: the header declares 3 vectors but the file ends after 2"),
+    (b"1 2\nfoo 1 2\nbar 3 4\n", "line 3: the header declares 1 vectors but the file has more data after vector 1"),
     (b"2 2\nfoo 1 2\nbar 3\n", "line 3: expected a word and 2 values, got 1"),
     (b"2 2\nfoo 1 2\nbar 3 4 5\n", "line 3: expected a word and 2 values, got 3"),
     (b"2 2\nfoo 1 2\nbar 3 x4\n", "line 3: 'x4' is not a floating-point number"),
@@ -129,10 +129,10 @@ def test_malformed_binary_files(tmp_path):
     with pytest.raises(FormatError, match=r"line 1: the header declares 3 vectors .* \(at most 2 vectors\)"):
         load_word2vec_format(path, binary=True)
     path.write_bytes(b"3 4\nfoofoofoofoo " + vec + b"barbarbarbar " + vec)  # long words: the size allows 3
-    with pytest.raises(FormatError, match="declares 3 vectors but the file ends after 2"):
+    with pytest.raises(FormatError, match="record 3: the header declares 3 vectors but the file ends after 2"):
         load_word2vec_format(path, binary=True)
     path.write_bytes(b"1 4\nfoo " + vec + b"bar " + vec)
-    with pytest.raises(ValueError, match="more data after vector 1"):
+    with pytest.raises(FormatError, match="record 2: the header declares 1 vectors but the file has more data"):
         load_word2vec_format(path, binary=True)
     path.write_bytes(b"1 4\nf\xe9o " + vec)
     with pytest.raises(ValueError, match="not valid utf8"):

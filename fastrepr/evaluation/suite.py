@@ -149,7 +149,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-tensor", action="store_true", help="observations as torch tensors on the device (else numpy)")
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads for torch and the native kernels (default: torch's)")
-    p.add_argument("--npz", type=input_file, help="the original dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, instead of rendering")
+    p.add_argument("--npz", type=input_file,
+                   help="the original dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, instead of rendering")
     p.add_argument("--deterministic", action="store_true",
                    help="the representation is a function of the image: encode each distinct image once (automatic for "
                         "factors, rotated and moments)")

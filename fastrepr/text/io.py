@@ -171,11 +171,11 @@ def _detect(f: BinaryIO, first: bytes, binary: bool | None, count: int, dim: int
     """Text or binary, from the first two records (module docstring); returns (binary, bytes read so far).
 
     Text: line 2 is a word and exactly D numbers, and line 3 (if V > 1) a text row, blank or absent (the
-    text reader then reports it). Binary otherwise,
-    unless lines 2 and 3 are both rows of text (of another length): then the file is text that contradicts
-    its header, an error. For binary data to pass for two text rows, the bytes of its first vector up to a
-    newline byte, and the next word and the bytes up to the following newline, would all have to be ASCII
-    digits, signs and spaces (measured: 0 of 10^5 random files at D = 1, 2, 4, 16). An explicit
+    text reader then reports it). Binary otherwise, unless lines 2 and 3 are both rows of text (of another
+    length): then the file is text that contradicts its header, an error. For binary data to pass for two
+    text rows, the bytes of its first vector up to a newline byte, and the next word and the bytes up to
+    the following newline, would all have to be ASCII digits, signs and spaces (measured: 0 of 10^5 random
+    files each at D = 1, 2, 4, 16: ``benchmarks/fuzz_readers.py --detection 100000``). An explicit
     ``binary=True`` is trusted unless lines 2 and 3 are both text rows of exactly D numbers."""
     if binary is False:
         return False, first
@@ -216,7 +216,7 @@ def load_word2vec_format(path, binary: bool | None = None, limit: int | None = N
         wanted = count if limit is None else min(count, limit)
         if wanted == 0:
             if count == 0:  # nothing may follow a header of 0 vectors
-                _check_end(f, b"", path, count)
+                _check_end(f, b"", path, count, line=2)
             return _Collector(path, dim, 0).result()
         available = None if size is None else size - len(header)
         at = {"line": 2}
@@ -226,14 +226,16 @@ def load_word2vec_format(path, binary: bool | None = None, limit: int | None = N
                               if not first else "empty line where vector 1 was expected", line=2)
         binary, first = _detect(f, first, binary, count, dim, path)
         # memory so far: two lines (bounded by the file); now the header against the file's size
-        _check_size(path, count, dim, wanted, available, *(("binary", 4 * dim + 2) if binary else ("text", 2 * dim + 1)))
+        fmt, per_row = ("binary", 4 * dim + 2) if binary else ("text", 2 * dim + 1)
+        _check_size(path, count, dim, wanted, available, fmt, per_row)
         rows = _Collector(path, dim, None if available is None else wanted)
         read = _read_binary if binary else _read_text
         n, unread = read(f, first, rows, wanted, dim, encoding, unicode_errors, path, at)
+        where = {"record": n + 1} if binary else {"line": n + 2}  # where the file ends, or goes on
         if n < wanted:
-            raise FormatError(path, f"the header declares {count} vectors but the file ends after {n}")
+            raise FormatError(path, f"the header declares {count} vectors but the file ends after {n}", **where)
         if wanted == count:
-            _check_end(f, unread, path, count)
+            _check_end(f, unread, path, count, **where)
     return rows.result()
 
 
@@ -246,11 +248,11 @@ def _check_size(path, count: int, dim: int, wanted: int, available: int | None, 
                           f"after the header (at most {(available + 1) // per_row} vectors)", line=1)
 
 
-def _check_end(f: BinaryIO, unread: bytes, path, count: int) -> None:
+def _check_end(f: BinaryIO, unread: bytes, path, count: int, **where) -> None:
     rest = unread + f.read(_CHUNK)
     if rest.strip():
         raise FormatError(path, f"the header declares {count} vectors but the file has more data after "
-                          f"vector {count}: {rest[:40]!r}")
+                          f"vector {count}: {rest[:40]!r}", **where)
 
 
 def _readline(f: BinaryIO, limit: int, path, line_no: int) -> bytes:
