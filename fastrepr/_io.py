@@ -45,6 +45,13 @@ class FormatError(ValueError):
             f": record {record}" if record is not None else "")
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # picklable (multiprocessing workers re-raise it in the parent)
+        return _format_error, (self.path, self.message, self.line, self.record)
+
+
+def _format_error(path, message, line, record) -> FormatError:
+    return FormatError(path, message, line=line, record=record)
+
 
 # ------------------------------------------------------------------------------------------------ reading
 
@@ -119,6 +126,8 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None, newline
     if mode not in ("wb", "w", "ab", "a"):
         raise ValueError(f"mode must be 'wb', 'w', 'ab' or 'a', got {mode!r}")
     path = Path(path)
+    if path.is_symlink():  # replace the file the link points to, not the link
+        path = Path(os.path.realpath(path))
     append, text = mode.startswith("a"), not mode.endswith("b")
     if append and is_compressed(path):
         raise ValueError(f"{path}: appending to a compressed file is not supported")

@@ -69,6 +69,19 @@ def test_atomic_write_failing_fsync_leaves_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == b"old" and _leftovers(tmp_path) == []
 
 
+def test_atomic_write_through_a_symlink_and_format_error_pickles(tmp_path):
+    import pickle
+
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    (tmp_path / "link.txt").symlink_to(target)
+    with atomic_write(tmp_path / "link.txt", "w") as f:
+        f.write("new")
+    assert (tmp_path / "link.txt").is_symlink() and target.read_text() == "new"
+    err = pickle.loads(pickle.dumps(FormatError("f.txt", "bad", line=3)))
+    assert str(err) == "f.txt: line 3: bad" and err.line == 3 and isinstance(err, ValueError)
+
+
 def test_atomic_write_rejects_bad_modes_and_directories(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(tmp_path / "x", "r"):
