@@ -11,8 +11,8 @@ without checking it against the file), and on running past ``--case-timeout`` se
 
     python benchmarks/fuzz_readers.py --seconds 60 --seed 1        # the long run
     tests/test_reader_fuzz.py                                       # a short seeded run in CI, same code
-    python benchmarks/fuzz_readers.py --detection 100000            # text/binary detection on random
-                                                                    # binary files: how often it errs
+    python benchmarks/fuzz_readers.py --detection 20000             # text/binary detection on random
+                                                                    # binary files: right / error / wrong
 
 Prints the cases per reader and outcome, and every failure with the seed that reproduces it
 (``--replay SEED:KIND:INDEX``).
@@ -242,29 +242,34 @@ def fuzz(directory, seed: int = 0, cases: int | None = None, seconds: float | No
 
 
 def detection_errors(trials: int, dims=(1, 2, 4, 16), seed: int = 0) -> dict:
-    """How often the text/binary detection misjudges a binary file (calls it text, or raises): ``trials``
-    random 3-record files per (values, D), values float32 normal x 10^U(-30, 30) or uniform random bytes."""
-    import io as _io
-
-    from fastrepr.text.io import _MAX_VALUE, _MAX_WORD, _detect
+    """How the text/binary detection does on binary files it must not mistake for text: ``trials`` random
+    3-record files per (values, D), values float32 normal x 10^U(-30, 30) or uniform random bytes, read
+    with ``binary=None``. Returns {(values, D): (read right, raised FormatError, read WRONG)}."""
+    import tempfile
 
     rng = np.random.default_rng(seed)
     out = {}
-    for values in ("normal", "bytes"):
-        for dim in dims:
-            wrong = 0
-            for _ in range(trials):
-                if values == "normal":
-                    vec = [(rng.standard_normal(dim) * 10.0 ** rng.integers(-30, 30)).astype("<f4").tobytes()
-                           for _ in range(3)]
-                else:
-                    vec = [rng.bytes(4 * dim) for _ in range(3)]
-                f = _io.BytesIO(b"".join(b"w%d " % i + v + b"\n" for i, v in enumerate(vec)))
-                try:
-                    wrong += not _detect(f, f.readline(_MAX_WORD + _MAX_VALUE * dim), None, 3, dim, "x")[0]
-                except FormatError:
-                    wrong += 1
-            out[values, dim] = wrong
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "v.bin"
+        for values in ("normal", "bytes"):
+            for dim in dims:
+                right = raised = wrong = 0
+                for _ in range(trials):
+                    if values == "normal":
+                        arr = np.stack([rng.standard_normal(dim) * 10.0 ** rng.integers(-30, 30)
+                                        for _ in range(3)]).astype("<f4")
+                    else:
+                        arr = np.frombuffer(rng.bytes(12 * dim), "<f4").reshape(3, dim)
+                    path.write_bytes(b"3 %d\n" % dim + b"".join(b"w%d " % i + arr[i].tobytes() + b"\n"
+                                                                for i in range(3)))
+                    try:
+                        got, keys = load_word2vec_format(path)
+                    except FormatError:
+                        raised += 1
+                        continue
+                    same = keys == ["w0", "w1", "w2"] and np.array_equal(got.view(np.uint32), arr.view(np.uint32))
+                    right, wrong = right + same, wrong + (not same)
+                out[values, dim] = (right, raised, wrong)
     return out
 
 
@@ -283,9 +288,12 @@ def main(argv=None) -> int:
                    help="instead: count misjudged random binary files per (values, D) out of TRIALS")
     args = p.parse_args(argv)
     if args.detection:
-        for (values, dim), wrong in detection_errors(args.detection, seed=args.seed).items():
-            print(f"binary files of {values} values, D={dim}: {wrong} of {args.detection} misjudged")
-        return 0
+        total_wrong = 0
+        for (values, dim), (right, raised, wrong) in detection_errors(args.detection, seed=args.seed).items():
+            print(f"binary files of {values} values, D={dim}: {right} read right, {raised} raised FormatError, "
+                  f"{wrong} read WRONG (of {args.detection})")
+            total_wrong += wrong
+        return 1 if total_wrong else 0
     kinds = args.kinds.split(",")
     replay = None
     if args.replay:
