@@ -2,6 +2,7 @@
 
 Public API re-exports only; see fastrepr.functional for the ops and `fastrepr info` for what is available.
 """
+from ._io import FormatError
 from ._version import __version__
 from .functional import histogram_mutual_info, info_nce, nt_xent, pairwise_abs_diff_mean, sup_con
 from .functional import cbow_ns_loss, hierarchical_softmax_loss, sgns_loss
@@ -13,4 +14,4 @@ from .text.word2vec import Word2Vec
 __all__ = ["__version__", "pairwise_abs_diff_mean", "histogram_mutual_info", "nt_xent", "info_nce", "sup_con",
            "NTXentLoss", "InfoNCELoss", "SupConLoss", "EmbeddingIndex",
            "sgns_loss", "cbow_ns_loss", "hierarchical_softmax_loss", "NegativeSamplingLoss",
-           "HierarchicalSoftmaxLoss", "Word2Vec"]
+           "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError"]

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import torch
 
 from . import _backend
+from ._io import atomic_write
 
 CSV_FIELDS = ["date", "device", "threads", "torch", "triton", "op", "size", "dtype", "backend", "ours_ms",
               "baseline", "baseline_ms", "speedup", "peak_ours_mb", "peak_baseline_mb"]
@@ -276,14 +277,16 @@ def _versions() -> dict[str, str]:
 
 
 def save_csv(rows: list[Row], results_dir: str | Path, device: str | torch.device) -> Path:
-    """Append rows to <results_dir>/<device name>.csv (header written once)."""
+    """Append rows to <results_dir>/<device name>.csv (header written once), atomically: the old rows are
+    copied into a temporary file with the new ones and renamed over the CSV, so an interrupted run never
+    leaves a half-written row."""
     device = torch.device(device)
     path = Path(results_dir) / f"{device_name(device)}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
     now = _dt.datetime.now().isoformat(timespec="seconds")
     threads = torch.get_num_threads() if device.type == "cpu" else 0
-    with path.open("a", newline="") as f:
+    with atomic_write(path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         if new:
             w.writeheader()
@@ -334,7 +337,8 @@ def plot(results_dir: str | Path, plots_dir: str | Path, ops: list[str] | None =
             ax.legend(fontsize=7)
         fig.tight_layout()
         path = Path(plots_dir) / f"{op}.png"
-        fig.savefig(path, dpi=110)
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png", dpi=110)
         plt.close(fig)
         out.append(path)
     return out

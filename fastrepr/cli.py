@@ -1,11 +1,88 @@
-"""Command line: `fastrepr info | demo | bench | eval-words | disentangle | word2vec` (also `python -m fastrepr ...`)."""
+"""Command line: `fastrepr info | demo | bench | eval-words | disentangle | word2vec` (also `python -m fastrepr ...`).
+
+A user's mistake (a missing, unreadable or malformed file, a bad flag value, `--device cuda` without CUDA, an
+output path that cannot be written) is one line on stderr naming the flag or file, and exit code 2; inputs
+and outputs are checked before any long work starts. A traceback means a bug (FASTREPR_TRACEBACK=1 shows one
+for the one-line errors too).
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
 import torch
+
+from ._io import check_writable
+
+
+class UsageError(ValueError):
+    """A flag value that cannot work; the message names the flag."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: 'fastrepr word2vec: error: argument --size: invalid int value: 'x''."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def _number(text: str, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def input_file(text: str) -> str:
+    """An existing, readable regular file (argparse type): the error names the path."""
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file")
+    if not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: permission denied")
+    return text
+
+
+def device_flag(text: str) -> str:
+    """A torch device string that can be used here (argparse type): 'cuda' without CUDA is an error."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (cpu, cuda, cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is a CPU build" if not torch.version.cuda else "torch.cuda.is_available() is False"
+            raise argparse.ArgumentTypeError(f"{text}: CUDA is not available ({why})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return text
 
 
 def info_lines() -> list[str]:
@@ -78,6 +155,22 @@ def _cmd_bench(args) -> int:
         for name, b in bench.REGISTRY.items():
             print(f"{name}: sizes {'x'.join(b.size_names)}; baseline {b.baseline_name}")
         return 0
+    unknown = [op for op in args.op or [] if op not in bench.REGISTRY]
+    if unknown:
+        raise UsageError(f"--op: unknown benchmark(s) {', '.join(unknown)}; `fastrepr bench --list` lists them")
+    for op in (args.op or list(bench.REGISTRY)) if args.sizes else []:
+        for size in args.sizes:  # fail before the first timing, not after the others
+            try:
+                values = bench.REGISTRY[op].parse_size(size)
+            except ValueError:
+                raise UsageError(f"--sizes {size}: {op}: a size must give {'x'.join(bench.REGISTRY[op].size_names)} "
+                                 "(positive integers)") from None
+            if min(values) < 1:
+                raise UsageError(f"--sizes {size}: sizes must be positive integers")
+    if not args.plot_only and not args.no_save:
+        check_writable(args.results_dir, "--results-dir", directory=True)
+    if not args.no_plots:
+        check_writable(args.plots_dir, "--plots-dir", directory=True)
     if not args.plot_only:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         rows = bench.run(args.op, args.sizes, device=device, budget_s=args.budget,
@@ -113,10 +206,7 @@ def _cmd_word2vec(args) -> int:
                      ns_exponent=args.ns_exponent, cbow_mean=args.cbow_mean, sample=args.sample, alpha=args.alpha,
                      min_alpha=args.min_alpha, epochs=args.epochs, workers=args.workers, seed=args.seed,
                      device=args.device, progress=not args.quiet)
-    try:  # fail before training, not after
-        from .text import io  # noqa: F401
-    except ImportError as exc:
-        raise RuntimeError(f"writing vectors needs fastrepr.text.io, which this build lacks ({exc})") from None
+    check_writable(args.output, "-o/--output")  # fail before training, not after
     model.train(args.corpus)
     model.save_word2vec_format(args.output, binary=args.binary)
     print(f"{len(model.keys)} words x {model.vector_size} dims -> {args.output} "
@@ -125,15 +215,17 @@ def _cmd_word2vec(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastrepr", description=__doc__)
+    parser = Parser(prog="fastrepr", description=__doc__.split("\n\n")[0],
+                    epilog="Errors: one line and exit code 2 for a mistake in the input; FASTREPR_TRACEBACK=1 "
+                           "shows the traceback.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, device, and which backends and optional pieces are available")
     sub.add_parser("demo", help="a short tour of the package on built-in data, with a benchmark table")
     p = sub.add_parser("bench", help="time ours against the baseline per op; append CSV rows and draw plots")
     p.add_argument("--op", action="append", help="benchmark name (repeatable); default: all")
     p.add_argument("--sizes", nargs="+", help="sizes like 100000x10000x64x10 (see --list); default: per device")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per side and size (CPU)")
+    p.add_argument("--device", choices=["cpu", "cuda"], type=device_flag, help="default: cuda when available")
+    p.add_argument("--budget", type=positive_float, default=1.0, help="seconds of timing per side and size (CPU)")
     p.add_argument("--results-dir", default="benchmarks/results")
     p.add_argument("--plots-dir", default="benchmarks/plots")
     p.add_argument("--no-save", action="store_true", help="print the table only")
@@ -151,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("word2vec", help="train word vectors on a text corpus (gensim-like flags)",
                        description="Train word2vec on CORPUS (one sentence per line, whitespace tokens) and write "
                                    "the vectors in word2vec format.")
-    p.add_argument("corpus")
+    p.add_argument("corpus", type=input_file)
     p.add_argument("-o", "--output", required=True, help="vectors file (word2vec text format; --binary for binary)")
     p.add_argument("--vector-size", "--size", type=int, default=100)
     p.add_argument("--window", type=int, default=5)
@@ -168,18 +260,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", "--iter", type=int, default=5)
     p.add_argument("--workers", "--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", type=device_flag, help="cpu or cuda")
     p.add_argument("--binary", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
+def _with_flag(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """Prefix a library message about a parameter ("vector_size must be ...") with the flag that set it."""
+    if parser is None or message.startswith("-"):
+        return message
+    for action in parser._actions:
+        named = message.startswith((f"{action.dest} ", f"{action.dest}="))
+        if action.option_strings and action.dest != "help" and named:
+            return f"{'/'.join(action.option_strings)}: {message}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a one-line usage error (Parser.error): a return code, as below
+        return exc.code if isinstance(exc.code, int) else 2
     handler = {"info": _cmd_info, "demo": _cmd_demo, "bench": _cmd_bench, "eval-words": _cmd_eval_words,
                "disentangle": _cmd_disentangle, "word2vec": _cmd_word2vec}[args.command]
+    sub = next((a.choices.get(args.command) for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+               None)
     try:
         return handler(args)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        print(f"fastrepr {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"fastrepr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        # ValueError: a bad value or a malformed file (FormatError names the file and line); OSError: a file
+        # that cannot be opened or written; RuntimeError: a missing piece (native build, CUDA, gensim data)
+        if os.environ.get("FASTREPR_TRACEBACK", "0") not in ("", "0"):
+            raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            text = f"{exc.filename}: {exc.strerror or exc}"
+        else:
+            text = _with_flag(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, sub)
+        print(f"fastrepr {args.command}: error: {text}", file=sys.stderr)
         return 2

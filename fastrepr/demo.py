@@ -9,6 +9,7 @@ import time
 import torch
 
 from . import bench
+from ._io import atomic_write
 from .functional import pairwise_abs_diff_mean
 
 
@@ -146,7 +147,6 @@ def word_benchmarks(size: int = 20000, dim: int = 100, gensim_questions: int = 1
     """Word vectors through a word2vec file into EmbeddingIndex, then the Google analogy set (3CosAdd and
     3CosMul) and WordSim353 / SimLex-999, with gensim's exact semantics; gensim itself on the first
     questions of the set, same vectors, for the counts and the time."""
-    import importlib.util
     import tempfile
     from pathlib import Path
 
@@ -154,6 +154,9 @@ def word_benchmarks(size: int = 20000, dim: int = 100, gensim_questions: int = 1
     from .evaluation.synthetic import analogy_vectors
     from .search import EmbeddingIndex
     from .text import load_word2vec_format, save_word2vec_format
+    from .text.demo import require_gensim
+
+    require_gensim()
 
     _rule("word benchmarks: Google analogies, WordSim353, SimLex-999 (gensim's semantics, batched)")
     pair_files = [words.bundled("wordsim353.tsv"), words.bundled("simlex999.txt")]
@@ -173,25 +176,25 @@ def word_benchmarks(size: int = 20000, dim: int = 100, gensim_questions: int = 1
                   f"{time.perf_counter() - t0:.2f} s")
         print(report.analogy_table(out["3cosadd"]))
         print(report.pairs_table({str(p): words.evaluate_word_pairs(index, p) for p in pair_files}))
-        if importlib.util.find_spec("gensim") is not None:
-            from gensim.models import KeyedVectors
+        from gensim.models import KeyedVectors
 
-            subset = Path(tmp) / "questions.txt"
-            lines = words.bundled("questions-words.txt").read_text().splitlines(keepends=True)
-            subset.write_text("".join(lines[:gensim_questions + 1]))
-            kv = KeyedVectors(dim)
-            kv.add_vectors(keys, vectors)
-            t0 = time.perf_counter()
-            theirs = kv.evaluate_word_analogies(str(subset))[1][-1]
-            t_gensim = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            ours = words.evaluate_word_analogies(index, subset).sections[-1]
-            t_ours = time.perf_counter() - t0
-            same = ours["correct"] == theirs["correct"] and ours["incorrect"] == theirs["incorrect"]
-            print(f"gensim evaluate_word_analogies, first {gensim_questions} questions: {len(theirs['correct'])} "
-                  f"correct in {t_gensim:.2f} s; fastrepr: {len(ours['correct'])} in {t_ours:.2f} s "
-                  f"({t_gensim / t_ours:.1f}x); identical answers: {same}")
-            out["identical"] = same
+        subset = Path(tmp) / "questions.txt"
+        lines = words.bundled("questions-words.txt").read_text().splitlines(keepends=True)
+        with atomic_write(subset, "w") as f:
+            f.write("".join(lines[:gensim_questions + 1]))
+        kv = KeyedVectors(dim)
+        kv.add_vectors(keys, vectors)
+        t0 = time.perf_counter()
+        theirs = kv.evaluate_word_analogies(str(subset))[1][-1]
+        t_gensim = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours = words.evaluate_word_analogies(index, subset).sections[-1]
+        t_ours = time.perf_counter() - t0
+        same = ours["correct"] == theirs["correct"] and ours["incorrect"] == theirs["incorrect"]
+        print(f"gensim evaluate_word_analogies, first {gensim_questions} questions: {len(theirs['correct'])} "
+              f"correct in {t_gensim:.2f} s; fastrepr: {len(ours['correct'])} in {t_ours:.2f} s "
+              f"({t_gensim / t_ours:.1f}x); identical answers: {same}")
+        out["identical"] = same
     return out
 
 

@@ -145,26 +145,87 @@ def test_orientation_turns_second_moments_except_at_symmetries(ds):
     assert not torch.allclose(a, b, rtol=0.05)
 
 
-def test_npz_loader_with_a_tiny_file_of_the_same_layout(tmp_path):
-    sizes = [1, 3, 2, 2, 2, 2]
+def _tiny_npz(path, sizes=(1, 3, 2, 2, 2, 2), **extra):
+    """A file of the original's layout over a small grid: imgs in grid order with a pixel that encodes the
+    index, latents_classes, and (as the original) a pickled metadata dict."""
     n = int(np.prod(sizes))
     imgs = np.zeros((n, 64, 64), np.uint8)
     for i in range(n):
-        imgs[i, i // 64, i % 64] = 1  # a pixel that encodes the index
-    meta = {"latents_sizes": np.array(sizes), "latents_names": ("color", "shape", "scale", "orientation", "posX", "posY")}
+        imgs[i, i // 64, i % 64] = 1
+    classes = np.stack(np.unravel_index(np.arange(n), sizes), 1).astype(np.int64)
+    meta = {"latents_sizes": np.array(sizes), "latents_names": dsp.FACTOR_NAMES}
+    arrays = dict(imgs=imgs, latents_classes=classes, latents_values=np.zeros((n, 6)),
+                  metadata=np.array(meta, dtype=object))
+    arrays.update(extra)
+    np.savez_compressed(path, **{k: v for k, v in arrays.items() if v is not None})
+    return imgs, classes
+
+
+def test_npz_loader_with_a_tiny_file_of_the_same_layout(tmp_path):
+    sizes = [1, 3, 2, 2, 2, 2]
     path = tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-    np.savez_compressed(path, imgs=imgs, latents_classes=np.zeros((n, 6), np.int64),
-                        latents_values=np.zeros((n, 6)), metadata=np.array(meta, dtype=object))
-    data = DSprites.from_npz(path)
+    imgs, classes = _tiny_npz(path, sizes)
+    data = DSprites.from_npz(path)  # sizes from latents_classes; the pickled metadata is never read
     assert data.factors_num_values == [3, 2, 2, 2, 2] and data.factor_bases.tolist() == [48, 16, 8, 4, 2, 1]
     rs, theirs = np.random.RandomState(5), np.random.RandomState(5)
     factors, obs = data.sample(7, rs)
     expect_f, expect_idx = _split_state_space_sample(sizes, [1, 2, 3, 4, 5], 7, theirs)
     assert np.array_equal(factors, expect_f)
     assert np.array_equal(obs[:, :, :, 0].reshape(7, -1).argmax(1), expect_idx)
-    with pytest.raises(ValueError, match="expected"):
-        np.savez(tmp_path / "bad.npz", imgs=imgs[:5], metadata=np.array(meta, dtype=object))
-        DSprites.from_npz(tmp_path / "bad.npz")
+    _tiny_npz(tmp_path / "sizes.npz", sizes, latents_classes=None, latents_sizes=np.array(sizes))
+    assert DSprites.from_npz(tmp_path / "sizes.npz").factors_num_values == [3, 2, 2, 2, 2]
+
+
+NPZ_BAD = [
+    (dict(imgs=None), "no 'imgs' array"),
+    (dict(latents_classes=None, imgs=np.zeros((5, 64, 64), np.uint8)), r"expected \[737280, H, W\]"),
+    (dict(imgs=np.zeros((48, 64), np.uint8)), r"imgs has shape \(48, 64\), expected \[n, H, W\]"),
+    (dict(imgs=np.full((48, 8, 8), 300, np.int64)), "uint8 pixels"),
+    (dict(latents_classes=np.zeros((48, 6), np.int64)), r"expected \[1, H, W\] for latents_sizes \[1, 1, 1"),
+    (dict(latents_classes=np.stack(np.unravel_index(np.arange(48)[::-1], (1, 3, 2, 2, 2, 2)), 1)),
+     "record 0: image 0 has latents_classes .* not stored in grid order"),
+    (dict(latents_sizes=np.array([1, 3, -2])), "latents_sizes must be 1 to 32 positive integers"),
+    (dict(latents_sizes=np.array([1.5, 3.0])), "latents_sizes must be"),
+]
+
+
+@pytest.mark.parametrize("change, message", NPZ_BAD)
+def test_npz_loader_bad_files_name_the_file(tmp_path, change, message):
+    from fastrepr import FormatError
+
+    path = tmp_path / "bad.npz"
+    _tiny_npz(path, **change)
+    with pytest.raises(FormatError, match=message) as info:
+        DSprites.from_npz(path)
+    assert str(info.value).startswith(str(path))
+
+
+class _Payload:
+    """Unpickling this creates a marker file (code run from data)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_npz_loader_never_unpickles(tmp_path):
+    from fastrepr import FormatError, cli
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.npz"
+    _tiny_npz(path, metadata=np.array([_Payload(str(marker))], dtype=object))
+    assert DSprites.from_npz(path).factors_num_values == [3, 2, 2, 2, 2]  # the metadata entry is ignored
+    assert cli.main(["disentangle", "--npz", str(path), "--scale", "tiny", "--metrics", "mig"]) == 0
+    assert not marker.exists()
+    _tiny_npz(tmp_path / "evil2.npz", latents_classes=np.array([_Payload(str(marker))] * 48, dtype=object))
+    with pytest.raises(FormatError, match="latents_classes: dtype object .*refusing to unpickle"):
+        DSprites.from_npz(tmp_path / "evil2.npz")
+    assert not marker.exists()
+    with np.load(path, allow_pickle=True) as data:  # the payload is live: numpy's pickle path runs it
+        data["metadata"]
+    assert marker.exists()
 
 
 def test_factor_observations_share_the_stream(ds):

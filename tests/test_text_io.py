@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fastrepr import FormatError
 from fastrepr.text import load_glove, load_word2vec_format, save_word2vec_format
 
 gensim_kv = pytest.importorskip("gensim.models.keyedvectors")
@@ -48,7 +49,7 @@ def test_reads_gensim_test_files():
         assert keys == kv.index_to_key, name
         np.testing.assert_array_equal(vectors, kv.vectors)
     # gensim ships one damaged file: its header declares 3 vectors and it holds 1
-    with pytest.raises(ValueError, match="declares 3 vectors but the file ends after 1"):
+    with pytest.raises(ValueError, match="pretrained.vec: line 3: the header declares 3 vectors but the file ends after 1"):
         load_word2vec_format(TEST_DATA / "pretrained.vec")
 
 
@@ -97,8 +98,8 @@ MALFORMED_TEXT = [
     (b"3\nfoo 1 2\n", "line 1: expected the header"),
     (b"x y\nfoo 1 2\n", "line 1: expected the header"),
     (b"1 0\nfoo\n", "dimension 0"),
-    (b"3 2\nfoo 1 2\nbar 3 4\n", "declares 3 vectors but the file ends after 2"),
-    (b"1 2\nfoo 1 2\nbar 3 4\n", "has more data after vector 1"),
+    (b"3 2\nfoo 1 2\nbar 3 4\n", "line 4: the header declares 3 vectors but the file ends after 2"),
+    (b"1 2\nfoo 1 2\nbar 3 4\n", "line 3: the header declares 1 vectors but the file has more data after vector 1"),
     (b"2 2\nfoo 1 2\nbar 3\n", "line 3: expected a word and 2 values, got 1"),
     (b"2 2\nfoo 1 2\nbar 3 4 5\n", "line 3: expected a word and 2 values, got 3"),
     (b"2 2\nfoo 1 2\nbar 3 x4\n", "line 3: 'x4' is not a floating-point number"),
@@ -118,14 +119,20 @@ def test_malformed_text_files(tmp_path, content, message):
 def test_malformed_binary_files(tmp_path):
     vec = np.arange(4, dtype="<f4").tobytes()
     path = tmp_path / "bad.bin"
-    path.write_bytes(b"2 4\nfoo " + vec + b"bar " + vec[:9])
-    with pytest.raises(ValueError, match="record 2: truncated"):
+    path.write_bytes(b"2 4\nfoo " + vec + b"bar " + vec[:9])  # shorter than 2 records can be: the size says so
+    with pytest.raises(FormatError, match=r"line 1: .*2 of them need at least 36 bytes, the file holds 33"):
+        load_word2vec_format(path, binary=True)
+    path.write_bytes(b"2 4\nfoo " + vec + b"barbazqux " + vec[:9])
+    with pytest.raises(FormatError, match="record 2: truncated"):
         load_word2vec_format(path, binary=True)
     path.write_bytes(b"3 4\nfoo " + vec + b"bar " + vec)
-    with pytest.raises(ValueError, match="declares 3 vectors but the file ends after 2"):
+    with pytest.raises(FormatError, match=r"line 1: the header declares 3 vectors .* \(at most 2 vectors\)"):
+        load_word2vec_format(path, binary=True)
+    path.write_bytes(b"3 4\nfoofoofoofoo " + vec + b"barbarbarbar " + vec)  # long words: the size allows 3
+    with pytest.raises(FormatError, match="record 3: the header declares 3 vectors but the file ends after 2"):
         load_word2vec_format(path, binary=True)
     path.write_bytes(b"1 4\nfoo " + vec + b"bar " + vec)
-    with pytest.raises(ValueError, match="more data after vector 1"):
+    with pytest.raises(FormatError, match="record 2: the header declares 1 vectors but the file has more data"):
         load_word2vec_format(path, binary=True)
     path.write_bytes(b"1 4\nf\xe9o " + vec)
     with pytest.raises(ValueError, match="not valid utf8"):
@@ -164,3 +171,123 @@ def test_save_rejects_bad_keys_and_shapes(tmp_path):
         save_word2vec_format(path, np.zeros((2, 3), dtype=np.int64), ["a", "b"])
     with pytest.raises(ValueError, match="limit"):
         load_word2vec_format(path, limit=-1)
+    for bad in (True, 1.5, "3"):
+        with pytest.raises(TypeError, match="limit"):
+            load_word2vec_format(path, limit=bad)
+    with pytest.raises(ValueError, match="unicode_errors"):
+        load_word2vec_format(path, unicode_errors="nope")
+    with pytest.raises(ValueError, match="encoding"):
+        save_word2vec_format(path, v, ["a", "b"], encoding="nope")
+    with pytest.raises(ValueError, match="at least one column"):
+        save_word2vec_format(path, np.zeros((2, 0), np.float32), ["a", "b"])
+
+
+# (file bytes, binary argument, expected message): the detection and size checks, never a silent misread
+DETECTION = [
+    (b"3 5\nfoo 1 2 3\nbar 4 5 6\nbaz 7 8 9\n", None, "line 2: the header declares dimension 5 but this row of "
+                                                    "text holds 3 values"),
+    (b"2 2\nfoo 1 2 3\nbar 4 5 6\n", None, "line 2: the header declares dimension 2 but this row of text holds 3"),
+    (b"2 3\nfoo 1 2 3\nbar 4 5 6\n", True, "line 2: binary=True, but lines 2 and 3 are words with 3 numbers in text"),
+    (b"0 3\nfoo 1 2 3\n", None, "the header declares 0 vectors but the file has more data after vector 0"),
+    (b"1000000000000 3\nfoo 1 2 3\n", None, "line 1: the header declares 1000000000000 vectors of dimension 3; "
+                                            "as word2vec text"),
+    (b"2 100\nfoo " + np.ones(100, "<f4").tobytes(), None, "line 1: the header declares 2 vectors of dimension "
+                                                         "100; as word2vec binary 2 of them need at least 804"),
+    (b"1 99999999999\nfoo 1\n", None, "line 1: header declares 1 vectors of dimension 99999999999"),
+    (b"1 -3\nfoo 1\n", None, "line 1: expected the header"),
+    (b"1 2 3\nfoo 1 2\n", None, "line 1: expected the header"),
+    (b"1 2\n" + b"x" * 70000 + b" \x00\x00\x00\x00\x00\x00\x00\x00", None, "record 1: no space after the word"),
+    (b"2 2\n\nfoo 1 2\n", None, "line 2: empty line where vector 1 was expected"),
+    (b"1 2\n", None, "the header declares 1 vectors but the file ends after 0"),
+    (b"", None, "line 1: expected the header"),
+]
+
+
+@pytest.mark.parametrize("content, binary, message", DETECTION)
+def test_detection_and_sizes_never_guess(tmp_path, content, binary, message):
+    for name, data in (("f.w2v", content), ("f.w2v.gz", gzip.compress(content))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        if name.endswith(".gz") and "as word2vec" in message:
+            continue  # a compressed file's size is unknown: the reader finds the shortfall by reading
+        with pytest.raises(FormatError, match=re.escape(message)) as info:
+            load_word2vec_format(path, binary=binary)
+        assert info.value.path == str(path) and str(info.value).startswith(str(path))
+
+
+def test_detection_is_right_on_random_files(tmp_path):
+    """Auto-detection on 300 random files of both formats, dims 1..8, values from 1e-30 to 1e30."""
+    rng = np.random.default_rng(3)
+    for n in range(300):
+        v, d = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+        arr = (rng.standard_normal((v, d)) * 10.0 ** rng.integers(-30, 30, (v, d))).astype(np.float32)
+        keys = [f"w{n}_{i}" for i in range(v)]
+        binary = bool(n % 2)
+        path = tmp_path / f"{n}.w2v"
+        save_word2vec_format(path, arr, keys, binary=binary)
+        got, got_keys = load_word2vec_format(path)
+        assert got_keys == keys
+        np.testing.assert_array_equal(got, arr)
+
+
+def test_latin1_text_with_replace_is_read_as_text(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("2 2\nf\xe9o 1 2\nbar 3 4\n".encode("latin-1"))
+    vectors, keys = load_word2vec_format(path, unicode_errors="replace")  # the error message's own advice
+    assert keys == ["f\ufffdo", "bar"] and vectors.tolist() == [[1, 2], [3, 4]]
+    assert load_word2vec_format(path, encoding="latin-1")[1] == ["féo", "bar"]
+    with pytest.raises(FormatError, match="line 2: .* is not valid utf8"):
+        load_word2vec_format(path)
+
+
+def test_zero_vectors_and_limits(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"0 3\n")
+    assert load_word2vec_format(path)[0].shape == (0, 3)
+    glove = tmp_path / "g.txt"
+    glove.write_bytes(b"a 1 2\n\nb 3 4\nc 5 6\n")
+    for limit, want in ((0, []), (1, ["a"]), (2, ["a", "b"]), (None, ["a", "b", "c"]), (10, ["a", "b", "c"])):
+        vectors, keys = load_glove(glove, limit=limit)
+        assert keys == want and vectors.shape == (len(want), 2)
+    # limit reads no further than it needs: a damaged row after the limit is not seen
+    bad = tmp_path / "b.txt"
+    bad.write_bytes(b"3 2\nfoo 1 2\nbar 3 4\nbaz x y\n")
+    assert load_word2vec_format(bad, limit=2)[1] == ["foo", "bar"]
+    with pytest.raises(FormatError, match="line 4: 'x' is not a floating-point number"):
+        load_word2vec_format(bad)
+
+
+def test_compressed_errors_name_the_file_and_line(tmp_path):
+    arr, keys = _random(v=400, d=6)
+    path = tmp_path / "v.txt.gz"
+    save_word2vec_format(path, arr, keys)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match=r"cut.txt.gz: line \d+: the compressed data is truncated or damaged"):
+        load_word2vec_format(cut)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    (tmp_path / "flip.txt.gz").write_bytes(bytes(flipped))
+    with pytest.raises(FormatError, match="flip.txt.gz"):
+        load_word2vec_format(tmp_path / "flip.txt.gz")
+    glove = tmp_path / "g.txt.bz2"
+    glove.write_bytes(bz2.compress(b"a 1 2\nb 3 4\n")[:-8])
+    with pytest.raises(FormatError, match=r"g.txt.bz2: line \d+: the compressed data"):
+        load_glove(glove)
+
+
+def test_a_lying_header_in_a_compressed_file_allocates_only_what_was_read(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "lie.txt.gz"
+    path.write_bytes(gzip.compress(b"2000000000 300\n" + b"".join(b"w%d " % i + b"0 " * 300 + b"\n"
+                                                                   for i in range(3))))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="declares 2000000000 vectors but the file ends after 3"):
+            load_word2vec_format(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20  # the header asks for 2.4 TB

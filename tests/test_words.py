@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastrepr import EmbeddingIndex
+from fastrepr import EmbeddingIndex, FormatError
 from fastrepr.evaluation import words
 from fastrepr.evaluation.synthetic import analogy_vectors, read_questions
 
@@ -143,6 +143,96 @@ def test_bad_input(tmp_path, vectors):
     pairs.write_text("# only a comment\nfoo\tbar\n")
     with pytest.raises(ValueError, match="No valid similarity judgements"):
         words.evaluate_word_pairs((arr, keys), pairs)
+
+
+def _small():
+    arr = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    return arr, ["king", "queen", "man", "woman", "paris", "france"]
+
+
+# (file bytes, expected FormatError message): every reader error names the file and line
+QUESTION_FILES = [
+    (b"", "no analogy questions"),
+    (b": only-a-section\n", "no analogy questions"),
+    (b": s\nking queen man\n", "no analogy questions"),  # 3 words: skipped as gensim does, then none left
+    (b"king queen man woman\n", "line 1: Missing section header"),
+    (b": s\nking queen man woman\nk\xffng queen man woman\n", "line 3: b'k\\xffng queen man woman\\n' is not "
+                                                          "valid utf8"),
+]
+
+
+@pytest.mark.parametrize("content, message", QUESTION_FILES)
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_question_file_errors_name_file_and_line(tmp_path, content, message, suffix):
+    import gzip
+    import re
+
+    path = tmp_path / f"q.txt{suffix}"
+    path.write_bytes(gzip.compress(content) if suffix else content)
+    with pytest.raises(FormatError, match=re.escape(message)) as info:
+        words.evaluate_word_analogies(_small(), path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_question_and_pair_files_gz_and_damage(tmp_path):
+    import gzip
+
+    questions = b": s\nking queen man woman\nman woman king queen\n"
+    plain, packed = tmp_path / "q.txt", tmp_path / "q.txt.gz"
+    plain.write_bytes(questions)
+    packed.write_bytes(gzip.compress(questions))
+    want = words.evaluate_word_analogies(_small(), plain)
+    assert words.evaluate_word_analogies(_small(), packed).sections == want.sections
+    packed.write_bytes(gzip.compress(questions)[:-6])  # truncated: no bare EOFError
+    with pytest.raises(FormatError, match=r"q.txt.gz: line \d: the compressed data is truncated"):
+        words.evaluate_word_analogies(_small(), packed)
+    pairs = tmp_path / "p.tsv.gz"
+    pairs.write_bytes(gzip.compress(b"king\tqueen\t8\nman\twoman\t7\nparis\tfrance\t3\n")[:-6])
+    with pytest.raises(FormatError, match="p.tsv.gz: line"):
+        words.evaluate_word_pairs(_small(), pairs)
+
+
+def test_all_questions_out_of_vocabulary_is_an_error_not_zero(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_bytes(b": s\nking queen man zebra\n")
+    with pytest.raises(ValueError, match="q.txt: none of its 1 questions has all four words"):
+        words.evaluate_word_analogies(_small(), path)
+    result = words.evaluate_word_analogies(_small(), path, dummy4unknown=True)  # counted wrong: 0 of 1
+    assert result.score == 0.0 and result.oov == 1
+
+
+PAIR_FILES = [
+    (b"king\tqueen\tnan\nman\twoman\t7\n", "line 1: the similarity score nan is not a finite number"),
+    (b"# c\nking\tqueen\t8\nman\twoman\t1e999\n", "line 3: the similarity score inf is not a finite number"),
+    (b"king\tqueen\t8\nm\xe4n\twoman\t7\n", "line 2: b'm\\xe4n\\twoman\\t7\\n' is not valid utf8"),
+]
+
+
+@pytest.mark.parametrize("content, message", PAIR_FILES)
+def test_pair_file_errors_name_file_and_line(tmp_path, content, message):
+    import re
+
+    path = tmp_path / "p.tsv"
+    path.write_bytes(content)
+    with pytest.raises(FormatError, match=re.escape(message)) as info:
+        words.evaluate_word_pairs(_small(), path)
+    assert str(info.value).startswith(str(path))
+    if b"\xe4" in content:  # the encoding argument is honoured
+        assert words.evaluate_word_pairs(_small(), path, encoding="latin-1").pairs == 1
+
+
+@pytest.mark.parametrize("bad", [-3, 0, True, 2.5, "10"])
+def test_restrict_vocab_and_batch_size_must_be_positive_ints(tmp_path, bad):
+    pairs = tmp_path / "p.tsv"
+    pairs.write_bytes(b"king\tqueen\t8\nman\twoman\t7\nparis\tfrance\t3\n")
+    with pytest.raises(ValueError, match="restrict_vocab must be a positive int"):
+        words.evaluate_word_pairs(_small(), pairs, restrict_vocab=bad)
+    with pytest.raises(ValueError, match="restrict_vocab must be a positive int"):
+        words.evaluate_word_analogies(_small(), restrict_vocab=bad)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        words.evaluate_word_analogies(_small(), batch_size=bad)
+    with pytest.raises(ValueError, match="delimiter"):
+        words.evaluate_word_pairs(_small(), pairs, delimiter="")
 
 
 @pytest.mark.gpu

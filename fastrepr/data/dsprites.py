@@ -24,7 +24,6 @@ the color, which consumes nothing), so the same RandomState gives the same facto
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -247,20 +246,48 @@ class DSprites:
 
     @classmethod
     def from_npz(cls, path, latent_factor_indices=None, *, device=None, as_tensor: bool = False) -> "DSprites":
-        """dSprites from ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (keys ``imgs`` [n, 64, 64] and
-        ``metadata`` with ``latents_sizes``; files of the same layout over another grid work too). The
-        images are held in memory as uint8 (2.9 GB for the original file)."""
-        path = Path(path)
-        with np.load(path, allow_pickle=True, encoding="latin1") as data:
-            if "imgs" not in data:
-                raise ValueError(f"{path}: no 'imgs' array (expected the dSprites npz layout)")
-            images = torch.from_numpy(np.ascontiguousarray(data["imgs"], dtype=np.uint8))
-            sizes = FACTOR_SIZES
-            if "metadata" in data:
-                meta = data["metadata"][()]
-                if isinstance(meta, dict) and "latents_sizes" in meta:
-                    sizes = tuple(int(s) for s in meta["latents_sizes"])
-        if images.ndim != 3 or images.shape[0] != int(np.prod(sizes)):
-            raise ValueError(f"{path}: imgs has shape {tuple(images.shape)}, expected [{int(np.prod(sizes))}, H, W] "
-                             f"for latents_sizes {list(sizes)}")
+        """dSprites from ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (``imgs`` [n, 64, 64] in grid order;
+        files of the same layout over another grid work too). The images are held in memory as uint8 (2.9 GB
+        for the original file).
+
+        Nothing is unpickled: the file's ``metadata`` entry (a pickled dict) is never read. The factor sizes
+        come from plain arrays: ``latents_sizes`` when the file has one, else ``latents_classes`` [n, k]
+        (sizes = column maxima + 1, and every row must be the grid index of its image), else the original
+        grid when ``imgs`` has its 737280 images. Raises FormatError (a ValueError) naming the file for an
+        object (pickled) array, a damaged archive, or arrays that do not fit together.
+        """
+        from .._io import FormatError, load_npz
+
+        arrays = load_npz(path, ("imgs", "latents_sizes", "latents_classes"))
+        if "imgs" not in arrays:
+            raise FormatError(path, "no 'imgs' array (expected the dSprites npz layout)")
+        imgs = arrays["imgs"]
+        if imgs.ndim != 3:
+            raise FormatError(path, f"imgs has shape {imgs.shape}, expected [n, H, W]")
+        sizes = FACTOR_SIZES
+        if "latents_sizes" in arrays:
+            raw = arrays["latents_sizes"]
+            if raw.ndim != 1 or not 1 <= raw.size <= 32 or raw.dtype.kind not in "iu" or (raw < 1).any():
+                raise FormatError(path, f"latents_sizes must be 1 to 32 positive integers, got {raw!r}")
+            sizes = tuple(int(v) for v in raw)
+        elif "latents_classes" in arrays:
+            classes = arrays["latents_classes"]
+            if classes.ndim != 2 or classes.shape[0] != imgs.shape[0] or not 1 <= classes.shape[1] <= 32 \
+                    or classes.dtype.kind not in "iu" or (classes < 0).any():
+                raise FormatError(path, f"latents_classes must be non-negative integers [{imgs.shape[0]}, k], got "
+                                  f"{classes.dtype} {classes.shape}")
+            sizes = tuple(int(v) + 1 for v in classes.max(axis=0))
+            if math.prod(sizes) == imgs.shape[0]:
+                grid = classes.astype(np.int64) @ _bases(sizes)
+                if not np.array_equal(grid, np.arange(imgs.shape[0])):
+                    bad = int(np.flatnonzero(grid != np.arange(imgs.shape[0]))[0])
+                    raise FormatError(path, f"image {bad} has latents_classes {classes[bad].tolist()}: the images "
+                                      "are not stored in grid order", record=bad)
+        if imgs.shape[0] != math.prod(sizes):
+            raise FormatError(path, f"imgs has shape {imgs.shape}, expected [{math.prod(sizes)}, H, W] for "
+                              f"latents_sizes {list(sizes)}")
+        if imgs.dtype not in (np.uint8, np.bool_) and (imgs.dtype.kind not in "iu" or imgs.size and (
+                imgs.min() < 0 or imgs.max() > 255)):
+            raise FormatError(path, f"imgs must hold uint8 pixels (or integers in [0, 255]), got {imgs.dtype}")
+        images = torch.from_numpy(np.ascontiguousarray(imgs, dtype=np.uint8))
         return cls(latent_factor_indices, device=device, as_tensor=as_tensor, _images=images, _sizes=sizes)

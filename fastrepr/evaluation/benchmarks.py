@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._io import atomic_write
 from ..search import EmbeddingIndex
 from . import words
 from .synthetic import analogy_vectors, read_questions
@@ -41,7 +42,8 @@ def _questions(n: int) -> Path:
                     break
                 count += 1
             kept.append(line)
-        path.write_text("".join(kept))
+        with atomic_write(path, "w") as f:  # shared across processes: never a half-written file
+            f.write("".join(kept))
     return path
 
 

@@ -244,6 +244,9 @@ def projection_plot(x, labels, path, method: str = "pca", max_points: int = 5000
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    from .._io import atomic_write
+
+    with atomic_write(path) as f:  # a failed save leaves an existing plot intact
+        fig.savefig(f, format=path.suffix[1:] or "png", dpi=110)
     plt.close(fig)
     return path

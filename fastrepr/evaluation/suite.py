@@ -59,14 +59,20 @@ def within_bar(metric: str, ours: float, ref: float) -> bool:
     return abs(ours - ref) <= BAR_ABS[metric]
 
 
-def compare(dataset, representation, metrics=None, *, seed: int = 0, cfg: dict | None = None,
-            reference: bool = True, deterministic: bool = False, progress=None) -> dict:
-    """Runs ours (and the reference) metric by metric, alternating; returns scores, times and totals.
-    deterministic: ours encodes each distinct image once across its metrics (see ``evaluate``)."""
+def metric_names(metrics=None) -> list:
+    """The metrics to run (all when None); ValueError naming the unknown ones."""
     names = list(disentanglement.METRICS) if metrics is None else list(metrics)
     unknown = [m for m in names if m not in disentanglement.METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; available: {', '.join(disentanglement.METRICS)}")
+    return names
+
+
+def compare(dataset, representation, metrics=None, *, seed: int = 0, cfg: dict | None = None,
+            reference: bool = True, deterministic: bool = False, progress=None) -> dict:
+    """Runs ours (and the reference) metric by metric, alternating; returns scores, times and totals.
+    deterministic: ours encodes each distinct image once across its metrics (see ``evaluate``)."""
+    names = metric_names(metrics)
     cfg = cfg or {}
     cache = CodeCache() if deterministic else None
     result = {"ours": {}, "reference": {}, "time_ours": {}, "time_reference": {}}
@@ -129,6 +135,8 @@ def _table(header, body) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..cli import device_flag, input_file, positive_int
+
     p.add_argument("--representation", default="factors",
                    help="factors | rotated | noise | moments | module:function (batched function of observations)")
     p.add_argument("--observations", choices=["auto", "factors", "images"], default="auto",
@@ -136,30 +144,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", help=f"comma-separated subset of {','.join(disentanglement.METRICS)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", choices=list(SCALES), default="study", help="sample sizes (study: disentanglement_lib's)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="where images are rendered (default: cuda if available)")
+    p.add_argument("--device", choices=["cpu", "cuda"], type=device_flag,
+                   help="where images are rendered (default: cuda if available)")
     p.add_argument("--as-tensor", action="store_true", help="observations as torch tensors on the device (else numpy)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and the native kernels (default: torch's)")
-    p.add_argument("--npz", help="the original dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, instead of rendering")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads for torch and the native kernels (default: torch's)")
+    p.add_argument("--npz", type=input_file,
+                   help="the original dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, instead of rendering")
     p.add_argument("--deterministic", action="store_true",
                    help="the representation is a function of the image: encode each distinct image once (automatic for "
                         "factors, rotated and moments)")
     p.add_argument("--compare-reference", action="store_true",
                    help="also run the plain numpy/scikit-learn implementation; print times and differences")
     p.add_argument("--save", action="store_true",
-                   help="with --compare-reference: append the times to benchmarks/results/<device>.csv")
+                   help="with --compare-reference: append the times to --results-dir/<device>.csv")
+    p.add_argument("--results-dir", default="benchmarks/results", help="where --save appends (default: %(default)s)")
 
 
 def main(args) -> int:
+    """``fastrepr disentangle``: flag values are checked by the parser (``add_arguments``); metric and
+    representation names, the npz file and the results directory before any metric runs."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.save:
+        if not args.compare_reference:
+            raise ValueError("--save records the comparison's times: add --compare-reference")
+        from .._io import check_writable
+
+        check_writable(args.results_dir, "--results-dir", directory=True)
     if args.threads:  # torch, the native kernels and numpy's BLAS, for both sides
         from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(args.threads)
         limits = threadpool_limits(limits=args.threads)  # noqa: F841 (kept alive for the whole run)
-    metrics = args.metrics.split(",") if args.metrics else None
+    try:
+        metrics = metric_names(args.metrics.split(",")) if args.metrics else None
+    except ValueError as exc:
+        raise ValueError(f"--metrics: {exc}") from None
     deterministic = args.deterministic or args.representation in DETERMINISTIC
-    dataset, rep = setup(args.representation, args.observations, device=device, npz=args.npz,
-                         as_tensor=args.as_tensor or device == "cuda")
+    from .._io import FormatError
+
+    try:
+        dataset, rep = setup(args.representation, args.observations, device=device, npz=args.npz,
+                             as_tensor=args.as_tensor or device == "cuda")
+    except FormatError:  # the npz: names the file already
+        raise
+    except (ValueError, ImportError, AttributeError) as exc:  # a name that is not a representation
+        raise ValueError(f"--representation {args.representation}: {exc}") from None
     print(f"dSprites ({'npz' if args.npz else 'procedural'}), representation {args.representation}"
           f"{' (deterministic: each image encoded once)' if deterministic else ''}, observations "
           f"{type(dataset).__name__}, scale {args.scale}, seed {args.seed}, device {device}, "
@@ -173,7 +203,7 @@ def main(args) -> int:
                      progress=lambda s: print(f"  running {s} ...", file=sys.stderr, flush=True))
     print(format_table(result))
     if args.save and args.compare_reference:
-        print(f"appended rows to {save_rows(result, args.scale, device)}")
+        print(f"appended rows to {save_rows(result, args.scale, device, args.results_dir)}")
     return 0
 
 

@@ -24,15 +24,18 @@ evaluation has no 3CosMul; its ``similarity_function`` argument is unused).
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._io import FormatError, open_read, stream_errors
 from ..ops.topk_search import unique_inverse
 from ..search import EmbeddingIndex
 
@@ -182,32 +185,56 @@ class AnalogyResult:
         yield self.sections
 
 
+def _lines(path, encoding: str = "utf8"):
+    """(1-based line number, decoded line) of a text file, ``.gz``/``.bz2`` included; a line that does not
+    decode, or a damaged compressed stream, raises FormatError naming the file and line."""
+    at = {"line": 0}
+    with open_read(path) as fin, stream_errors(path, lambda: at):
+        for line_no, raw in enumerate(fin, 1):
+            at["line"] = line_no
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise FormatError(path, f"{raw[:40]!r} is not valid {encoding} ({exc.reason})", line=line_no) from None
+            yield line_no, line
+
+
 def _read_questions(path, ok: dict, case_insensitive: bool, dummy4unknown: bool):
     """gensim's parsing: ': name' opens a section; other lines must hold 4 words (else skipped).
     Returns the sections, the questions to score and, in file order, (section, words, scored) entries."""
     sections, entries, questions, oov = [], [], 0, 0
-    with open(path, "rb") as fin:
-        for line_no, raw in enumerate(fin):
-            line = raw.decode("utf8")
-            if line.startswith(": "):
-                sections.append({"section": line.lstrip(": ").strip(), "correct": [], "incorrect": []})
-                continue
-            if not sections:
-                raise ValueError(f"Missing section header before line #{line_no} in {path}")
-            words = line.split()
-            if len(words) != 4:
-                logger.info("Skipping invalid line #%i in %s", line_no, path)
-                continue
-            quad = tuple(w.upper() for w in words) if case_insensitive else tuple(words)
-            questions += 1
-            if any(w not in ok for w in quad):
-                oov += 1
-                if dummy4unknown:
-                    entries.append((len(sections) - 1, quad, False))
-                continue
-            entries.append((len(sections) - 1, quad, True))
+    for line_no, line in _lines(path):
+        if line.startswith(": "):
+            sections.append({"section": line.lstrip(": ").strip(), "correct": [], "incorrect": []})
+            continue
+        if not sections:
+            raise FormatError(path, "Missing section header (': name') before the first question", line=line_no)
+        words = line.split()
+        if len(words) != 4:
+            logger.info("Skipping invalid line %i in %s", line_no, path)
+            continue
+        quad = tuple(w.upper() for w in words) if case_insensitive else tuple(words)
+        questions += 1
+        if any(w not in ok for w in quad):
+            oov += 1
+            if dummy4unknown:
+                entries.append((len(sections) - 1, quad, False))
+            continue
+        entries.append((len(sections) - 1, quad, True))
+    if not questions:
+        raise FormatError(path, "no analogy questions (lines of four words after a ': section' line)")
+    if not entries:
+        raise ValueError(f"{path}: none of its {questions} questions has all four words among the vocabulary's "
+                         "first restrict_vocab keys, so there is no accuracy to report (dummy4unknown=True counts "
+                         "them as wrong)")
     asked = [(section, quad) for section, quad, scored in entries if scored]
     return sections, asked, entries, questions, oov
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def _bound(s, cos_a, cos_b, cos_c, scale, dim: int, method: str):
@@ -272,15 +299,18 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
     vectors: an ``EmbeddingIndex`` with keys, a ``(vectors [V, D], keys)`` pair, or a gensim
     ``KeyedVectors``. questions_path: default gensim's questions-words.txt (the Google set).
     method: "3cosadd" (gensim's) or "3cosmul". progress: a tqdm bar over the questions.
-    Returns an ``AnalogyResult`` (``score, sections = result``).
+    Returns an ``AnalogyResult`` (``score, sections = result``). Raises FormatError (a ValueError) naming
+    the file and line for a file without questions, a question before the first section header, a line
+    that does not decode, a damaged ``.gz``/``.bz2``; ValueError when no question can be scored (gensim
+    reports 0.0 then) or for a bad argument.
     batch_size: questions per analogy-kernel call (each call computes the cosines of its distinct words).
     Memory: the kernel's tile, O(batch_size) lists, O(2048 · 10 · D) for re-scoring; a host float32 copy of
     the table only when a question needs gensim's arithmetic and the index lives on a GPU.
     """
     if method not in ("3cosadd", "3cosmul"):
         raise ValueError(f"method must be '3cosadd' or '3cosmul', got {method!r}")
-    if not isinstance(restrict_vocab, int) or restrict_vocab < 1:
-        raise ValueError(f"restrict_vocab must be a positive int, got {restrict_vocab!r}")
+    restrict_vocab = _positive_int(restrict_vocab, "restrict_vocab")
+    batch_size = _positive_int(batch_size, "batch_size")
     table = _table(vectors)
     path = questions_path or bundled("questions-words.txt")
     rows = min(restrict_vocab, len(table.keys))
@@ -325,7 +355,7 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
              "incorrect": [q for s in sections for q in s["incorrect"]]}
     sections.append(total)
     n_right, n_all = len(total["correct"]), len(total["correct"]) + len(total["incorrect"])
-    score = n_right / n_all if n_all else 0.0
+    score = n_right / n_all  # n_all > 0: _read_questions raises when nothing can be scored
     logger.info("%s: %.1f%% (%i/%i); %.1f%% of questions had OOV words; %i re-scored exactly",
                 path, 100 * score, n_right, n_all, 100.0 * oov / max(n_questions, 1), rescored)
     return AnalogyResult(score, sections, n_questions, oov, rescored, method, predictions)
@@ -403,32 +433,42 @@ def evaluate_word_pairs(vectors, pairs_path=None, delimiter: str = "\t", encodin
     Lines starting with '#' are comments; other lines must split on ``delimiter`` into (word, word, score)
     or are skipped. Pairs with a word outside the first ``restrict_vocab`` keys are skipped (``dummy4unknown``:
     kept with similarity 0). Similarities are computed with gensim's float32 arithmetic, so ties (and hence
-    Spearman's ranks) are gensim's. pairs_path: default gensim's wordsim353.tsv. Raises ValueError when no
-    pair is usable. Memory: O(pairs).
+    Spearman's ranks) are gensim's. pairs_path: default gensim's wordsim353.tsv (``.gz``/``.bz2`` read
+    transparently). Raises FormatError (a ValueError) naming the file and line for a line that does not
+    decode or a score that is NaN or infinite, ValueError when no pair is usable or for a bad argument.
+    Memory: O(pairs).
     """
+    restrict_vocab = _positive_int(restrict_vocab, "restrict_vocab")
+    if not isinstance(delimiter, str) or not delimiter:
+        raise ValueError(f"delimiter must be a non-empty str, got {delimiter!r}")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"encoding {encoding!r} is not a known codec") from None
     table = _table(vectors)
     path = pairs_path or bundled("wordsim353.tsv")
     ok = _vocabulary(table.keys, min(restrict_vocab, len(table.keys)), case_insensitive)
     gold, model, oov = [], [], 0
-    with open(path, encoding=encoding) as fin:
-        for line_no, line in enumerate(fin):
-            if not line or line.startswith("#"):
-                continue
-            try:
-                a, b, sim = [w.upper() for w in line.split(delimiter)] if case_insensitive else line.split(delimiter)
-                sim = float(sim)
-            except (ValueError, TypeError):
-                logger.info("Skipping invalid line #%d in %s", line_no, path)
-                continue
-            if a not in ok or b not in ok:
-                oov += 1
-                if dummy4unknown:
-                    gold.append(sim)
-                    model.append(0.0)
-                continue
-            arr = table.host()
-            gold.append(sim)
-            model.append(np.dot(_unitvec(arr[ok[a]]), _unitvec(arr[ok[b]])))
+    for line_no, line in _lines(path, encoding):
+        if not line or line.startswith("#"):
+            continue
+        try:
+            a, b, sim = [w.upper() for w in line.split(delimiter)] if case_insensitive else line.split(delimiter)
+            sim = float(sim)
+        except (ValueError, TypeError):
+            logger.info("Skipping invalid line %d in %s", line_no, path)
+            continue
+        if not math.isfinite(sim):  # one NaN would make Pearson NaN beside a numeric Spearman
+            raise FormatError(path, f"the similarity score {sim!r} is not a finite number", line=line_no)
+        if a not in ok or b not in ok:
+            oov += 1
+            if dummy4unknown:
+                gold.append(sim)
+                model.append(0.0)
+            continue
+        arr = table.host()
+        gold.append(sim)
+        model.append(np.dot(_unitvec(arr[ok[a]]), _unitvec(arr[ok[b]])))
     if not gold:
         raise ValueError(f"No valid similarity judgements found in {path}: either invalid format or all are "
                          "out-of-vocabulary")

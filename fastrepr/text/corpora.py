@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._io import atomic_write
+
 WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
@@ -43,20 +45,17 @@ def wiki_lee_corpus(copies: int = 1, directory: str | os.PathLike | None = None)
         from gensim.utils import simple_preprocess
 
         wiki = WikiCorpus(str(gensim_test_file(WIKI_DUMP)), dictionary={}, processes=1, article_min_tokens=1)
-        tmp = base.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
+        with atomic_write(base, "w", encoding="utf-8") as out:  # concurrent builders: the last rename wins
             for tokens in wiki.get_texts():
                 out.write(" ".join(tokens) + "\n")
             with open(gensim_test_file("lee_background.cor"), encoding="utf-8") as lee:
                 for line in lee:
                     out.write(" ".join(simple_preprocess(line)) + "\n")
-        os.replace(tmp, base)
     if copies == 1:
         return base
     path = directory / f"wiki_lee_x{copies}.txt"
     if not path.exists():
         text = base.read_text(encoding="utf-8")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text * copies, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path, "w", encoding="utf-8") as out:
+            out.write(text * copies)
     return path

@@ -27,9 +27,7 @@ def word2vec_demo(corpus: str = "wiki_lee", workers: int | None = None, probe=("
 
     print(f"\n== word2vec: skip-gram + negative sampling on gensim's own corpus, ours vs gensim "
           + "=" * 8)
-    if importlib.util.find_spec("gensim") is None:
-        print("  skipped: gensim is not installed (pip install gensim): its test data holds the corpus")
-        return {}
+    require_gensim()
     path = str(wiki_lee_corpus() if corpus == "wiki_lee" else gensim_test_file("lee_background.cor"))
     workers = workers or default_workers()
     settings = dict(vector_size=100, window=5, min_count=5, sg=1, negative=5, sample=1e-3, epochs=5, workers=workers)
@@ -56,6 +54,14 @@ def word2vec_demo(corpus: str = "wiki_lee", workers: int | None = None, probe=("
         if word in ours:
             print(f"  nearest to {word!r}: " + ", ".join(str(w) for w, _ in index.most_similar(word, k=6)))
     return {"ours_wps": ours.words_per_second, "gensim_wps": base_rate, "ws": ws, "gensim_ws": bws}
+
+
+def require_gensim() -> None:
+    """The demo compares with gensim on gensim's data; fastrepr depends on gensim, so its absence is a broken
+    install, reported rather than skipped (a skipped section would let a broken demo pass)."""
+    if importlib.util.find_spec("gensim") is None:
+        raise RuntimeError("the demo needs gensim (a dependency of fastrepr; its test data holds the corpora and "
+                           "the word benchmarks): pip install gensim, or reinstall fastrepr")
 
 
 def _isa() -> str:
