@@ -4,6 +4,7 @@
 // direct caller gets a ValueError rather than an out-of-bounds read. Kernels run with the GIL released.
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -424,12 +425,15 @@ Ptr optional_table(const py::buffer& buf, const char* name, py::ssize_t itemsize
   return static_cast<Ptr>(v.ptr);
 }
 
-void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::buffer& keep,
-               const py::buffer& noise_prob, const py::buffer& noise_alias, const py::buffer& points,
-               const py::buffer& codes, const py::buffer& lengths, const py::buffer& syn0, const py::buffer& syn1neg,
-               const py::buffer& syn1, const py::buffer& progress, const py::buffer& stop, int sg, int hs,
-               int negative, int window, int cbow_mean, int shrink_windows, int epochs, double alpha,
-               double min_alpha, uint64_t seed, int threads) {
+// Returns (status, words, alpha) of fastrepr::Word2VecResult: 0 done, 1 stopped, 2 a non-finite score met at
+// learning rate alpha (the caller raises).
+py::tuple w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::buffer& keep,
+                    const py::buffer& noise_prob, const py::buffer& noise_alias, const py::buffer& points,
+                    const py::buffer& codes, const py::buffer& lengths, const py::buffer& syn0,
+                    const py::buffer& syn1neg, const py::buffer& syn1, const py::buffer& progress,
+                    const py::buffer& stop, int sg, int hs, int negative, int window, int cbow_mean,
+                    int shrink_windows, int epochs, double alpha, double min_alpha, uint64_t seed, int threads,
+                    int window_update, int clamp) {
   fastrepr::Word2VecParams p;
   fastrepr::Word2VecData d;
   View w0 = view(syn0, "syn0", 4, 2, true), tok = view(tokens, "tokens", 4, 1, false);
@@ -439,8 +443,14 @@ void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::bu
   p.sg = sg, p.hs = hs, p.negative = negative, p.window = window, p.cbow_mean = cbow_mean;
   p.shrink_windows = shrink_windows, p.epochs = epochs, p.alpha = alpha, p.min_alpha = min_alpha, p.seed = seed;
   p.threads = threads > 0 ? threads : 1;
+  p.window_update = window_update != 0, p.clamp = clamp != 0;
   if (p.V < 1 || p.D < 1 || window < 1 || epochs < 0 || negative < 0 || (hs == 0 && negative == 0))
     throw py::value_error("word2vec_train: need V, D, window >= 1, epochs >= 0, and hs or negative > 0");
+  if (!std::isfinite(alpha) || !std::isfinite(min_alpha) || alpha <= 0 || min_alpha < 0)
+    throw py::value_error("word2vec_train: alpha must be finite and > 0, min_alpha finite and >= 0");
+  // The scratch space of a thread holds 2·window context rows and (window + 1)·negative noise words.
+  if (window > (1 << 20) || negative > (1 << 20))
+    throw py::value_error("word2vec_train: window and negative must be at most 2^20");
   d.tokens = static_cast<const int32_t*>(tok.ptr);
   d.N = tok.shape[0];
   d.offsets = static_cast<const int64_t*>(off.ptr);
@@ -483,8 +493,12 @@ void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::bu
   d.progress = static_cast<double*>(pr.ptr);
   View st = view(stop, "stop", 4, 1, false);
   d.stop = st.shape[0] > 0 ? static_cast<const int32_t*>(st.ptr) : nullptr;
-  py::gil_scoped_release nogil;
-  fastrepr::word2vec_train(p, d);
+  fastrepr::Word2VecResult r;
+  {
+    py::gil_scoped_release nogil;
+    r = fastrepr::word2vec_train(p, d);
+  }
+  return py::make_tuple(r.status, r.words, r.alpha);
 }
 
 int64_t w2v_subsample(const py::buffer& tokens, const py::buffer& keep, uint64_t seed, const py::buffer& out) {
@@ -566,7 +580,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("syn0"), py::arg("syn1neg"), py::arg("syn1"), py::arg("progress"), py::arg("stop"), py::arg("sg"),
         py::arg("hs"), py::arg("negative"), py::arg("window"), py::arg("cbow_mean"), py::arg("shrink_windows"),
         py::arg("epochs"), py::arg("alpha"), py::arg("min_alpha"), py::arg("seed"), py::arg("threads"),
-        "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h)");
+        py::arg("window_update") = 0, py::arg("clamp") = 0,
+        "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h); returns (status, words, "
+        "alpha): status 0 done, 1 stopped, 2 a non-finite score met at learning rate alpha");
   m.def("word2vec_subsample", &w2v_subsample, py::arg("tokens"), py::arg("keep"), py::arg("seed"), py::arg("out"),
         "the trainer's subsampling of int32 tokens (kept tokens to out; returns their count)");
   m.def("word2vec_draw_noise", &w2v_draw_noise, py::arg("prob"), py::arg("alias"), py::arg("seed"), py::arg("out"),

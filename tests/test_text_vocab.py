@@ -24,10 +24,10 @@ def _write(tmp_path, sentences, name="corpus.txt"):
 
 # ------------------------------------------------------------------------------------------- vocabulary
 
-def test_vocab_counts_sorted_by_frequency_with_first_seen_ties(tmp_path):
+def test_vocab_counts_sorted_by_frequency_with_gensim_ties(tmp_path):
     v = Vocab.build(CORPUS, min_count=1)
-    assert v.keys[:4] == ["the", "cat", "sat", "dog"]  # 3, then the 2s in first-seen order
-    assert v.counts.tolist()[:4] == [3, 2, 2, 2]
+    assert v.keys[:5] == ["the", "a", "dog", "sat", "cat"]  # 3, then the 2s last-first-seen first (gensim)
+    assert v.counts.tolist()[:5] == [3, 2, 2, 2, 2]
     assert v.total_tokens == 14 and v.sentences == 4 and v.kept_tokens == 14
     # the same corpus as a file gives the same vocabulary
     from_file = Vocab.build(_write(tmp_path, CORPUS), min_count=1)
@@ -36,9 +36,12 @@ def test_vocab_counts_sorted_by_frequency_with_first_seen_ties(tmp_path):
 
 def test_vocab_min_count_and_max_vocab():
     v = Vocab.build(CORPUS, min_count=2)
-    assert v.keys == ["the", "cat", "sat", "dog", "a"]
+    assert v.keys == ["the", "a", "dog", "sat", "cat"]
     assert v.kept_tokens == 11 and v.total_tokens == 14
-    assert Vocab.build(CORPUS, min_count=2, max_vocab=2).keys == ["the", "cat"]
+    assert Vocab.build(CORPUS, min_count=2, max_vocab=2).keys == ["the", "a"]
+    # gensim's max_final_vocab: min_count rises past the count of the 3rd word (2), so only "the" stays
+    assert Vocab.build(CORPUS, min_count=1, max_final_vocab=2).keys == ["the"]
+    assert Vocab.build(CORPUS, min_count=1, max_final_vocab=5).keys == ["the", "a", "dog", "sat", "cat"]
 
 
 def test_vocab_matches_gensim(tmp_path):
@@ -50,8 +53,11 @@ def test_vocab_matches_gensim(tmp_path):
     ours = Vocab.build(path, min_count=5)
     g = GensimWord2Vec(vector_size=10, min_count=5)
     g.build_vocab(corpus_file=str(path))
-    assert set(ours.keys) == set(g.wv.index_to_key)
+    assert ours.keys == g.wv.index_to_key  # same words in the same order (ties included)
     assert all(int(c) == g.wv.get_vecattr(w, "count") for w, c in zip(ours.keys, ours.counts))
+    g = GensimWord2Vec(vector_size=10, min_count=2, max_final_vocab=700)
+    g.build_vocab(corpus_file=str(path))
+    assert Vocab.build(path, min_count=2, max_final_vocab=700).keys == g.wv.index_to_key
     assert np.all(np.diff(ours.counts) <= 0)
     assert ours.total_tokens == g.corpus_total_words
 
