@@ -426,7 +426,7 @@ Ptr optional_table(const py::buffer& buf, const char* name, py::ssize_t itemsize
 }
 
 // Returns (status, words, alpha) of fastrepr::Word2VecResult: 0 done, 1 stopped, 2 a non-finite score met at
-// learning rate alpha (the caller raises).
+// learning rate alpha, 3 the loss diverged (clamp); the caller raises.
 py::tuple w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::buffer& keep,
                     const py::buffer& noise_prob, const py::buffer& noise_alias, const py::buffer& points,
                     const py::buffer& codes, const py::buffer& lengths, const py::buffer& syn0,
@@ -582,7 +582,7 @@ PYBIND11_MODULE(_C, m) {
         py::arg("epochs"), py::arg("alpha"), py::arg("min_alpha"), py::arg("seed"), py::arg("threads"),
         py::arg("window_update") = 0, py::arg("clamp") = 0,
         "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h); returns (status, words, "
-        "alpha): status 0 done, 1 stopped, 2 a non-finite score met at learning rate alpha");
+        "alpha): status 0 done, 1 stopped, 2 a non-finite score met at learning rate alpha, 3 loss diverged (clamp)");
   m.def("word2vec_subsample", &w2v_subsample, py::arg("tokens"), py::arg("keep"), py::arg("seed"), py::arg("out"),
         "the trainer's subsampling of int32 tokens (kept tokens to out; returns their count)");
   m.def("word2vec_draw_noise", &w2v_draw_noise, py::arg("prob"), py::arg("alias"), py::arg("seed"), py::arg("out"),

@@ -12,6 +12,9 @@
 #include <cstring>
 
 #define W2V_INLINE inline __attribute__((always_inline))
+// A lambda is a function of its own, which would not inherit the target attributes of the worker it sits in
+// (its vector code would be compiled for baseline SSE2): lambdas in the hot loop are force-inlined too.
+#define W2V_LAMBDA __attribute__((always_inline))
 #pragma GCC diagnostic ignored "-Wpsabi"  // v16 values never cross a non-inlined call
 
 namespace fastrepr {

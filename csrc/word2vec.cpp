@@ -61,6 +61,7 @@ W2V_INLINE float neg_log_sigmoid(float f) {
   return f >= 0.0f ? std::log1p(std::exp(-f)) : -f + std::log1p(std::exp(f));
 }
 W2V_INLINE bool finite(float f) { return std::fabs(f) <= 3.4028235e38f; }
+constexpr double kDivergedLoss = 1e3;
 
 // gensim's and word2vec.c's generator (Java's LCG): 48-bit state, a draw is its upper 32 bits.
 constexpr uint64_t kMask48 = (1ULL << 48) - 1;
@@ -125,7 +126,7 @@ struct Shared {
   const Word2VecParams& p;
   const Word2VecData& d;
   std::atomic<int64_t> words{0};
-  std::atomic<int> failed{0};
+  std::atomic<int> failed{0};  // 1: a non-finite score, 2: the loss diverged (clamp)
   std::atomic<double> failed_alpha{0.0};
   double total = 1.0;                  // epochs x N
   std::vector<int64_t> chunks;         // [n + 1] sentence ranges of about chunk_words tokens each
@@ -160,7 +161,7 @@ W2V_INLINE void predict(float* x, float* const* out, const float* label, int n, 
                         float alpha, int64_t D, Scratch& sc, Tally& tl) {
   float* f = sc.f.data();
   float* g = sc.g.data();
-  auto gradient = [&](int k, float fk, float& gk) {
+  auto gradient = [&](int k, float fk, float& gk) W2V_LAMBDA {
     tl.bad |= !finite(fk);
     tl.loss += neg_log_sigmoid(label[k] > 0.5f ? fk : -fk);
     gk = step(label[k], fk, clamp, alpha);
@@ -240,7 +241,7 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
   const int L = static_cast<int>(d.L);
   float** hs_out = out + (K + 1);  // the path's rows follow the negative-sampling rows
   float* hs_label = label + (K + 1);
-  auto bounds = [&](int64_t i, int64_t& lo, int64_t& hi) {
+  auto bounds = [&](int64_t i, int64_t& lo, int64_t& hi) W2V_LAMBDA {
     lo = std::max<int64_t>(0, i - W + sc.shrink[i]);
     hi = std::min<int64_t>(n, i + W + 1 - sc.shrink[i]);
   };
@@ -255,7 +256,7 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
   }
   // The next K noise words as output rows after the center's: prefetch the rows of the K after them (the next
   // pair's), then list the targets. Returns the row count; `repeats` says whether a noise word repeats.
-  auto noise_targets = [&](int32_t w, bool& repeats) {
+  auto noise_targets = [&](int32_t w, bool& repeats) W2V_LAMBDA {
     sc.negs.ensure(2 * K, rng, d.noise_prob, d.noise_alias, static_cast<uint64_t>(p.V));
     const int32_t* negs = sc.negs.buf.data() + sc.negs.head;
     sc.negs.head += K;
@@ -288,7 +289,7 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
       if (j != i) in[m++] = d.syn0 + static_cast<int64_t>(sen[j]) * D;
     float* h = sc.h.data();
     const float inv = m > 0 ? 1.0f / static_cast<float>(m) : 1.0f;
-    auto cbow = [&](float** rows, float* lab, int no, bool repeats) {
+    auto cbow = [&](float** rows, float* lab, int no, bool repeats) W2V_LAMBDA {
       const float coef = p.cbow_mean ? inv : 1.0f;
       float* hp[1] = {h};
       combine_rows<V, U>(hp, 1, false, &coef, 0, 0, in, m, D);  // h = (1/m or 1) sum of the context rows
@@ -422,6 +423,7 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
   int64_t done = 0, reported = 0;
   int32_t epoch = 0;
   Tally tl;
+  double last_loss = 0.0, last_terms = 0.0;
   const int64_t n_chunks = static_cast<int64_t>(sh.chunks.size()) - 1;
   for (;;) {
     const int64_t c = sh.next_chunk.fetch_add(1, std::memory_order_relaxed);
@@ -441,10 +443,6 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
       if (p.window_update) window_sentence<V, U>(p, d, sc, rng, n, alpha, tl);
       else exact_sentence<V, U>(p, d, sc, rng, n, alpha, epoch, tl);
       done += nraw;
-      if (tl.bad) {  // NaN or Inf in the weights: stop every thread, report the learning rate
-        sh.failed_alpha.store(alpha, std::memory_order_relaxed);
-        sh.failed.store(1, std::memory_order_relaxed);
-      }
       if (done - reported >= 10000 || s + 1 == last || tl.bad) {
         sh.words.fetch_add(done - reported, std::memory_order_relaxed);
         reported = done;
@@ -453,8 +451,18 @@ W2V_INLINE void worker_body(Shared& sh, int t) {
           relaxed_store(d.progress + 3 * t + 1, tl.loss);
           relaxed_store(d.progress + 3 * t + 2, tl.terms);
         }
+        // word2vec.c's clamped gradient can grow the weights without bound and stay finite (1e9 at alpha 0.75):
+        // a mean loss above kDivergedLoss per prediction (scores 1000 on the wrong side) since the last report
+        // is a diverged run. gensim's skip rule keeps the weights bounded, and its large-alpha runs are valid.
+        const double dl = tl.loss - last_loss, dt = tl.terms - last_terms;
+        last_loss = tl.loss, last_terms = tl.terms;
+        const int why = tl.bad ? 1 : (p.clamp && dt > 0 && dl > kDivergedLoss * dt ? 2 : 0);
+        if (why) {  // stop every thread, report the learning rate
+          sh.failed_alpha.store(alpha, std::memory_order_relaxed);
+          sh.failed.store(why, std::memory_order_relaxed);
+          return;
+        }
       }
-      if (tl.bad) return;
     }
   }
 }
@@ -565,7 +573,7 @@ Word2VecResult word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
   Word2VecResult r;
   r.words = sh.words.load();
   if (sh.failed.load()) {
-    r.status = 2;
+    r.status = 1 + sh.failed.load();
     r.alpha = sh.failed_alpha.load();
   } else if (d.stop && __atomic_load_n(d.stop, __ATOMIC_RELAXED)) {
     r.status = 1;

@@ -31,7 +31,8 @@
 //   (benchmarks/RESULTS.md measures by how much).
 //
 // A score that is not finite (NaN or Inf weights) never indexes a table: the run stops at the end of the
-// sentence and word2vec_train reports it.
+// sentence and word2vec_train reports it. With clamp, a run whose loss explodes while staying finite (the clamped
+// gradient never lets go) stops too.
 #pragma once
 #include <cstdint>
 
@@ -67,9 +68,10 @@ struct Word2VecData {
 };
 
 struct Word2VecResult {
-  int status = 0;      // 0: done; 1: stopped through `stop`; 2: a non-finite score was met (diverged)
+  int status = 0;      // 0: done; 1: stopped through `stop`; 2: a non-finite score was met (diverged);
+                       // 3: clamp only, the mean loss per prediction passed 1e3 between two reports (diverged)
   int64_t words = 0;   // corpus words processed (all threads)
-  double alpha = 0.0;  // status 2: the learning rate in use when the non-finite score was met
+  double alpha = 0.0;  // status 2, 3: the learning rate in use when it was met
 };
 
 // Which code path runs: "avx2", "avx512" or "generic", chosen at run time from the CPU's features (AVX2

@@ -189,21 +189,22 @@ class Word2Vec:
         self.words_per_second = tokens.size * epochs / max(self.train_seconds, 1e-9)
         return self
 
-    def _check_finite(self, words, alpha, total) -> None:
-        """FloatingPointError when the C++ trainer met a non-finite score (words, alpha given), the loss is
-        not finite, or any table holds NaN or Inf (one O(V·D) pass)."""
+    def _check_finite(self, words, alpha, total, exploded: bool = False) -> None:
+        """FloatingPointError when the C++ trainer met a non-finite score or an exploding loss (words, alpha
+        given), the loss is not finite, or any table holds NaN or Inf (one O(V·D) pass)."""
         bad = words is not None or not math.isfinite(self.loss)
         if not bad:
             bad = any(t is not None and not bool(torch.isfinite(t).all()) for t in (self.syn0, self.syn1neg, self.syn1))
         if not bad:
             return
-        where = f"after {words} of {total} words, at learning rate {alpha:.4g}" if words is not None else \
-            "during training"
+        where = f" after {words} of {total} words, at learning rate {alpha:.4g}" if words is not None else ""
+        what = ("the loss exploded (above 1000 per prediction: saturation='clamp', word2vec.c's rule, lets the "
+                "weights grow without bound)" if exploded else "scores or weights became NaN or infinite")
         extra = "".join(f", {k}={v}" for k, v in (("negative", self.negative), ("window", self.window)) if v)
         raise FloatingPointError(
-            f"word2vec training diverged: scores or weights became NaN or infinite {where} (alpha={self.alpha}"
-            f"{extra}, sg={self.sg}, hs={self.hs}); the vectors are unusable. Lower alpha (gensim's default "
-            f"is 0.025), or check the initial weights if you set them yourself")
+            f"word2vec training diverged: {what}{where} (alpha={self.alpha}{extra}, sg={self.sg}, hs={self.hs}); "
+            f"the vectors are unusable. Lower alpha (gensim's default is 0.025), use saturation='skip', or check "
+            f"the initial weights if you set them yourself")
 
     def _train_native(self, tokens: np.ndarray, offsets: np.ndarray, epochs: int, progress: bool,
                       window_update: bool) -> float:
@@ -254,7 +255,7 @@ class Word2Vec:
             raise errors[0]
         status, words, alpha = result[0]
         self.loss = float(stats[:, 1].sum() / max(stats[:, 2].sum(), 1.0))
-        self._check_finite(words if status == 2 else None, alpha, tokens.size * epochs)
+        self._check_finite(words if status in (2, 3) else None, alpha, tokens.size * epochs, exploded=status == 3)
         return self.loss
 
     # ---------------------------------------------------------------------------------------- results
