@@ -269,6 +269,10 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
     int64_t lo, hi;
     bounds(i, lo, hi);
     const int nhs = p.hs ? hs_targets(d, D, w, hs_out, hs_label) : 0;
+    if (p.hs && i + 1 < n) {  // the next center's path: its deep nodes are rarely in cache
+      const int32_t* pt = d.points + static_cast<int64_t>(sen[i + 1]) * d.L;
+      for (int k = 0; k < d.lengths[sen[i + 1]]; ++k) prefetch_row(d.syn1 + static_cast<int64_t>(pt[k]) * D, D);
+    }
     if (p.sg) {
       for (int64_t j = lo; j < hi; ++j) {
         if (j == i) continue;
