@@ -28,28 +28,46 @@ namespace {
 
 using namespace w2v;
 
-// word2vec.c's sigmoid table over [-6, 6] (1024 steps, interpolated: error below 2e-6, where word2vec.c's
-// and gensim's nearest entry err by up to 3e-3), and -log sigmoid for the reported loss. Every lookup is
-// behind a test that a NaN fails, and the index is clamped: no score can read outside the tables.
+// The sigmoid inside (-6, 6) (word2vec's MAX_EXP), two ways; outside, the saturation rule decides (step).
+// * The references' table (default): word2vec.c and gensim read entry (int)((f + 6) · (1000 / 6 / 2)) of a
+//   1000-entry table over [-6, 6). 1000 / 6 / 2 is integer division there (83, not 83.33), so the lookup is
+//   sigmoid(0.012 · floor(83 (f + 6)) - 6): about sigmoid(0.996 f - 0.03), biased towards label 1 and
+//   piecewise constant. It is part of their numbers (on the WordNet + FOLDOC benchmark, reading it instead of
+//   the true sigmoid moved skip-gram's WordSim353 by +0.01), so it is reproduced to the bit: entries computed
+//   in float as gensim's init() does, the index in double as its generated C does.
+// * Interpolated (smooth = true): 1024 steps, linear interpolation, error below 2e-6 against the true sigmoid.
+// -log sigmoid gets a table of its own for the reported loss. Every lookup is behind a test that a NaN
+// fails, and the index is clamped: no score can read outside a table.
 constexpr int kTable = 1024;
+constexpr int kRefTable = 1000;
 constexpr float kMaxExp = 6.0f;
 
 struct SigmoidTables {
   float sig[kTable + 1];
   float nls[kTable + 1];  // -log sigmoid
+  float ref[kRefTable];   // word2vec.c's / gensim's expTable
   SigmoidTables() {
     for (int i = 0; i <= kTable; ++i) {
       const double x = (2.0 * i / kTable - 1.0) * kMaxExp;
       sig[i] = static_cast<float>(1.0 / (1.0 + std::exp(-x)));
       nls[i] = static_cast<float>(std::log1p(std::exp(-x)));
     }
+    for (int i = 0; i < kRefTable; ++i) {
+      const float x = (static_cast<float>(i) / static_cast<float>(kRefTable) * 2.0f - 1.0f) * kMaxExp;
+      const float e = static_cast<float>(std::exp(static_cast<double>(x)));
+      ref[i] = e / (e + 1.0f);
+    }
   }
 };
 const SigmoidTables kTables;
 
 W2V_INLINE bool in_table(float f) { return f > -kMaxExp && f < kMaxExp; }  // false for NaN
-// For f in (-6, 6) only. (f + 6) can round up to 12, hence the clamp.
-W2V_INLINE float table_sigmoid(float f) {
+// For f in (-6, 6) only. (f + 6) can round up to 12, hence the clamps.
+W2V_INLINE float table_sigmoid(float f, bool smooth) {
+  if (!smooth) {
+    const int i = static_cast<int>((static_cast<double>(f) + 6.0) * (kRefTable / 6 / 2));
+    return kTables.ref[std::min(i, kRefTable - 1)];
+  }
   const float x = (f + kMaxExp) * (kTable / (2 * kMaxExp));
   const int i = std::min(static_cast<int>(x), kTable - 1);
   return kTables.sig[i] + (x - static_cast<float>(i)) * (kTables.sig[i + 1] - kTables.sig[i]);
@@ -142,11 +160,17 @@ struct Tally {
 
 W2V_INLINE void relaxed_store(double* p, double v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
 
+// How a score becomes a gradient: the sigmoid inside (-6, 6) (the references' table, or interpolated) and,
+// outside, skip (gensim, and hierarchical softmax everywhere) or clamp (word2vec.c's negative sampling).
+struct StepRule {
+  bool clamp, smooth;
+};
+
 // The SGD step of one score f of a prediction with this label: alpha·(label - sigmoid(f)) inside the table;
 // outside, 0 (skipped) or, with clamp, alpha·(label - [f > 0]) (a NaN gets label·alpha and stops the run).
-W2V_INLINE float step(float label, float f, bool clamp, float alpha) {
-  if (in_table(f)) return (label - table_sigmoid(f)) * alpha;
-  return clamp ? (label - (f > 0.0f ? 1.0f : 0.0f)) * alpha : 0.0f;
+W2V_INLINE float step(float label, float f, StepRule rule, float alpha) {
+  if (in_table(f)) return (label - table_sigmoid(f, rule.smooth)) * alpha;
+  return rule.clamp ? (label - (f > 0.0f ? 1.0f : 0.0f)) * alpha : 0.0f;
 }
 
 // ------------------------------------------------------------------------------------------- exact update
@@ -157,14 +181,14 @@ W2V_INLINE float step(float label, float f, bool clamp, float alpha) {
 // so all n scores can be taken first and the updates fused into one pass (outputs_part); with repeats a row's
 // second score must see its first update, and the loop runs row by row.
 template <typename V, int U, bool kAddToX>
-W2V_INLINE void predict(float* x, float* const* out, const float* label, int n, bool repeats, bool clamp,
+W2V_INLINE void predict(float* x, float* const* out, const float* label, int n, bool repeats, StepRule rule,
                         float alpha, int64_t D, Scratch& sc, Tally& tl) {
   float* f = sc.f.data();
   float* g = sc.g.data();
   auto gradient = [&](int k, float fk, float& gk) W2V_LAMBDA {
     tl.bad |= !finite(fk);
     tl.loss += neg_log_sigmoid(label[k] > 0.5f ? fk : -fk);
-    gk = step(label[k], fk, clamp, alpha);
+    gk = step(label[k], fk, rule, alpha);
     return gk != 0.0f;
   };
   tl.terms += n;
@@ -234,7 +258,7 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
                                float alpha, int32_t& epoch, Tally& tl) {
   const int64_t D = p.D;
   const int W = p.window, K = p.negative;
-  const bool clamp = p.clamp != 0;
+  const StepRule ns_rule{p.clamp != 0, p.smooth_sigmoid != 0}, hs_rule{false, p.smooth_sigmoid != 0};
   const int32_t* sen = sc.sen.data();
   float** out = sc.out.data();
   float* label = sc.label.data();
@@ -277,11 +301,11 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
       for (int64_t j = lo; j < hi; ++j) {
         if (j == i) continue;
         float* x = d.syn0 + static_cast<int64_t>(sen[j]) * D;
-        if (p.hs) predict<V, U, true>(x, hs_out, hs_label, nhs, false, false, alpha, D, sc, tl);
+        if (p.hs) predict<V, U, true>(x, hs_out, hs_label, nhs, false, hs_rule, alpha, D, sc, tl);
         if (K) {
           bool repeats;
           const int no = noise_targets(w, repeats);
-          predict<V, U, true>(x, out, label, no, repeats, clamp, alpha, D, sc, tl);
+          predict<V, U, true>(x, out, label, no, repeats, ns_rule, alpha, D, sc, tl);
         }
       }
       continue;
@@ -293,11 +317,11 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
       if (j != i) in[m++] = d.syn0 + static_cast<int64_t>(sen[j]) * D;
     float* h = sc.h.data();
     const float inv = m > 0 ? 1.0f / static_cast<float>(m) : 1.0f;
-    auto cbow = [&](float** rows, float* lab, int no, bool repeats) W2V_LAMBDA {
+    auto cbow = [&](float** rows, float* lab, int no, bool repeats, StepRule rule) W2V_LAMBDA {
       const float coef = p.cbow_mean ? inv : 1.0f;
       float* hp[1] = {h};
       combine_rows<V, U>(hp, 1, false, &coef, 0, 0, in, m, D);  // h = (1/m or 1) sum of the context rows
-      predict<V, U, false>(h, rows, lab, no, repeats, clamp, alpha, D, sc, tl);
+      predict<V, U, false>(h, rows, lab, no, repeats, rule, alpha, D, sc, tl);
       const float scale = p.cbow_mean ? 1.0f : inv;  // the sum spreads its error over the context rows
       for (int a = 0; a < m; ++a) axpy<V>(scale, sc.e.data(), in[a], D);
     };
@@ -308,11 +332,11 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
       }
       continue;
     }
-    if (p.hs) cbow(hs_out, hs_label, nhs, false);
+    if (p.hs) cbow(hs_out, hs_label, nhs, false, hs_rule);
     if (K) {
       bool repeats;
       const int no = noise_targets(w, repeats);
-      cbow(out, label, no, repeats);
+      cbow(out, label, no, repeats, ns_rule);
     }
   }
 }
@@ -324,14 +348,14 @@ W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, S
 // Huffman path (saturated scores skipped); the others are negative sampling (clamp applies).
 template <typename V, int U>
 W2V_INLINE void window_update(float* const* in, int m, float* const* out, const float* label, const float* mult,
-                              int n, int nhs, bool clamp, float alpha, int64_t D, Scratch& sc, Tally& tl) {
+                              int n, int nhs, StepRule rule, float alpha, int64_t D, Scratch& sc, Tally& tl) {
   float* G = sc.g.data();
   score_matrix<V, U>(in, m, out, n, D, G);
   for (int a = 0; a < m; ++a)
     for (int k = 0; k < n; ++k) {
       const float f = G[a * n + k];
       tl.bad |= !finite(f);
-      G[a * n + k] = mult[k] * step(label[k], f, clamp && k >= nhs, alpha);
+      G[a * n + k] = mult[k] * step(label[k], f, StepRule{rule.clamp && k >= nhs, rule.smooth}, alpha);
       tl.loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
     }
   tl.terms += static_cast<double>(m) * n;
@@ -345,7 +369,7 @@ W2V_INLINE void window_update(float* const* in, int m, float* const* out, const 
 // any output row changes.
 template <typename V, int U>
 W2V_INLINE void cbow_window_update(float* const* in, int m, float* const* out, const float* label,
-                                   const float* mult, int n, int nhs, bool clamp, float alpha, int64_t D,
+                                   const float* mult, int n, int nhs, StepRule rule, float alpha, int64_t D,
                                    bool mean, Scratch& sc, Tally& tl) {
   const float inv = 1.0f / static_cast<float>(m);
   float* h = sc.h.data();
@@ -357,7 +381,7 @@ W2V_INLINE void cbow_window_update(float* const* in, int m, float* const* out, c
   for (int k = 0; k < n; ++k) {
     const float f = g[k];
     tl.bad |= !finite(f);
-    g[k] = mult[k] * step(label[k], f, clamp && k >= nhs, alpha) * (mean ? 1.0f : inv);
+    g[k] = mult[k] * step(label[k], f, StepRule{rule.clamp && k >= nhs, rule.smooth}, alpha) * (mean ? 1.0f : inv);
     tl.loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
   }
   tl.terms += n;
@@ -374,7 +398,7 @@ W2V_INLINE void window_sentence(const Word2VecParams& p, const Word2VecData& d, 
   const int64_t D = p.D;
   const int W = p.window;
   const uint64_t vocab = static_cast<uint64_t>(p.V);
-  const bool clamp = p.clamp != 0;
+  const StepRule rule{p.clamp != 0, p.smooth_sigmoid != 0};
   for (int64_t i = 0; i < n; ++i) {
     const int32_t w = sc.sen[i];
     const int64_t lo = std::max<int64_t>(0, i - W + sc.shrink[i]), hi = std::min<int64_t>(n, i + W + 1 - sc.shrink[i]);
@@ -408,10 +432,10 @@ W2V_INLINE void window_sentence(const Word2VecParams& p, const Word2VecData& d, 
     }
     if (m == 0 || no == 0) continue;
     if (p.sg)
-      window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, nhs, clamp, alpha,
+      window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, nhs, rule, alpha,
                           D, sc, tl);
     else
-      cbow_window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, nhs, clamp,
+      cbow_window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, nhs, rule,
                                alpha, D, p.cbow_mean != 0, sc, tl);
   }
 }
@@ -519,6 +543,10 @@ void word2vec_draw_noise(const uint32_t* prob, const int32_t* alias, int64_t V, 
                          int32_t* out) {
   Lcg rng = lcg_for_thread(seed, 0);
   for (int64_t i = 0; i < n; ++i) out[i] = draw_noise(rng, prob, alias, static_cast<uint64_t>(V));
+}
+
+void word2vec_sigmoid(const float* f, int64_t n, bool smooth, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = in_table(f[i]) ? table_sigmoid(f[i], smooth) : std::nanf("");
 }
 
 const char* word2vec_isa() {

@@ -12,6 +12,8 @@
 //     summed error at the end of its pair, so the next pair sees every change;
 //   * CBOW: h = mean (cbow_mean) or sum of the context rows predicts the center the same way; the error is
 //     added to every context row (divided by the count for the sum);
+//   * the sigmoid: the references' 1000-entry table read at index (int)((f + 6)·83) (their integer division:
+//     sigmoid(0.012·floor(83 (f + 6)) - 6)), or, with smooth_sigmoid, an interpolated one (error < 2e-6);
 //   * saturation: a score f with |f| >= 6 (word2vec's MAX_EXP) is skipped by hierarchical softmax (both
 //     references) and, for negative sampling, skipped (gensim, clamp = 0) or given the gradient
 //     alpha·(label - [f > 0]) (word2vec.c, clamp = 1);
@@ -44,6 +46,7 @@ struct Word2VecParams {
   int shrink_windows = 1;
   int window_update = 0;  // 0: exact (word2vec.c / gensim), 1: window (Ji et al. 2016)
   int clamp = 0;          // negative sampling at |f| >= 6: 0 skip (gensim), 1 clamp (word2vec.c)
+  int smooth_sigmoid = 0; // 0: word2vec.c's / gensim's 1000-entry table lookup, 1: interpolated sigmoid
   double alpha = 0.025, min_alpha = 1e-4;
   uint64_t seed = 1;
 };
@@ -83,6 +86,7 @@ Word2VecResult word2vec_train(const Word2VecParams& p, const Word2VecData& data)
 // The trainer's own samplers, exposed for tests, on thread 0's stream of `seed`: subsampling of a token array
 // (returns how many were kept, written to out) and n draws from the noise alias table.
 int64_t word2vec_subsample(const int32_t* tokens, int64_t n, const uint32_t* keep, uint64_t seed, int32_t* out);
+void word2vec_sigmoid(const float* f, int64_t n, bool smooth, float* out);  // NaN outside (-6, 6)
 void word2vec_draw_noise(const uint32_t* prob, const int32_t* alias, int64_t V, int64_t n, uint64_t seed,
                          int32_t* out);
 

@@ -135,7 +135,8 @@ def _reference_epoch(tokens, offsets, syn0, syn1neg, syn1, sg, negative, hs, win
 @pytest.mark.parametrize("D", [20, 37])  # 16 + 4 columns; 32 + 4 + 1 (every vector width and the scalar tail)
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])  # unsupported ones fall back to another
 def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs, D, isa):
-    """Every update of the C++ trainer, checked against a direct numpy implementation: a deterministic setting
+    """Every update of the window rule (update="window", interpolated sigmoid), checked against a direct numpy
+    implementation (the exact rule has tests/test_word2vec_reference.py): a deterministic setting
     (one thread, no subsampling, fixed windows, constant alpha, a noise table that always draws the same word,
     so that a repeated negative is exercised too)."""
     from conftest import use_backend
@@ -155,7 +156,7 @@ def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs,
         tokens, offsets, np.zeros(0, np.uint32), np.zeros(V, np.uint32), np.full(V, neg_word, np.int32),
         tree.points.astype(np.int32), tree.codes, tree.lengths.astype(np.int32), *ours, np.zeros((1, 3)),
         np.zeros(1, np.int32), sg=sg, hs=hs, negative=negative, window=2, cbow_mean=1, shrink_windows=0, epochs=1,
-        alpha=0.05, min_alpha=0.05, seed=1, threads=1, window_update=1)
+        alpha=0.05, min_alpha=0.05, seed=1, threads=1, window_update=1, smooth_sigmoid=1)
     ref = _reference_epoch(tokens, offsets, syn0, syn1neg, syn1, sg, negative, hs, 2, 0.05, neg_word, tree)
     moved = np.abs(ours[0] - syn0).max()
     assert moved > 0.01

@@ -2,7 +2,12 @@
 ``word2vec_inner`` loop (which is word2vec.c's), in float64, on a tiny corpus with one worker and the
 trainer's documented random stream (csrc/word2vec.h): subsampling, shrinking windows, fresh negatives per
 pair, sequential updates, learning-rate decay by words, both saturation rules, cbow_mean, and
-hierarchical softmax together with negative sampling. Every weight must agree to 1e-5."""
+hierarchical softmax together with negative sampling. Every weight must agree to 1e-5.
+
+The loop is compared with the interpolated sigmoid (sigmoid="interpolated", within 2e-6 of the true one): the
+default, word2vec.c's and gensim's table lookup, is piecewise constant, so a float32 and a float64 score on
+either side of a step would differ by 3e-3 in sigmoid. That lookup is compared bit for bit on its own below,
+and it is the only thing the two settings change."""
 import numpy as np
 import pytest
 
@@ -128,7 +133,7 @@ def test_exact_mode_equals_numpy_transcription(monkeypatch, case, isa):
     sentences = corpus()
     model = fastrepr.Word2Vec(vector_size=D, window=window, min_count=1, sg=sg, hs=hs, negative=negative,
                               cbow_mean=cbow_mean, sample=0.05, alpha=alpha, min_alpha=min_alpha, epochs=epochs,
-                              workers=1, seed=seed, saturation=saturation, progress=False)
+                              workers=1, seed=seed, saturation=saturation, sigmoid="interpolated", progress=False)
     model.build_vocab(sentences)
     # Weights large enough that some scores saturate (|f| >= 6), so both saturation rules are exercised.
     rng = np.random.default_rng(1)
@@ -172,7 +177,7 @@ def test_exact_mode_saturation_rules_differ(monkeypatch):
 
     def run(saturation, scale):
         m = fastrepr.Word2Vec(vector_size=20, window=3, min_count=1, negative=4, sample=0, epochs=1, workers=1,
-                              seed=3, saturation=saturation, progress=False)
+                              seed=3, saturation=saturation, sigmoid="interpolated", progress=False)
         m.build_vocab(sentences)
         rng = np.random.default_rng(2)
         m.syn0.copy_(fastrepr_tensor(rng.uniform(-scale, scale, tuple(m.syn0.shape))))
@@ -201,3 +206,52 @@ def test_random_stream_is_the_documented_lcg(monkeypatch):
     n = C.word2vec_subsample(tokens, keep, 5, kept)
     rng = Lcg(5)
     assert kept[:n].tolist() == [int(w) for w in tokens if not keep[w] < rng.next()]
+
+
+def reference_table_sigmoid(f):
+    """word2vec.c's / gensim's lookup: expTable[(int)((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2))] with
+    integer division (1000 / 6 / 2 = 83), the table built in float32 as gensim's init() builds it; NaN outside
+    (-6, 6), where the saturation rule applies instead."""
+    i = np.arange(1000, dtype=np.float32)
+    x = (i / np.float32(1000) * np.float32(2) - np.float32(1)) * np.float32(6)
+    e = np.exp(x.astype(np.float64)).astype(np.float32)
+    table = e / (e + np.float32(1))
+    f = np.asarray(f, dtype=np.float32)
+    inside = (f > -MAX_EXP) & (f < MAX_EXP)
+    idx = np.where(inside, (np.where(inside, f, 0).astype(np.float64) + 6.0) * 83, 0).astype(np.int64)
+    return np.where(inside, table[np.minimum(idx, 999)], np.nan).astype(np.float32)
+
+
+def test_table_sigmoid_is_the_references_lookup_bit_for_bit(monkeypatch):
+    from conftest import use_backend
+
+    use_backend("native", monkeypatch)
+    C = _native.get()
+    rng = np.random.default_rng(0)
+    steps = (np.arange(0, 996) / 83.0 - 6.0).astype(np.float32)  # the lookup's step edges, and their neighbours
+    f = np.concatenate([rng.uniform(-7, 7, 100_000).astype(np.float32), steps, np.nextafter(steps, -np.inf),
+                        np.nextafter(steps, np.inf), np.float32([-6, 6, np.nextafter(6, 0), np.nextafter(-6, 0),
+                                                                 0, np.nan, np.inf, -np.inf])])
+    out = np.empty_like(f)
+    C.word2vec_sigmoid(f, out, 0)
+    np.testing.assert_array_equal(out, reference_table_sigmoid(f))
+    assert out[np.isclose(f, 0, atol=1e-9)][0] == pytest.approx(0.494, abs=1e-3)  # sigmoid(-0.024), not 0.5
+    C.word2vec_sigmoid(f, out, 1)
+    inside = (f > -6) & (f < 6)
+    np.testing.assert_allclose(out[inside], 1 / (1 + np.exp(-f[inside].astype(np.float64))), atol=2e-6, rtol=0)
+    assert np.isnan(out[~inside]).all()
+
+
+def test_default_trains_with_the_table_sigmoid(monkeypatch):
+    """The default reads the references' table; only the sigmoid separates it from the interpolated run."""
+    from conftest import use_backend
+
+    use_backend("native", monkeypatch)
+    sentences = corpus()
+    runs = {s: fastrepr.Word2Vec(sentences, vector_size=20, window=3, min_count=1, negative=4, sample=0, epochs=2,
+                                 workers=1, seed=3, sigmoid=s, progress=False).vectors for s in ("table", "interpolated")}
+    default = fastrepr.Word2Vec(sentences, vector_size=20, window=3, min_count=1, negative=4, sample=0, epochs=2,
+                                workers=1, seed=3, progress=False).vectors
+    np.testing.assert_array_equal(default, runs["table"])
+    gap = np.abs(runs["table"] - runs["interpolated"]).max()
+    assert 1e-6 < gap < 0.1  # a small, systematic difference (sigmoid(0) reads 0.494 in the table)

@@ -14,7 +14,8 @@ zero; CBOW with the mean (cbow_mean=1) adds the undivided error to each context 
 Update rules (``update``):
 * "exact" (the CPU default): gensim's ``word2vec_inner`` loop pair by pair: fresh negatives for every
   (context, center) pair, each update seen by the next, gensim's saturation rule (``saturation="skip"``:
-  a score beyond +-6 is skipped; ``"clamp"``: word2vec.c's clamped gradient for negative sampling). With
+  a score beyond +-6 is skipped; ``"clamp"``: word2vec.c's clamped gradient for negative sampling) and their
+  sigmoid table, read as they read it (``sigmoid="table"``; ``"interpolated"`` is smooth). With
   workers=1 a run is a fixed function of the seed, replayed in numpy by tests/test_word2vec_reference.py;
   with more workers threads race on shared rows (Hogwild), as in gensim and word2vec.c.
 * "window" (CPU, faster, different numbers): skip-gram updates a whole window at once with negatives shared
@@ -65,7 +66,7 @@ class Word2Vec:
     Word2Vec(sentences=None, corpus_file=None, vector_size=100, window=5, min_count=5, max_vocab=None,
              max_final_vocab=None, sg=1, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, sample=1e-3,
              alpha=0.025, min_alpha=1e-4, epochs=5, workers=<CPU count>, seed=1, shrink_windows=True,
-             device="cpu", batch_words=None, progress=True, update=None, saturation="skip")
+             device="cpu", batch_words=None, progress=True, update=None, saturation="skip", sigmoid="table")
 
     Give ``sentences`` (a restartable iterable of token lists) or ``corpus_file`` (a path: one sentence per line,
     whitespace tokens) to build the vocabulary and train at once, as gensim does; or call ``train(corpus)``.
@@ -74,7 +75,9 @@ class Word2Vec:
     updates race (Hogwild), so results vary slightly between runs, as with gensim and word2vec.c.
     update: None (the trainer's own rule: "exact" on the CPU, "batched" on a device), "exact", "window" (CPU)
     or "batched" (see the module docstring). saturation: "skip" (gensim) or "clamp" (word2vec.c), what
-    negative sampling does with a score beyond +-6 (hierarchical softmax skips it in both). max_final_vocab:
+    negative sampling does with a score beyond +-6 (hierarchical softmax skips it in both). sigmoid (CPU
+    rules): "table", word2vec.c's and gensim's 1000-entry lookup (their index scale is 83 where 1000/12 =
+    83.33 was meant: sigmoid(0.012 floor(83 (f + 6)) - 6)), or "interpolated" (error < 2e-6). max_final_vocab:
     gensim's cap (min_count raised until at most that many words remain); max_vocab: a hard cap on the words
     kept after that.
 
@@ -90,7 +93,7 @@ class Word2Vec:
                  ns_exponent: float = 0.75, cbow_mean: int = 1, sample: float = 1e-3, alpha: float = 0.025,
                  min_alpha: float = 1e-4, epochs: int = 5, workers: int | None = None, seed: int = 1,
                  shrink_windows: bool = True, device="cpu", batch_words: int | None = None, progress: bool = True,
-                 update: str | None = None, saturation: str = "skip"):
+                 update: str | None = None, saturation: str = "skip", sigmoid: str = "table"):
         self.vector_size = _int("vector_size", vector_size, 1)
         self.window = _int("window", window, 1)
         self.min_count = _int("min_count", min_count, 1)
@@ -100,7 +103,10 @@ class Word2Vec:
             raise ValueError(f"update must be None, 'exact', 'window' or 'batched', got {update!r}")
         if saturation not in ("skip", "clamp"):
             raise ValueError(f"saturation must be 'skip' (gensim) or 'clamp' (word2vec.c), got {saturation!r}")
-        self.update, self.saturation = update, saturation
+        if sigmoid not in ("table", "interpolated"):
+            raise ValueError(f"sigmoid must be 'table' (word2vec.c's and gensim's lookup) or 'interpolated', "
+                             f"got {sigmoid!r}")
+        self.update, self.saturation, self.sigmoid = update, saturation, sigmoid
         self.update_rule = None  # the rule the last train() used
         if sg not in (0, 1) or hs not in (0, 1) or cbow_mean not in (0, 1):
             raise ValueError(f"sg, hs and cbow_mean must be 0 or 1, got sg={sg!r}, hs={hs!r}, cbow_mean={cbow_mean!r}")
@@ -232,7 +238,7 @@ class Word2Vec:
                     sg=self.sg, hs=self.hs, negative=self.negative, window=self.window, cbow_mean=self.cbow_mean,
                     shrink_windows=int(self.shrink_windows), epochs=epochs, alpha=self.alpha,
                     min_alpha=self.min_alpha, seed=self.seed, threads=self.workers, window_update=int(window_update),
-                    clamp=int(self.saturation == "clamp")))
+                    clamp=int(self.saturation == "clamp"), smooth_sigmoid=int(self.sigmoid == "interpolated")))
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 
