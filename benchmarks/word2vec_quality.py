@@ -1,7 +1,8 @@
 """fastrepr.Word2Vec against gensim on a real multi-million-token English text: quality and speed, same run.
 
     python benchmarks/word2vec_quality.py [--quick] [--modes sgns,cbow,sghs,cbowhs] [--seeds 3] [--workers 2]
-                                          [--rules exact,window] [--epochs 3] [--out table.md]
+                                          [--gensim gensim,gensim-iterable] [--rules exact,window,exact-cfschedule]
+                                          [--epochs 3] [--out table.md]
 
 Corpus (fetched once into ~/.cache/fastrepr/corpora, or $FASTREPR_CACHE/corpora): the glosses of Debian's
 ``dict-wn`` (WordNet 3.0) and ``dict-foldoc`` (the Free On-line Dictionary of Computing), downloaded with
@@ -10,14 +11,19 @@ tags and sense numbers, [syn: {...}] lists, braces, <category> tags, URLs, dates
 leaving lower-case words [a-z]+, one gloss, example or sentence per line: about 3.4M tokens.
 
 Settings (the issue's): vector_size=100, window=5, min_count=5, sample=1e-3, epochs=3, the same number of
-workers for both (2), seeds 1..3, for skip-gram / CBOW x negative sampling (negative=5) / hierarchical
-softmax (hs=1, negative=0). gensim trains in its fastest mode (corpus_file); ours from the same file, with
-each update rule asked for (exact = the default; window = the faster option). The vocabulary is built before
-the clock starts; in each seed the trainers run one after the other in alternating order. Words/s = corpus
-words in the vocabulary x epochs / training wall time, so both divide the same number. Quality: WordSim353
-Spearman and Google-analogy accuracy (restrict_vocab=30000) of each model's vectors, both scored by
-fastrepr.evaluation.words (gensim's counts). Prints a markdown table: mean (min-max) over the seeds, and the
-median words/s with the ratio to gensim's in the same run. --quick: the first 400k tokens, one seed.
+workers for every trainer (2), seeds 1..3, for skip-gram / CBOW x negative sampling (negative=5) /
+hierarchical softmax (hs=1, negative=0). gensim runs in both of its modes: ``corpus_file`` (its fastest, the
+speed baseline) and iterable (``LineSentence``), which differ in their learning-rate schedule (see
+benchmarks/RESULTS.md); ours from the same file, with each update rule asked for (exact = the default;
+window = the faster option; exact-cfschedule = the exact rule under gensim corpus_file's schedule, a
+diagnostic; batched = the device trainer's rule). The vocabulary is built before the clock starts; in each
+seed the trainers run one after the other in alternating order. Words/s = corpus words in the vocabulary x
+epochs / training wall time, so all divide the same number. Quality: WordSim353 Spearman and Google-analogy
+accuracy (restrict_vocab=30000) of each model's vectors, all scored by fastrepr.evaluation.words (gensim's
+counts). Prints a markdown table: mean (min-max) over the seeds, and the median words/s with the ratio to the
+first gensim mode's in the same run. --quick: the first 400k tokens, one seed. Speed: run it alone, e.g.
+``flock /tmp/fastrepr-bench.lock python benchmarks/word2vec_quality.py --seeds 1 --gensim gensim --rules
+exact,window``.
 """
 import argparse
 import datetime
@@ -141,7 +147,8 @@ def run(path: str, modes, seeds: int, workers: int, epochs: int, rules, gensim_m
                 models[gm] = GensimWord2Vec(**common)
                 models[gm].build_vocab(corpus_file=path)
             for rule in rules:
-                models[rule] = Word2Vec(progress=False, update=rule.split("-")[0], **common)
+                device_rule = dict(batch_words=16384) if rule == "batched" else {}  # the CUDA default step
+                models[rule] = Word2Vec(progress=False, update=rule.split("-")[0], **device_rule, **common)
                 models[rule].build_vocab(path)
             words = models[rules[0]].vocab.kept_tokens * epochs
             order = list(models) if seed % 2 else list(models)[::-1]
@@ -202,7 +209,8 @@ def main():
     ap.add_argument("--modes", default="sgns,cbow,sghs,cbowhs")
     ap.add_argument("--rules", default="exact,window,exact-cfschedule",
                     help="fastrepr update rules to run; exact-cfschedule: the exact rule under gensim "
-                         "corpus_file's per-worker learning-rate schedule (a diagnostic)")
+                         "corpus_file's per-worker learning-rate schedule (a diagnostic); batched: the device "
+                         "trainer's rule, here on the CPU (torch backend, 16384 centers per step)")
     ap.add_argument("--gensim", default="gensim,gensim-iterable",
                     help="gensim runs: gensim (corpus_file, its fastest mode: the speed baseline) and/or "
                          "gensim-iterable (LineSentence)")
