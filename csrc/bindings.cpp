@@ -493,12 +493,15 @@ Ptr optional_table(const py::buffer& buf, const char* name, py::ssize_t itemsize
   return static_cast<Ptr>(v.ptr);
 }
 
-void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::buffer& keep,
-               const py::buffer& noise_prob, const py::buffer& noise_alias, const py::buffer& points,
-               const py::buffer& codes, const py::buffer& lengths, const py::buffer& syn0, const py::buffer& syn1neg,
-               const py::buffer& syn1, const py::buffer& progress, const py::buffer& stop, int sg, int hs,
-               int negative, int window, int cbow_mean, int shrink_windows, int epochs, double alpha,
-               double min_alpha, uint64_t seed, int threads) {
+// Returns (status, words, alpha) of fastrepr::Word2VecResult: 0 done, 1 stopped, 2 a non-finite score met at
+// learning rate alpha, 3 the loss diverged (clamp); the caller raises.
+py::tuple w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::buffer& keep,
+                    const py::buffer& noise_prob, const py::buffer& noise_alias, const py::buffer& points,
+                    const py::buffer& codes, const py::buffer& lengths, const py::buffer& syn0,
+                    const py::buffer& syn1neg, const py::buffer& syn1, const py::buffer& progress,
+                    const py::buffer& stop, int sg, int hs, int negative, int window, int cbow_mean,
+                    int shrink_windows, int epochs, double alpha, double min_alpha, uint64_t seed, int threads,
+                    int window_update, int clamp, int smooth_sigmoid) {
   fastrepr::Word2VecParams p;
   fastrepr::Word2VecData d;
   View w0 = view(syn0, "syn0", 4, 2, true), tok = view(tokens, "tokens", 4, 1, false);
@@ -508,8 +511,14 @@ void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::bu
   p.sg = sg, p.hs = hs, p.negative = negative, p.window = window, p.cbow_mean = cbow_mean;
   p.shrink_windows = shrink_windows, p.epochs = epochs, p.alpha = alpha, p.min_alpha = min_alpha, p.seed = seed;
   p.threads = threads > 0 ? threads : 1;
+  p.window_update = window_update != 0, p.clamp = clamp != 0, p.smooth_sigmoid = smooth_sigmoid != 0;
   if (p.V < 1 || p.D < 1 || window < 1 || epochs < 0 || negative < 0 || (hs == 0 && negative == 0))
     throw py::value_error("word2vec_train: need V, D, window >= 1, epochs >= 0, and hs or negative > 0");
+  if (!std::isfinite(alpha) || !std::isfinite(min_alpha) || alpha <= 0 || min_alpha < 0)
+    throw py::value_error("word2vec_train: alpha must be finite and > 0, min_alpha finite and >= 0");
+  // The scratch space of a thread holds 2·window context rows and (window + 1)·negative noise words.
+  if (window > (1 << 20) || negative > (1 << 20))
+    throw py::value_error("word2vec_train: window and negative must be at most 2^20");
   d.tokens = static_cast<const int32_t*>(tok.ptr);
   d.N = tok.shape[0];
   d.offsets = static_cast<const int64_t*>(off.ptr);
@@ -552,8 +561,12 @@ void w2v_train(const py::buffer& tokens, const py::buffer& offsets, const py::bu
   d.progress = static_cast<double*>(pr.ptr);
   View st = view(stop, "stop", 4, 1, false);
   d.stop = st.shape[0] > 0 ? static_cast<const int32_t*>(st.ptr) : nullptr;
-  py::gil_scoped_release nogil;
-  fastrepr::word2vec_train(p, d);
+  fastrepr::Word2VecResult r;
+  {
+    py::gil_scoped_release nogil;
+    r = fastrepr::word2vec_train(p, d);
+  }
+  return py::make_tuple(r.status, r.words, r.alpha);
 }
 
 int64_t w2v_subsample(const py::buffer& tokens, const py::buffer& keep, uint64_t seed, const py::buffer& out) {
@@ -565,6 +578,12 @@ int64_t w2v_subsample(const py::buffer& tokens, const py::buffer& keep, uint64_t
   py::gil_scoped_release nogil;
   return fastrepr::word2vec_subsample(tp, t.shape[0], static_cast<const uint32_t*>(k.ptr), seed,
                                       static_cast<int32_t*>(o.ptr));
+}
+
+void w2v_sigmoid(const py::buffer& f, const py::buffer& out, int smooth) {
+  View fv = view(f, "f", 4, 1, false), o = view(out, "out", 4, 1, true);
+  if (o.shape[0] != fv.shape[0]) throw py::value_error("out must have the length of f");
+  fastrepr::word2vec_sigmoid(static_cast<const float*>(fv.ptr), fv.shape[0], smooth != 0, static_cast<float*>(o.ptr));
 }
 
 void w2v_draw_noise(const py::buffer& prob, const py::buffer& alias, uint64_t seed, const py::buffer& out) {
@@ -637,10 +656,15 @@ PYBIND11_MODULE(_C, m) {
         py::arg("syn0"), py::arg("syn1neg"), py::arg("syn1"), py::arg("progress"), py::arg("stop"), py::arg("sg"),
         py::arg("hs"), py::arg("negative"), py::arg("window"), py::arg("cbow_mean"), py::arg("shrink_windows"),
         py::arg("epochs"), py::arg("alpha"), py::arg("min_alpha"), py::arg("seed"), py::arg("threads"),
-        "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h)");
+        py::arg("window_update") = 0, py::arg("clamp") = 0, py::arg("smooth_sigmoid") = 0,
+        "Hogwild word2vec training on C++ threads, GIL released (see csrc/word2vec.h); returns (status, words, "
+        "alpha): status 0 done, 1 stopped, 2 a non-finite score met at learning rate alpha, 3 loss diverged (clamp)");
   m.def("word2vec_subsample", &w2v_subsample, py::arg("tokens"), py::arg("keep"), py::arg("seed"), py::arg("out"),
         "the trainer's subsampling of int32 tokens (kept tokens to out; returns their count)");
   m.def("word2vec_draw_noise", &w2v_draw_noise, py::arg("prob"), py::arg("alias"), py::arg("seed"), py::arg("out"),
         "len(out) draws from the trainer's noise alias table");
+  m.def("word2vec_sigmoid", &w2v_sigmoid, py::arg("f"), py::arg("out"), py::arg("smooth") = 0,
+        "the trainer's sigmoid of float32 scores (the references' table, or interpolated; NaN where a score is "
+        "NaN or saturated, |f| >= 6)");
   m.def("word2vec_isa", &fastrepr::word2vec_isa, "instruction set the word2vec trainer runs with here");
 }

@@ -10,391 +10,485 @@
 #include <thread>
 #include <vector>
 
+#include "w2v_simd.h"
+
 // The hot loop is compiled once per instruction set and picked at run time (no -march=native in the build):
 // the body is force-inlined into wrappers that carry GCC/Clang target attributes, so the loops vectorize to
 // AVX2+FMA (preferred), AVX-512 or baseline SSE2. FASTREPR_W2V_ISA=generic|avx2|avx512 overrides the choice.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FASTREPR_W2V_X86 1
 #endif
-#define W2V_INLINE inline __attribute__((always_inline))
 #ifndef FASTREPR_W2V_U512
 #define FASTREPR_W2V_U512 2
 #endif
-#pragma GCC diagnostic ignored "-Wpsabi"  // v16 values never cross a non-inlined call
 
 namespace fastrepr {
 
 namespace {
 
-// word2vec.c's sigmoid table: 1024 steps over [-6, 6]; outside, sigmoid saturates to 0 or 1 (the gradient
-// word2vec.c's negative sampling uses there; gensim skips such scores). -log sigmoid gets its own table for
-// the reported loss.
+using namespace w2v;
+
+// The sigmoid inside (-6, 6) (word2vec's MAX_EXP), two ways; outside, the saturation rule decides (step).
+// * The references' table (default): word2vec.c and gensim read entry (int)((f + 6) · (1000 / 6 / 2)) of a
+//   1000-entry table over [-6, 6). 1000 / 6 / 2 is integer division there (83, not 83.33), so the lookup is
+//   sigmoid(0.012 · floor(83 (f + 6)) - 6): about sigmoid(0.996 f - 0.03), biased towards label 1 and
+//   piecewise constant. It is part of their numbers (on the WordNet + FOLDOC benchmark, reading it instead of
+//   the true sigmoid moved skip-gram's WordSim353 by +0.01), so it is reproduced to the bit: entries computed
+//   in float as gensim's init() does, the index in double as its generated C does.
+// * Interpolated (smooth = true): 1024 steps, linear interpolation, error below 2e-6 against the true sigmoid.
+// -log sigmoid gets a table of its own for the reported loss. Every lookup is behind a test that a NaN
+// fails, and the index is clamped: no score can read outside a table.
 constexpr int kTable = 1024;
+constexpr int kRefTable = 1000;
 constexpr float kMaxExp = 6.0f;
 
 struct SigmoidTables {
   float sig[kTable + 1];
   float nls[kTable + 1];  // -log sigmoid
+  float ref[kRefTable];   // word2vec.c's / gensim's expTable
   SigmoidTables() {
     for (int i = 0; i <= kTable; ++i) {
       const double x = (2.0 * i / kTable - 1.0) * kMaxExp;
       sig[i] = static_cast<float>(1.0 / (1.0 + std::exp(-x)));
       nls[i] = static_cast<float>(std::log1p(std::exp(-x)));
     }
+    for (int i = 0; i < kRefTable; ++i) {
+      const float x = (static_cast<float>(i) / static_cast<float>(kRefTable) * 2.0f - 1.0f) * kMaxExp;
+      const float e = static_cast<float>(std::exp(static_cast<double>(x)));
+      ref[i] = e / (e + 1.0f);
+    }
   }
 };
 const SigmoidTables kTables;
 
-W2V_INLINE int table_index(float f) { return static_cast<int>((f + kMaxExp) * (kTable / (2 * kMaxExp))); }
-// Linear interpolation in the table: error below 2e-6 (word2vec.c's nearest entry errs by up to 3e-3).
-W2V_INLINE float fast_sigmoid(float f) {
-  if (f >= kMaxExp) return 1.0f;
-  if (f <= -kMaxExp) return 0.0f;
+W2V_INLINE bool in_table(float f) { return f > -kMaxExp && f < kMaxExp; }  // false for NaN
+// For f in (-6, 6) only. (f + 6) can round up to 12, hence the clamps.
+W2V_INLINE float table_sigmoid(float f, bool smooth) {
+  if (!smooth) {
+    const int i = static_cast<int>((static_cast<double>(f) + 6.0) * (kRefTable / 6 / 2));
+    return kTables.ref[std::min(i, kRefTable - 1)];
+  }
   const float x = (f + kMaxExp) * (kTable / (2 * kMaxExp));
-  const int i = static_cast<int>(x);
+  const int i = std::min(static_cast<int>(x), kTable - 1);
   return kTables.sig[i] + (x - static_cast<float>(i)) * (kTables.sig[i + 1] - kTables.sig[i]);
 }
+// -log sigmoid(f): the table inside (-6, 6), the exact formula outside; NaN stays NaN.
 W2V_INLINE float neg_log_sigmoid(float f) {
-  if (f >= kMaxExp) return 0.0f;
-  if (f <= -kMaxExp) return -f;
-  return kTables.nls[table_index(f)];
+  if (in_table(f))
+    return kTables.nls[std::min(static_cast<int>((f + kMaxExp) * (kTable / (2 * kMaxExp))), kTable - 1)];
+  return f >= 0.0f ? std::log1p(std::exp(-f)) : -f + std::log1p(std::exp(f));
 }
+W2V_INLINE bool finite(float f) { return std::fabs(f) <= 3.4028235e38f; }
+constexpr double kDivergedLoss = 1e3;
 
-// splitmix64 (Steele et al. 2014): one add and two multiplies per 64 random bits.
-struct Rng {
+// gensim's and word2vec.c's generator (Java's LCG): 48-bit state, a draw is its upper 32 bits.
+constexpr uint64_t kMask48 = (1ULL << 48) - 1;
+struct Lcg {
   uint64_t s;
-  W2V_INLINE uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+  W2V_INLINE uint32_t next() {
+    const uint32_t x = static_cast<uint32_t>(s >> 16);
+    s = (s * 25214903917ULL + 11) & kMask48;
+    return x;
   }
 };
+Lcg lcg_for_thread(uint64_t seed, int t) {
+  uint64_t z = seed + static_cast<uint64_t>(t) * 0x9E3779B97F4A7C15ULL + 0x9E3779B97F4A7C15ULL;  // splitmix64
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return Lcg{(z ^ (z >> 31)) & kMask48};
+}
 
-// Subsampling: keep token w when a uniform uint32 is <= keep[w] (keep == nullptr keeps all). Returns the count.
-W2V_INLINE int64_t subsample(const int32_t* raw, int64_t n, const uint32_t* keep, Rng& rng, int32_t* out) {
+// Subsampling as gensim: keep token w unless keep[w] < draw (keep == nullptr: no draw, keep all).
+W2V_INLINE int64_t subsample(const int32_t* raw, int64_t n, const uint32_t* keep, Lcg& rng, int32_t* out) {
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int32_t w = raw[i];
-    if (keep && static_cast<uint32_t>(rng.next()) > keep[w]) continue;
+    if (keep && keep[w] < rng.next()) continue;
     out[kept++] = w;
   }
   return kept;
 }
 
-// One draw from the alias table: the high 32 bits pick a bucket (multiply-shift, no modulo bias beyond
-// 2^-32), the low 32 bits decide between the bucket and its alias.
-W2V_INLINE int32_t draw_noise(Rng& rng, const uint32_t* prob, const int32_t* alias, uint64_t V) {
-  const uint64_t x = rng.next();
-  const uint32_t bucket = static_cast<uint32_t>(((x >> 32) * V) >> 32);
-  return static_cast<uint32_t>(x) < prob[bucket] ? static_cast<int32_t>(bucket) : alias[bucket];
+// One alias-table draw from one 32-bit number: x·V / 2^32 = bucket + fraction; the fraction (resolution V/2^32)
+// decides between the bucket and its alias.
+W2V_INLINE int32_t draw_noise(Lcg& rng, const uint32_t* prob, const int32_t* alias, uint64_t V) {
+  const uint64_t xv = static_cast<uint64_t>(rng.next()) * V;
+  const uint32_t bucket = static_cast<uint32_t>(xv >> 32);
+  return static_cast<uint32_t>(xv) < prob[bucket] ? static_cast<int32_t>(bucket) : alias[bucket];
 }
 
-// Small dense kernels on rows of D floats, written with GCC/Clang vector extensions. V is the native vector
-// of the instruction set the caller is compiled for (4 floats: SSE2, 8: AVX2, 16: AVX-512; a wider generic
-// vector would be split by the compiler through memory) and U vectors make one chunk of C = U·lanes floats.
-// The blocking keeps R·U accumulators in registers and gives as many independent FMA chains (an FMA has a
-// latency of about 4 cycles; one long chain would leave the units idle). The last D % C columns run scalar.
-typedef float v4 __attribute__((vector_size(16)));
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v16 __attribute__((vector_size(64)));
-
-template <typename V>
-W2V_INLINE V vload(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename V>
-W2V_INLINE void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
-
-template <typename V, int U>
-struct Chunk {
-  static constexpr int lanes = sizeof(V) / sizeof(float);
-  static constexpr int size = lanes * U;
+// The noise words a sentence needs, drawn ahead of use so that the next pair's rows can be prefetched. Nothing
+// else draws while a sentence trains, so drawing ahead (never past the sentence's total) keeps the order.
+struct NegStream {
+  std::vector<int32_t> buf;
+  int64_t head = 0, tail = 0, remaining = 0;
+  W2V_INLINE void start(int64_t need) { head = tail = 0, remaining = need; }
+  W2V_INLINE void ensure(int64_t n, Lcg& rng, const uint32_t* prob, const int32_t* alias, uint64_t V) {
+    if (tail - head >= n || remaining == 0) return;
+    std::memmove(buf.data(), buf.data() + head, static_cast<size_t>(tail - head) * sizeof(int32_t));
+    tail -= head, head = 0;
+    const int64_t fill = std::min<int64_t>(static_cast<int64_t>(buf.size()) - tail, remaining);
+    for (int64_t i = 0; i < fill; ++i) buf[tail++] = draw_noise(rng, prob, alias, V);
+    remaining -= fill;
+  }
 };
 
-// out[r] += x . y[r] over columns [d, D) in chunks of U vectors V, for r < R (R <= 4): x is loaded once per
-// chunk for R rows of y. Returns the first column not done (fewer than a chunk remain).
-template <typename V, int U, int R>
-W2V_INLINE int64_t dots_part(const float* x, const float* const* y, int64_t d, int64_t D, float* out) {
-  constexpr int L = Chunk<V, U>::lanes, C = Chunk<V, U>::size;
-  if (d + C > D) return d;
-  V acc[R][U];
-  for (int r = 0; r < R; ++r)
-    for (int u = 0; u < U; ++u) acc[r][u] = V{};
-  for (; d + C <= D; d += C)
-    for (int u = 0; u < U; ++u) {
-      const V xv = vload<V>(x + d + u * L);
-      for (int r = 0; r < R; ++r) acc[r][u] += xv * vload<V>(y[r] + d + u * L);
-    }
-  for (int r = 0; r < R; ++r) {
-    V t = acc[r][0];
-    for (int u = 1; u < U; ++u) t += acc[r][u];
-    for (int i = 0; i < L; ++i) out[r] += t[i];
-  }
-  return d;
-}
-
-// out[r] = x . y[r]: full chunks, then 8- and 4-wide pieces (so D = 100 leaves no scalar work), then scalar.
-template <typename V, int U, int R>
-W2V_INLINE void dots(const float* x, const float* const* y, int64_t D, float* out) {
-  for (int r = 0; r < R; ++r) out[r] = 0.0f;
-  int64_t d = dots_part<V, U, R>(x, y, 0, D, out);
-  if (Chunk<V, 1>::lanes > 8) d = dots_part<v8, 1, R>(x, y, d, D, out);
-  if (Chunk<V, 1>::lanes > 4) d = dots_part<v4, 1, R>(x, y, d, D, out);
-  for (; d < D; ++d)
-    for (int r = 0; r < R; ++r) out[r] += x[d] * y[r][d];
-}
-
-// S[a * n + k] = x[a] . y[k] for a < m, k < n.
-template <typename V, int U>
-W2V_INLINE void score_matrix(float* const* x, int m, float* const* y, int n, int64_t D, float* S) {
-  for (int a = 0; a < m; ++a) {
-    int k = 0;
-    for (; k + 4 <= n; k += 4) dots<V, U, 4>(x[a], y + k, D, S + a * n + k);
-    switch (n - k) {
-      case 3: dots<V, U, 3>(x[a], y + k, D, S + a * n + k); break;
-      case 2: dots<V, U, 2>(x[a], y + k, D, S + a * n + k); break;
-      case 1: dots<V, U, 1>(x[a], y + k, D, S + a * n + k); break;
-      default: break;
-    }
-  }
-}
-
-// dst[r] (+)= sum_j coef[r * rs + j * cs] * src[j] over columns [d, D) in chunks of U vectors V, for r < R
-// (R <= 4), j < n: an [R, n] x [n, D] product whose accumulators stay in registers while the n source rows
-// stream past (each loaded once per chunk). Returns the first column not done.
-template <typename V, int U, int R>
-W2V_INLINE int64_t combine_part(float* const* dst, bool accumulate, const float* coef, int64_t rs, int64_t cs,
-                                float* const* src, int n, int64_t d, int64_t D) {
-  constexpr int L = Chunk<V, U>::lanes, C = Chunk<V, U>::size;
-  for (; d + C <= D; d += C) {
-    V acc[R][U];
-    for (int r = 0; r < R; ++r)
-      for (int u = 0; u < U; ++u) acc[r][u] = accumulate ? vload<V>(dst[r] + d + u * L) : V{};
-    for (int j = 0; j < n; ++j)
-      for (int u = 0; u < U; ++u) {
-        const V sj = vload<V>(src[j] + d + u * L);
-        for (int r = 0; r < R; ++r) acc[r][u] += coef[r * rs + j * cs] * sj;
-      }
-    for (int r = 0; r < R; ++r)
-      for (int u = 0; u < U; ++u) vstore<V>(dst[r] + d + u * L, acc[r][u]);
-  }
-  return d;
-}
-
-template <typename V, int U, int R>
-W2V_INLINE void combine(float* const* dst, bool accumulate, const float* coef, int64_t rs, int64_t cs,
-                        float* const* src, int n, int64_t D) {
-  // One destination row (CBOW's h and error) gets a twice longer chunk: twice the independent chains.
-  int64_t d = combine_part<V, (R == 1 ? 2 * U : U), R>(dst, accumulate, coef, rs, cs, src, n, 0, D);
-  if (R == 1) d = combine_part<V, U, R>(dst, accumulate, coef, rs, cs, src, n, d, D);
-  if (Chunk<V, 1>::lanes > 8) d = combine_part<v8, 1, R>(dst, accumulate, coef, rs, cs, src, n, d, D);
-  if (Chunk<V, 1>::lanes > 4) d = combine_part<v4, 1, R>(dst, accumulate, coef, rs, cs, src, n, d, D);
-  for (; d < D; ++d)
-    for (int r = 0; r < R; ++r) {
-      float v = accumulate ? dst[r][d] : 0.0f;
-      for (int j = 0; j < n; ++j) v += coef[r * rs + j * cs] * src[j][d];
-      dst[r][d] = v;
-    }
-}
-
-template <typename V, int U>
-W2V_INLINE void combine_rows(float* const* dst, int rows, bool accumulate, const float* coef, int64_t rs,
-                             int64_t cs, float* const* src, int n, int64_t D) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) combine<V, U, 4>(dst + r, accumulate, coef + r * rs, rs, cs, src, n, D);
-  switch (rows - r) {
-    case 3: combine<V, U, 3>(dst + r, accumulate, coef + r * rs, rs, cs, src, n, D); break;
-    case 2: combine<V, U, 2>(dst + r, accumulate, coef + r * rs, rs, cs, src, n, D); break;
-    case 1: combine<V, U, 1>(dst + r, accumulate, coef + r * rs, rs, cs, src, n, D); break;
-    default: break;
-  }
-}
-
-// CBOW's output pass, one read of each output row: e = sum_k g[k] out[k] (values before the update) and
-// out[k] += gh[k] h, over columns [d, D) in chunks of U vectors V. The rows out[k] are distinct.
-template <typename V, int U>
-W2V_INLINE int64_t outputs_part(float* const* out, const float* g, const float* gh, int n, const float* h, float* e,
-                                int64_t d, int64_t D) {
-  constexpr int L = Chunk<V, U>::lanes, C = Chunk<V, U>::size;
-  for (; d + C <= D; d += C) {
-    V acc[U], hv[U];
-    for (int u = 0; u < U; ++u) {
-      acc[u] = V{};
-      hv[u] = vload<V>(h + d + u * L);
-    }
-    for (int k = 0; k < n; ++k)
-      for (int u = 0; u < U; ++u) {
-        const V o = vload<V>(out[k] + d + u * L);
-        acc[u] += g[k] * o;
-        vstore<V>(out[k] + d + u * L, o + gh[k] * hv[u]);
-      }
-    for (int u = 0; u < U; ++u) vstore<V>(e + d + u * L, acc[u]);
-  }
-  return d;
-}
-
-template <typename V, int U>
-W2V_INLINE void update_outputs(float* const* out, const float* g, const float* gh, int n, const float* h, float* e,
-                               int64_t D) {
-  int64_t d = outputs_part<V, 2 * U>(out, g, gh, n, h, e, 0, D);
-  d = outputs_part<V, U>(out, g, gh, n, h, e, d, D);
-  if (Chunk<V, 1>::lanes > 8) d = outputs_part<v8, 1>(out, g, gh, n, h, e, d, D);
-  if (Chunk<V, 1>::lanes > 4) d = outputs_part<v4, 1>(out, g, gh, n, h, e, d, D);
-  for (; d < D; ++d) {
-    float acc = 0.0f;
-    for (int k = 0; k < n; ++k) {
-      acc += g[k] * out[k][d];
-      out[k][d] += gh[k] * h[d];
-    }
-    e[d] = acc;
-  }
-}
-
-W2V_INLINE void axpy(float a, const float* __restrict x, float* __restrict y, int64_t D) {
-  for (int64_t d = 0; d < D; ++d) y[d] += a * x[d];
-}
-
 struct Scratch {
-  std::vector<int32_t> sen;
-  std::vector<float*> in, out, tmp_rows;
-  std::vector<float> label, mult, g, tmp, h, neu1e;
+  std::vector<int32_t> sen, shrink, stamp;
+  NegStream negs;
+  std::vector<float*> in, out, rows, tmp_rows;
+  std::vector<float> label, mult, f, g, tmp, h, neu1e, e;
 };
 
 struct Shared {
   const Word2VecParams& p;
   const Word2VecData& d;
   std::atomic<int64_t> words{0};
+  std::atomic<int> failed{0};  // 1: a non-finite score, 2: the loss diverged (clamp)
+  std::atomic<double> failed_alpha{0.0};
   double total = 1.0;                  // epochs x N
   std::vector<int64_t> chunks;         // [n + 1] sentence ranges of about chunk_words tokens each
   std::atomic<int64_t> next_chunk{0};  // chunks are handed out in order, epoch after epoch
   std::vector<Scratch> scratch;
 };
 
+// Per-thread loss and health of the scores.
+struct Tally {
+  double loss = 0.0, terms = 0.0;
+  bool bad = false;  // a non-finite score was met
+};
+
 W2V_INLINE void relaxed_store(double* p, double v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
 
-// Skip-gram, one window: S = In·Out^T [m, n]; G = alpha (label - sigmoid(S)); In += G·Out; Out += G^T·In,
-// both from the values read before the update (tmp holds G·Out until Out has been updated).
+// How a score becomes a gradient: the sigmoid inside (-6, 6) (the references' table, or interpolated) and,
+// outside, skip (gensim, and hierarchical softmax everywhere) or clamp (word2vec.c's negative sampling).
+struct StepRule {
+  bool clamp, smooth;
+};
+
+// The SGD step of one score f of a prediction with this label: alpha·(label - sigmoid(f)) inside the table;
+// outside, 0 (skipped) or, with clamp, alpha·(label - [f > 0]) (a NaN gets label·alpha and stops the run).
+W2V_INLINE float step(float label, float f, StepRule rule, float alpha) {
+  if (in_table(f)) return (label - table_sigmoid(f, rule.smooth)) * alpha;
+  return rule.clamp ? (label - (f > 0.0f ? 1.0f : 0.0f)) * alpha : 0.0f;
+}
+
+// ------------------------------------------------------------------------------------------- exact update
+
+// One prediction, gensim's inner loop: for k = 0..n-1 in order, f = x·out[k]; g = (label[k] - sigmoid(f))·alpha
+// (saturated f: skipped, or clamped for negative sampling with clamp); e += g·out[k]; out[k] += g·x. Then
+// x += e (kAddToX, skip-gram) or e is left in sc.e (CBOW). The rows out[k] are distinct unless `repeats`,
+// so all n scores can be taken first and the updates fused into one pass (outputs_part); with repeats a row's
+// second score must see its first update, and the loop runs row by row.
+template <typename V, int U, bool kAddToX>
+W2V_INLINE void predict(float* x, float* const* out, const float* label, int n, bool repeats, StepRule rule,
+                        float alpha, int64_t D, Scratch& sc, Tally& tl) {
+  float* f = sc.f.data();
+  float* g = sc.g.data();
+  auto gradient = [&](int k, float fk, float& gk) W2V_LAMBDA {
+    tl.bad |= !finite(fk);
+    tl.loss += neg_log_sigmoid(label[k] > 0.5f ? fk : -fk);
+    gk = step(label[k], fk, rule, alpha);
+    return gk != 0.0f;
+  };
+  tl.terms += n;
+  if (!repeats) {
+    score_matrix<V, U>(&x, 1, out, n, D, f);
+    float** rows = sc.rows.data();
+    int q = 0;
+    for (int k = 0; k < n; ++k)
+      if (gradient(k, f[k], g[q])) rows[q++] = out[k];
+    update_outputs<V, U, kAddToX>(rows, g, g, q, x, sc.e.data(), D);
+    return;
+  }
+  float* e = sc.e.data();
+  float* ek = sc.tmp.data();
+  std::fill(e, e + D, 0.0f);
+  for (int k = 0; k < n; ++k) {
+    float fk, gk;
+    dots<V, U, 1>(x, out + k, D, &fk);
+    if (!gradient(k, fk, gk)) continue;
+    update_outputs<V, U, false>(out + k, &gk, &gk, 1, x, ek, D);  // ek = gk·out[k]; out[k] += gk·x
+    axpy<V>(1.0f, ek, e, D);
+  }
+  if (kAddToX) axpy<V>(1.0f, e, x, D);
+}
+
+// Output rows and labels of one center's prediction: its Huffman path, or the center plus the noise words
+// negs[0..K) other than the center. Returns the row count; `repeats` says whether a noise word repeats.
+W2V_INLINE int hs_targets(const Word2VecData& d, int64_t D, int32_t w, float** out, float* label) {
+  const int32_t* pt = d.points + static_cast<int64_t>(w) * d.L;
+  const uint8_t* cd = d.codes + static_cast<int64_t>(w) * d.L;
+  const int len = d.lengths[w];
+  for (int k = 0; k < len; ++k) {
+    out[k] = d.syn1 + static_cast<int64_t>(pt[k]) * D;
+    label[k] = cd[k] ? 0.0f : 1.0f;
+  }
+  return len;
+}
+
+// Repeats: compared pairwise for K <= 8; beyond, stamp[word] == epoch marks the words already in this pair.
+W2V_INLINE int ns_targets(const Word2VecData& d, int64_t V, int64_t D, int32_t w, const int32_t* negs, int K,
+                          float** out, float* label, int32_t* stamp, int32_t& epoch, bool& repeats) {
+  out[0] = d.syn1neg + static_cast<int64_t>(w) * D;
+  label[0] = 1.0f;
+  int n = 1;
+  repeats = false;
+  if (K > 8 && ++epoch == 0x7fffffff) {  // reset the stamps before the epoch counter wraps
+    std::fill(stamp, stamp + V, 0);
+    epoch = 1;
+  }
+  for (int k = 0; k < K; ++k) {
+    const int32_t nw = negs[k];
+    if (nw == w) continue;  // gensim and word2vec.c: the center is never its own negative
+    if (K <= 8) {
+      for (int j = 1; j < n && !repeats; ++j) repeats = out[j] == d.syn1neg + static_cast<int64_t>(nw) * D;
+    } else {
+      repeats |= stamp[nw] == epoch;
+      stamp[nw] = epoch;
+    }
+    out[n] = d.syn1neg + static_cast<int64_t>(nw) * D;
+    label[n++] = 0.0f;
+  }
+  return n;
+}
+
+template <typename V, int U>
+W2V_INLINE void exact_sentence(const Word2VecParams& p, const Word2VecData& d, Scratch& sc, Lcg& rng, int64_t n,
+                               float alpha, int32_t& epoch, Tally& tl) {
+  const int64_t D = p.D;
+  const int W = p.window, K = p.negative;
+  const StepRule ns_rule{p.clamp != 0, p.smooth_sigmoid != 0}, hs_rule{false, p.smooth_sigmoid != 0};
+  const int32_t* sen = sc.sen.data();
+  float** out = sc.out.data();
+  float* label = sc.label.data();
+  const int L = static_cast<int>(d.L);
+  float** hs_out = out + (K + 1);  // the path's rows follow the negative-sampling rows
+  float* hs_label = label + (K + 1);
+  auto bounds = [&](int64_t i, int64_t& lo, int64_t& hi) W2V_LAMBDA {
+    lo = std::max<int64_t>(0, i - W + sc.shrink[i]);
+    hi = std::min<int64_t>(n, i + W + 1 - sc.shrink[i]);
+  };
+  if (K) {  // this sentence's noise draws: one set per pair (skip-gram) or per center (CBOW)
+    int64_t need = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t lo, hi;
+      bounds(i, lo, hi);
+      need += p.sg ? hi - lo - 1 : 1;
+    }
+    sc.negs.start(need * K);
+  }
+  // The next K noise words as output rows after the center's: prefetch the rows of the K after them (the next
+  // pair's), then list the targets. Returns the row count; `repeats` says whether a noise word repeats.
+  auto noise_targets = [&](int32_t w, bool& repeats) W2V_LAMBDA {
+    sc.negs.ensure(2 * K, rng, d.noise_prob, d.noise_alias, static_cast<uint64_t>(p.V));
+    const int32_t* negs = sc.negs.buf.data() + sc.negs.head;
+    sc.negs.head += K;
+    for (int64_t k = sc.negs.head; k < std::min(sc.negs.tail, sc.negs.head + K); ++k)
+      prefetch_row(d.syn1neg + static_cast<int64_t>(sc.negs.buf[k]) * D, D);
+    return ns_targets(d, p.V, D, w, negs, K, out, label, sc.stamp.data(), epoch, repeats);
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t w = sen[i];
+    int64_t lo, hi;
+    bounds(i, lo, hi);
+    const int nhs = p.hs ? hs_targets(d, D, w, hs_out, hs_label) : 0;
+    if (p.hs && i + 1 < n) {  // the next center's path: its deep nodes are rarely in cache
+      const int32_t* pt = d.points + static_cast<int64_t>(sen[i + 1]) * d.L;
+      for (int k = 0; k < d.lengths[sen[i + 1]]; ++k) prefetch_row(d.syn1 + static_cast<int64_t>(pt[k]) * D, D);
+    }
+    if (p.sg) {
+      for (int64_t j = lo; j < hi; ++j) {
+        if (j == i) continue;
+        float* x = d.syn0 + static_cast<int64_t>(sen[j]) * D;
+        if (p.hs) predict<V, U, true>(x, hs_out, hs_label, nhs, false, hs_rule, alpha, D, sc, tl);
+        if (K) {
+          bool repeats;
+          const int no = noise_targets(w, repeats);
+          predict<V, U, true>(x, out, label, no, repeats, ns_rule, alpha, D, sc, tl);
+        }
+      }
+      continue;
+    }
+    // CBOW: h = sum (or mean) of the context rows; with no context h = 0 (the noise draws still happen).
+    float** in = sc.in.data();
+    int m = 0;
+    for (int64_t j = lo; j < hi; ++j)
+      if (j != i) in[m++] = d.syn0 + static_cast<int64_t>(sen[j]) * D;
+    float* h = sc.h.data();
+    const float inv = m > 0 ? 1.0f / static_cast<float>(m) : 1.0f;
+    auto cbow = [&](float** rows, float* lab, int no, bool repeats, StepRule rule) W2V_LAMBDA {
+      const float coef = p.cbow_mean ? inv : 1.0f;
+      float* hp[1] = {h};
+      combine_rows<V, U>(hp, 1, false, &coef, 0, 0, in, m, D);  // h = (1/m or 1) sum of the context rows
+      predict<V, U, false>(h, rows, lab, no, repeats, rule, alpha, D, sc, tl);
+      const float scale = p.cbow_mean ? 1.0f : inv;  // the sum spreads its error over the context rows
+      for (int a = 0; a < m; ++a) axpy<V>(scale, sc.e.data(), in[a], D);
+    };
+    if (m == 0) {  // h = 0: no row changes (gensim still draws the noise words)
+      if (K) {
+        sc.negs.ensure(K, rng, d.noise_prob, d.noise_alias, static_cast<uint64_t>(p.V));
+        sc.negs.head += K;
+      }
+      continue;
+    }
+    if (p.hs) cbow(hs_out, hs_label, nhs, false, hs_rule);
+    if (K) {
+      bool repeats;
+      const int no = noise_targets(w, repeats);
+      cbow(out, label, no, repeats, ns_rule);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------- window update
+
+// Skip-gram, one window: S = In·Out^T [m, n]; G = mult·step(label, S); In += G·Out; Out += G^T·In, both from
+// the values read before the update (tmp holds G·Out until Out has been updated). Rows k < nhs are the
+// Huffman path (saturated scores skipped); the others are negative sampling (clamp applies).
 template <typename V, int U>
 W2V_INLINE void window_update(float* const* in, int m, float* const* out, const float* label, const float* mult,
-                              int n, float alpha, int64_t D, float* G, float* const* tmp, double& loss) {
+                              int n, int nhs, StepRule rule, float alpha, int64_t D, Scratch& sc, Tally& tl) {
+  float* G = sc.g.data();
   score_matrix<V, U>(in, m, out, n, D, G);
   for (int a = 0; a < m; ++a)
     for (int k = 0; k < n; ++k) {
       const float f = G[a * n + k];
-      G[a * n + k] = mult[k] * (label[k] - fast_sigmoid(f)) * alpha;
-      loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
+      tl.bad |= !finite(f);
+      G[a * n + k] = mult[k] * step(label[k], f, StepRule{rule.clamp && k >= nhs, rule.smooth}, alpha);
+      tl.loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
     }
-  combine_rows<V, U>(tmp, m, false, G, n, 1, out, n, D);   // tmp[a] = sum_k G[a, k] out[k]
-  combine_rows<V, U>(out, n, true, G, 1, n, in, m, D);     // out[k] += sum_a G[a, k] in[a]
-  for (int a = 0; a < m; ++a) axpy(1.0f, tmp[a], in[a], D);
+  tl.terms += static_cast<double>(m) * n;
+  float* const* tmp = sc.tmp_rows.data();
+  combine_rows<V, U>(tmp, m, false, G, n, 1, out, n, D);  // tmp[a] = sum_k G[a, k] out[k]
+  combine_rows<V, U>(out, n, true, G, 1, n, in, m, D);    // out[k] += sum_a G[a, k] in[a]
+  for (int a = 0; a < m; ++a) axpy<V>(1.0f, tmp[a], in[a], D);
 }
 
-// CBOW, one center: h = sum (or mean) of the m context rows predicts the center. All scores are read before
-// any output row changes (word2vec.c updates output k before scoring k + 1; the two differ only when a
-// negative repeats within one center).
+// CBOW, one center: h = sum (or mean) of the m context rows predicts the center; all scores are read before
+// any output row changes.
 template <typename V, int U>
-W2V_INLINE void cbow_update(float* const* in, int m, float* const* out, const float* label, const float* mult, int n,
-                            float alpha, int64_t D, bool mean, float* h, float* neu1e, float* g, double& loss) {
+W2V_INLINE void cbow_window_update(float* const* in, int m, float* const* out, const float* label,
+                                   const float* mult, int n, int nhs, StepRule rule, float alpha, int64_t D,
+                                   bool mean, Scratch& sc, Tally& tl) {
   const float inv = 1.0f / static_cast<float>(m);
+  float* h = sc.h.data();
+  float* g = sc.g.data();
   float* hp[1] = {h};
   std::fill(g, g + m, mean ? inv : 1.0f);
-  combine_rows<V, U>(hp, 1, false, g, 0, 1, in, m, D);     // h = (1/m) sum_a in[a]
+  combine_rows<V, U>(hp, 1, false, g, 0, 1, in, m, D);  // h = (1/m) sum_a in[a]
   score_matrix<V, U>(hp, 1, out, n, D, g);
   for (int k = 0; k < n; ++k) {
     const float f = g[k];
-    g[k] = mult[k] * (label[k] - fast_sigmoid(f)) * alpha * (mean ? 1.0f : inv);
-    loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
+    tl.bad |= !finite(f);
+    g[k] = mult[k] * step(label[k], f, StepRule{rule.clamp && k >= nhs, rule.smooth}, alpha) * (mean ? 1.0f : inv);
+    tl.loss += mult[k] * neg_log_sigmoid(label[k] > 0.5f ? f : -f);
   }
-  float* gh = g + n;  // the output rows move by the undivided g (the sum variant divided only the error)
+  tl.terms += n;
+  float* gh = g + n;  // the output rows move by the undivided g (the sum variant divides only the error)
   for (int k = 0; k < n; ++k) gh[k] = mean ? g[k] : g[k] * static_cast<float>(m);
-  update_outputs<V, U>(out, g, gh, n, h, neu1e, D);     // neu1e = sum_k g[k] out[k]; out[k] += gh[k] h
-  for (int a = 0; a < m; ++a) axpy(1.0f, neu1e, in[a], D);
+  float* neu1e = sc.neu1e.data();
+  update_outputs<V, U, false>(out, g, gh, n, h, neu1e, D);  // neu1e = sum_k g[k] out[k]; out[k] += gh[k] h
+  for (int a = 0; a < m; ++a) axpy<V>(1.0f, neu1e, in[a], D);
 }
+
+template <typename V, int U>
+W2V_INLINE void window_sentence(const Word2VecParams& p, const Word2VecData& d, Scratch& sc, Lcg& rng, int64_t n,
+                                float alpha, Tally& tl) {
+  const int64_t D = p.D;
+  const int W = p.window;
+  const uint64_t vocab = static_cast<uint64_t>(p.V);
+  const StepRule rule{p.clamp != 0, p.smooth_sigmoid != 0};
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t w = sc.sen[i];
+    const int64_t lo = std::max<int64_t>(0, i - W + sc.shrink[i]), hi = std::min<int64_t>(n, i + W + 1 - sc.shrink[i]);
+    int m = 0;
+    for (int64_t j = lo; j < hi; ++j)
+      if (j != i) sc.in[m++] = d.syn0 + static_cast<int64_t>(sc.sen[j]) * D;
+    int no = p.hs ? hs_targets(d, D, w, sc.out.data(), sc.label.data()) : 0;
+    const int nhs = no;
+    std::fill(sc.mult.begin(), sc.mult.begin() + no, 1.0f);
+    if (p.negative) {
+      const int first = no;
+      sc.out[no] = d.syn1neg + static_cast<int64_t>(w) * D;
+      sc.mult[no] = 1.0f;
+      sc.label[no++] = 1.0f;
+      for (int k = 0; k < p.negative; ++k) {
+        const int32_t nw = draw_noise(rng, d.noise_prob, d.noise_alias, vocab);
+        if (nw == w) continue;
+        float* row = d.syn1neg + static_cast<int64_t>(nw) * D;
+        // A repeated negative becomes one output row of weight 2, 3, ...: the window update writes each
+        // output row once, so two copies of a row would keep only one of their updates.
+        int dup = first + 1;
+        while (dup < no && sc.out[dup] != row) ++dup;
+        if (dup < no) {
+          sc.mult[dup] += 1.0f;
+          continue;
+        }
+        sc.out[no] = row;
+        sc.mult[no] = 1.0f;
+        sc.label[no++] = 0.0f;
+      }
+    }
+    if (m == 0 || no == 0) continue;
+    if (p.sg)
+      window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, nhs, rule, alpha,
+                          D, sc, tl);
+    else
+      cbow_window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, nhs, rule,
+                               alpha, D, p.cbow_mean != 0, sc, tl);
+  }
+}
+
+// ------------------------------------------------------------------------------------------- threads
 
 template <typename V, int U>
 W2V_INLINE void worker_body(Shared& sh, int t) {
   const Word2VecParams& p = sh.p;
   const Word2VecData& d = sh.d;
   Scratch& sc = sh.scratch[t];
-  const int64_t D = p.D;
-  const int W = p.window;
-  const uint64_t vocab = static_cast<uint64_t>(p.V);
-  Rng rng{p.seed * 0x2545F4914F6CDD1DULL + static_cast<uint64_t>(t) * 0x9E3779B97F4A7C15ULL + 1};
+  Lcg rng = lcg_for_thread(p.seed, t);
   int64_t done = 0, reported = 0;
-  double loss = 0.0, terms = 0.0;
-  float alpha = static_cast<float>(p.alpha);
+  int32_t epoch = 0;
+  Tally tl;
+  double last_loss = 0.0, last_terms = 0.0;
   const int64_t n_chunks = static_cast<int64_t>(sh.chunks.size()) - 1;
   for (;;) {
     const int64_t c = sh.next_chunk.fetch_add(1, std::memory_order_relaxed);
     if (c >= n_chunks * p.epochs) break;
     const int64_t first = sh.chunks[c % n_chunks], last = sh.chunks[c % n_chunks + 1];
     for (int64_t s = first; s < last; ++s) {
-      if (d.stop && __atomic_load_n(d.stop, __ATOMIC_RELAXED)) return;
+      if ((d.stop && __atomic_load_n(d.stop, __ATOMIC_RELAXED)) || sh.failed.load(std::memory_order_relaxed))
+        return;
+      // Linear decay by the words all threads have processed (with one thread: every word before this
+      // sentence), as word2vec.c; it moves by less than 1e-9 per sentence, so recomputing it is free.
+      const double progress = static_cast<double>(sh.words.load(std::memory_order_relaxed) + done - reported);
+      const float alpha = static_cast<float>(std::max(p.min_alpha, p.alpha - (p.alpha - p.min_alpha) * progress / sh.total));
       const int32_t* raw = d.tokens + d.offsets[s];
       const int64_t nraw = d.offsets[s + 1] - d.offsets[s];
       const int64_t n = subsample(raw, nraw, d.keep, rng, sc.sen.data());
-      for (int64_t i = 0; i < n; ++i) {
-        const int32_t w = sc.sen[i];
-        const int r = p.shrink_windows ? static_cast<int>(rng.next() % static_cast<uint64_t>(W)) : 0;
-        const int64_t lo = std::max<int64_t>(0, i - W + r), hi = std::min<int64_t>(n, i + W + 1 - r);
-        int m = 0;
-        for (int64_t j = lo; j < hi; ++j)
-          if (j != i) sc.in[m++] = d.syn0 + static_cast<int64_t>(sc.sen[j]) * D;
-        if (m == 0) continue;
-        int no = 0;
-        if (p.hs) {
-          const int32_t* pt = d.points + static_cast<int64_t>(w) * d.L;
-          const uint8_t* cd = d.codes + static_cast<int64_t>(w) * d.L;
-          for (int k = 0; k < d.lengths[w]; ++k) {
-            sc.out[no] = d.syn1 + static_cast<int64_t>(pt[k]) * D;
-            sc.mult[no] = 1.0f;
-            sc.label[no++] = cd[k] ? 0.0f : 1.0f;
-          }
-        }
-        if (p.negative) {
-          const int first = no;
-          sc.out[no] = d.syn1neg + static_cast<int64_t>(w) * D;
-          sc.mult[no] = 1.0f;
-          sc.label[no++] = 1.0f;
-          for (int k = 0; k < p.negative; ++k) {
-            const int32_t nw = draw_noise(rng, d.noise_prob, d.noise_alias, vocab);
-            if (nw == w) continue;  // as word2vec.c: the center is never its own negative
-            float* row = d.syn1neg + static_cast<int64_t>(nw) * D;
-            // A repeated negative becomes one output row of weight 2, 3, ...: the window update writes each
-            // output row once, so two copies of a row would keep only one of their updates.
-            int dup = first + 1;
-            while (dup < no && sc.out[dup] != row) ++dup;
-            if (dup < no) {
-              sc.mult[dup] += 1.0f;
-              continue;
-            }
-            sc.out[no] = row;
-            sc.mult[no] = 1.0f;
-            sc.label[no++] = 0.0f;
-          }
-        }
-        if (no == 0) continue;
-        if (p.sg)
-          window_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, alpha, D,
-                              sc.g.data(), sc.tmp_rows.data(), loss);
-        else
-          cbow_update<V, U>(sc.in.data(), m, sc.out.data(), sc.label.data(), sc.mult.data(), no, alpha, D,
-                            p.cbow_mean != 0, sc.h.data(), sc.neu1e.data(), sc.g.data(), loss);
-        terms += static_cast<double>(p.sg ? m * no : no);
-      }
+      for (int64_t i = 0; i < n; ++i) sc.shrink[i] = p.shrink_windows ? static_cast<int>(rng.next() % p.window) : 0;
+      if (p.window_update) window_sentence<V, U>(p, d, sc, rng, n, alpha, tl);
+      else exact_sentence<V, U>(p, d, sc, rng, n, alpha, epoch, tl);
       done += nraw;
-      if (done - reported >= 10000 || s + 1 == last) {
-        const int64_t global = sh.words.fetch_add(done - reported, std::memory_order_relaxed) + (done - reported);
+      if (done - reported >= 10000 || s + 1 == last || tl.bad) {
+        sh.words.fetch_add(done - reported, std::memory_order_relaxed);
         reported = done;
-        const double a = p.alpha - (p.alpha - p.min_alpha) * static_cast<double>(global) / sh.total;
-        alpha = static_cast<float>(std::max(a, p.min_alpha));
         if (d.progress) {
           relaxed_store(d.progress + 3 * t, static_cast<double>(done));
-          relaxed_store(d.progress + 3 * t + 1, loss);
-          relaxed_store(d.progress + 3 * t + 2, terms);
+          relaxed_store(d.progress + 3 * t + 1, tl.loss);
+          relaxed_store(d.progress + 3 * t + 2, tl.terms);
+        }
+        // word2vec.c's clamped gradient can grow the weights without bound and stay finite (1e9 at alpha 0.75):
+        // a mean loss above kDivergedLoss per prediction (scores 1000 on the wrong side) since the last report
+        // is a diverged run. gensim's skip rule keeps the weights bounded, and its large-alpha runs are valid.
+        const double dl = tl.loss - last_loss, dt = tl.terms - last_terms;
+        last_loss = tl.loss, last_terms = tl.terms;
+        const int why = tl.bad ? 1 : (p.clamp && dt > 0 && dl > kDivergedLoss * dt ? 2 : 0);
+        if (why) {  // stop every thread, report the learning rate
+          sh.failed_alpha.store(alpha, std::memory_order_relaxed);
+          sh.failed.store(why, std::memory_order_relaxed);
+          return;
         }
       }
     }
@@ -441,14 +535,18 @@ Worker pick_worker(const std::string& isa) {
 }  // namespace
 
 int64_t word2vec_subsample(const int32_t* tokens, int64_t n, const uint32_t* keep, uint64_t seed, int32_t* out) {
-  Rng rng{seed};
+  Lcg rng = lcg_for_thread(seed, 0);
   return subsample(tokens, n, keep, rng, out);
 }
 
 void word2vec_draw_noise(const uint32_t* prob, const int32_t* alias, int64_t V, int64_t n, uint64_t seed,
                          int32_t* out) {
-  Rng rng{seed};
+  Lcg rng = lcg_for_thread(seed, 0);
   for (int64_t i = 0; i < n; ++i) out[i] = draw_noise(rng, prob, alias, static_cast<uint64_t>(V));
+}
+
+void word2vec_sigmoid(const float* f, int64_t n, bool smooth, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = in_table(f[i]) ? table_sigmoid(f[i], smooth) : std::nanf("");
 }
 
 const char* word2vec_isa() {
@@ -457,7 +555,7 @@ const char* word2vec_isa() {
   return isa.c_str();
 }
 
-void word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
+Word2VecResult word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
   Shared sh{p, d};
   const int T = std::max(1, p.threads);
   sh.total = std::max(1.0, static_cast<double>(p.epochs) * static_cast<double>(d.N));
@@ -471,31 +569,48 @@ void word2vec_train(const Word2VecParams& p, const Word2VecData& d) {
   if (d.S == 0) sh.chunks.push_back(0);
   int64_t longest = 0;
   for (int64_t s = 0; s < d.S; ++s) longest = std::max(longest, d.offsets[s + 1] - d.offsets[s]);
-  const int max_out = (p.hs ? static_cast<int>(d.L) : 0) + (p.negative ? p.negative + 1 : 0);
+  const int K = p.negative;
+  const int max_out = (p.hs ? static_cast<int>(d.L) : 0) + (K ? K + 1 : 0) + 1;
   const int max_in = 2 * p.window;
   sh.scratch.resize(T);
   for (Scratch& sc : sh.scratch) {  // allocated here, so that the threads never throw
     sc.sen.resize(std::max<int64_t>(longest, 1));
+    sc.shrink.resize(std::max<int64_t>(longest, 1));
+    if (!p.window_update && K > 8) sc.stamp.assign(p.V, 0);
+    sc.negs.buf.resize(std::max(4096, 4 * K));
     sc.in.resize(max_in);
-    sc.out.resize(std::max(max_out, 1));
-    sc.label.resize(std::max(max_out, 1));
-    sc.mult.resize(std::max(max_out, 1));
-    sc.g.resize(static_cast<size_t>(std::max(max_in, 2)) * std::max(max_out, 1) + max_in);  // G, or CBOW's g and gh
-    sc.tmp.resize(static_cast<size_t>(max_in) * p.D);
-    sc.tmp_rows.resize(max_in);
-    for (int a = 0; a < max_in; ++a) sc.tmp_rows[a] = sc.tmp.data() + static_cast<size_t>(a) * p.D;
+    sc.out.resize(max_out);
+    sc.rows.resize(max_out);
+    sc.label.resize(max_out);
+    sc.mult.resize(max_out);
+    sc.f.resize(max_out);
+    sc.g.resize(static_cast<size_t>(std::max(max_in, 2)) * max_out + max_in);  // G, or CBOW's g and gh
+    const int tmp_rows = p.window_update && p.sg ? max_in : 0;  // the window update's G·Out
+    sc.tmp.resize(static_cast<size_t>(std::max(tmp_rows, 1)) * p.D);
+    sc.tmp_rows.resize(tmp_rows);
+    for (int a = 0; a < tmp_rows; ++a) sc.tmp_rows[a] = sc.tmp.data() + static_cast<size_t>(a) * p.D;
     sc.h.resize(p.D);
     sc.neu1e.resize(p.D);
+    sc.e.resize(p.D);
   }
   const Worker work = pick_worker(detect_isa());
   if (T == 1) {
     work(sh, 0);
-    return;
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(T);
+    for (int t = 0; t < T; ++t) pool.emplace_back(work, std::ref(sh), t);
+    for (std::thread& th : pool) th.join();
   }
-  std::vector<std::thread> pool;
-  pool.reserve(T);
-  for (int t = 0; t < T; ++t) pool.emplace_back(work, std::ref(sh), t);
-  for (std::thread& th : pool) th.join();
+  Word2VecResult r;
+  r.words = sh.words.load();
+  if (sh.failed.load()) {
+    r.status = 1 + sh.failed.load();
+    r.alpha = sh.failed_alpha.load();
+  } else if (d.stop && __atomic_load_n(d.stop, __ATOMIC_RELAXED)) {
+    r.status = 1;
+  }
+  return r;
 }
 
 }  // namespace fastrepr

@@ -24,10 +24,10 @@ def _write(tmp_path, sentences, name="corpus.txt"):
 
 # ------------------------------------------------------------------------------------------- vocabulary
 
-def test_vocab_counts_sorted_by_frequency_with_first_seen_ties(tmp_path):
+def test_vocab_counts_sorted_by_frequency_with_gensim_ties(tmp_path):
     v = Vocab.build(CORPUS, min_count=1)
-    assert v.keys[:4] == ["the", "cat", "sat", "dog"]  # 3, then the 2s in first-seen order
-    assert v.counts.tolist()[:4] == [3, 2, 2, 2]
+    assert v.keys[:5] == ["the", "a", "dog", "sat", "cat"]  # 3, then the 2s last-first-seen first (gensim)
+    assert v.counts.tolist()[:5] == [3, 2, 2, 2, 2]
     assert v.total_tokens == 14 and v.sentences == 4 and v.kept_tokens == 14
     # the same corpus as a file gives the same vocabulary
     from_file = Vocab.build(_write(tmp_path, CORPUS), min_count=1)
@@ -36,9 +36,12 @@ def test_vocab_counts_sorted_by_frequency_with_first_seen_ties(tmp_path):
 
 def test_vocab_min_count_and_max_vocab():
     v = Vocab.build(CORPUS, min_count=2)
-    assert v.keys == ["the", "cat", "sat", "dog", "a"]
+    assert v.keys == ["the", "a", "dog", "sat", "cat"]
     assert v.kept_tokens == 11 and v.total_tokens == 14
-    assert Vocab.build(CORPUS, min_count=2, max_vocab=2).keys == ["the", "cat"]
+    assert Vocab.build(CORPUS, min_count=2, max_vocab=2).keys == ["the", "a"]
+    # gensim's max_final_vocab: min_count rises past the count of the 3rd word (2), so only "the" stays
+    assert Vocab.build(CORPUS, min_count=1, max_final_vocab=2).keys == ["the"]
+    assert Vocab.build(CORPUS, min_count=1, max_final_vocab=5).keys == ["the", "a", "dog", "sat", "cat"]
 
 
 def test_vocab_matches_gensim(tmp_path):
@@ -50,8 +53,11 @@ def test_vocab_matches_gensim(tmp_path):
     ours = Vocab.build(path, min_count=5)
     g = GensimWord2Vec(vector_size=10, min_count=5)
     g.build_vocab(corpus_file=str(path))
-    assert set(ours.keys) == set(g.wv.index_to_key)
+    assert ours.keys == g.wv.index_to_key  # same words in the same order (ties included)
     assert all(int(c) == g.wv.get_vecattr(w, "count") for w, c in zip(ours.keys, ours.counts))
+    g = GensimWord2Vec(vector_size=10, min_count=2, max_final_vocab=700)
+    g.build_vocab(corpus_file=str(path))
+    assert Vocab.build(path, min_count=2, max_final_vocab=700).keys == g.wv.index_to_key
     assert np.all(np.diff(ours.counts) <= 0)
     assert ours.total_tokens == g.corpus_total_words
 
@@ -227,18 +233,20 @@ def _check_tree(tree, counts):
     assert (tree.lengths * np.asarray(counts, dtype=np.float64)).sum() == pytest.approx(_heap_huffman_cost(counts), rel=1e-12)
 
 
+@pytest.mark.parametrize("rule", ["gensim", "word2vec"])
 @pytest.mark.parametrize("V", [2, 3, 7, 100, 1001])
-def test_huffman_prefix_free_and_optimal(V):
+def test_huffman_prefix_free_and_optimal(V, rule):
     counts = np.sort(np.random.default_rng(V).zipf(1.4, V).clip(max=10**6))[::-1]
-    _check_tree(build_huffman(counts), counts)
+    _check_tree(build_huffman(counts, rule), counts)
 
 
-def test_huffman_unsorted_counts_and_ties():
+@pytest.mark.parametrize("rule", ["gensim", "word2vec"])
+def test_huffman_unsorted_counts_and_ties(rule):
     counts = np.array([3, 10, 1, 10, 5, 5, 2])
-    tree = build_huffman(counts)
+    tree = build_huffman(counts, rule)
     _check_tree(tree, counts)
     assert tree.lengths[1] <= tree.lengths[2]  # a more frequent word never gets a longer code
-    flat = build_huffman(np.ones(8))
+    flat = build_huffman(np.ones(8), rule)
     assert flat.lengths.tolist() == [3] * 8
 
 
@@ -253,9 +261,15 @@ def test_huffman_single_word_and_gensim_lengths():
     g.build_vocab(corpus_file=str(gensim_test_file("lee_background.cor")))
     counts = np.array([g.wv.get_vecattr(w, "count") for w in g.wv.index_to_key])
     ours = build_huffman(counts)
+    # the default breaks ties as gensim: the same codes and inner nodes for every word
+    for i, w in enumerate(g.wv.index_to_key):
+        assert ours.code(i) == g.wv.get_vecattr(w, "code").tolist()
+        assert ours.path(i) == g.wv.get_vecattr(w, "point").tolist()
+    # word2vec.c's tie rule: another tree, as optimal (the same expected code length)
     gensim_len = np.array([len(g.wv.get_vecattr(w, "code")) for w in g.wv.index_to_key])
-    # both optimal: the same expected code length (codes may differ between equally optimal trees)
-    assert (ours.lengths * counts).sum() == (gensim_len * counts).sum()
+    other = build_huffman(counts, "word2vec")
+    assert (other.lengths * counts).sum() == (gensim_len * counts).sum()
+    assert not np.array_equal(other.points, ours.points)
 
 
 def test_huffman_bad_input():
@@ -265,13 +279,16 @@ def test_huffman_bad_input():
         build_huffman([1, -1])
     with pytest.raises(TypeError, match="numbers"):
         build_huffman(np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="rule must be 'gensim' or 'word2vec'"):
+        build_huffman([1, 2], "heap")
 
 
-def test_huffman_large_vocabulary_is_fast():
+@pytest.mark.parametrize("rule", ["gensim", "word2vec"])
+def test_huffman_large_vocabulary_is_fast(rule):
     import time
 
     counts = np.sort(np.random.default_rng(0).zipf(1.2, 200_000).clip(max=10**9))[::-1]
     t0 = time.perf_counter()
-    tree = build_huffman(counts)
+    tree = build_huffman(counts, rule)
     assert time.perf_counter() - t0 < 5.0
     assert tree.lengths.max() <= tree.points.shape[1]

@@ -1,20 +1,26 @@
 """Device-side word2vec training: (center, context) batches generated on the device, fed to the fused kernels.
 
-Per epoch, subsampling draws one keep mask for the whole corpus on the device. Then each step takes the next
-``batch_words`` kept positions as centers, draws their reduced windows, and forms every (center, context)
-pair inside the window and the sentence as [centers, 2·window] index and validity tensors: no Python loop
-over words. Skip-gram trains the valid pairs (input = context row of syn0, output = the center, as word2vec.c),
-CBOW the centers with at least one context (masked mean). Negatives come from the unigram^α alias table
+Update rule: ``update="batched"`` (``Word2Vec.update_rule`` says so after training), neither the CPU's exact
+rule (gensim's pair-by-pair loop) nor its window rule. Per epoch, subsampling draws one keep mask for the whole
+corpus on the device. Then each step takes the next ``batch_words`` kept positions as centers, draws their
+reduced windows, and forms every (center, context) pair inside the window and the sentence as
+[centers, 2·window] index and validity tensors: no Python loop over words. Skip-gram trains the valid pairs
+(input = context row of syn0, output = the center, as word2vec.c), each with its own K negatives; CBOW the
+centers with at least one context (masked mean). Negatives come from the unigram^α alias table
 (``fastrepr.text.sampling.AliasTable.sample``), drawn on the device. The learning rate decays linearly with the
 corpus position of the step, as in the CPU trainer.
 
-Differences from the CPU trainer: a sampled negative equal to its target is kept (word2vec.c skips it; at
-V in the thousands this changes about 1/V of the negatives), and updates within a step use the fused kernels'
-atomics (Triton) or one minibatch step (other backends) instead of strictly sequential SGD. A step's updates
-are computed from partly stale rows, so a frequent word receives many at once: with plain SGD at word2vec's
+Differences from the exact rule: a sampled negative equal to its target is kept (word2vec.c skips it; at
+V in the thousands this changes about 1/V of the negatives); every score gets the exact sigmoid's gradient
+(beyond +-6 on the wrong side that is word2vec.c's clamp, not gensim's skip); and all updates of a step are computed from the rows as they were at the
+start of the step (the fused kernels' atomics on Triton, one minibatch step on other backends) instead of
+strictly sequential SGD. A frequent word receives many stale updates at once: with plain SGD at word2vec's
 learning rate this diverges when ``batch_words`` is large against the vocabulary (on a 30-word toy corpus,
-1000 centers per step already do). The CUDA default (16384 centers) is untuned: no GPU was available when
-this was written, and the gpu-marked test compares the GPU trainer's quality with the CPU trainer's.
+1000 centers per step already do); the trainer then raises FloatingPointError. The CUDA default (16384
+centers) is untuned and its quality against the CPU's exact rule on a real corpus has not been measured on a
+GPU (no GPU was lent to the sessions that wrote this): benchmarks/RESULTS.md reports the same rule run on the
+CPU (torch backend), and the gpu-marked test compares the GPU trainer's quality with the CPU trainer's. Here it
+is tested under Triton's interpreter and with the torch backend.
 """
 from __future__ import annotations
 

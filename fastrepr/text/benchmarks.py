@@ -3,7 +3,9 @@
 * "word2vec_trainer": a whole training run (vocabulary built beforehand, weights reset before every
   run) on gensim's Wikipedia + Lee corpus (``fastrepr.text.corpora.wiki_lee_corpus``), ours against gensim's
   corpus_file mode with the same settings (window 5, dim 100, sample 1e-3, 5 epochs, min_count 5) and as many
-  worker threads as torch uses (``torch.set_num_threads``). Words/s = corpus tokens x 5 / time.
+  worker threads as torch uses (``torch.set_num_threads``). Words/s = corpus tokens x 5 / time. Size
+  ``window=1`` runs our update="window" option instead of the default rule (exact on the CPU, batched on a
+  GPU). Quality on a multi-million-token text: benchmarks/word2vec_quality.py.
 * "sgns_step": one SGD step of skip-gram negative sampling on B (center, context) pairs with K
   negatives: our fused step (``negative_sampling_step_``) against plain PyTorch (two sparse nn.Embedding, bmm,
   logsigmoid, backward, torch.optim.SGD). Pairs/s = B / time.
@@ -22,11 +24,12 @@ def _trainer_setup(size, device, dtype):
     from .corpora import wiki_lee_corpus
     from .word2vec import Word2Vec
 
-    sg, hs, negative, copies = size
+    sg, hs, negative, copies, window_update = size
     path = str(wiki_lee_corpus(copies))
     threads = torch.get_num_threads()
     ours = Word2Vec(vector_size=DIM, window=WINDOW, min_count=MIN_COUNT, sg=sg, hs=hs, negative=negative,
-                    sample=SAMPLE, epochs=EPOCHS, workers=threads, device=device, progress=False)
+                    sample=SAMPLE, epochs=EPOCHS, workers=threads, device=device, progress=False,
+                    update="window" if window_update else None)
     ours.build_vocab(path)
     base = GensimWord2Vec(vector_size=DIM, window=WINDOW, min_count=MIN_COUNT, sg=sg, hs=hs, negative=negative,
                           sample=SAMPLE, epochs=EPOCHS, workers=threads)
@@ -105,9 +108,10 @@ def register_all(register, Bench) -> None:
     register(Bench(
         op="word2vec_trainer",
         baseline_name="gensim Word2Vec (corpus_file)",
-        size_names=("sg", "hs", "negative", "copies"),
-        sizes={"cpu": [(1, 0, 5, 1), (0, 0, 5, 1), (1, 1, 0, 1), (0, 1, 0, 1)] if has_gensim else [],
-               "cuda": [(1, 0, 5, 4), (0, 0, 5, 4)] if has_gensim else []},
+        size_names=("sg", "hs", "negative", "copies", "window"),
+        sizes={"cpu": [(1, 0, 5, 1, 0), (0, 0, 5, 1, 0), (1, 1, 0, 1, 0), (0, 1, 0, 1, 0), (1, 0, 5, 1, 1),
+                       (0, 0, 5, 1, 1)] if has_gensim else [],
+               "cuda": [(1, 0, 5, 4, 0), (0, 0, 5, 4, 0)] if has_gensim else []},
         setup=_trainer_setup, ours=_train_ours, baseline=_train_gensim,
         work=lambda s: s[3], work_label="corpus copies",
     ))

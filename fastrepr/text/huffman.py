@@ -5,13 +5,21 @@ path from the root lists the inner nodes it passes (``points``) and the branch t
 1); P(word | h) = prod_j sigmoid((1 - 2·code_j) · h·w_nodes[point_j]). Frequent words get short codes, so the
 expected path length is the entropy bound (within 1 bit).
 
-Construction is word2vec.c's two-queue merge, O(V) given counts sorted in descending order: the leaves,
-read from the least frequent end, form one queue; merged nodes, created with non-decreasing weights, form the
-other; each step merges the two lightest heads. Node V + a is the a-th merge, so the root is 2V - 2 and inner
-node n owns row n - V of w_nodes (the root is row V - 2). The second-lightest child of each merge gets code 1.
+Every Huffman tree of the same counts is optimal; they differ in how ties between equal weights are broken,
+and that changes which words share inner nodes (and the trained vectors: on gensim's 0.5M-token corpus, CBOW +
+hierarchical softmax moved WordSim353 by 0.03 between the two trees below). Node V + a is the a-th merge, so
+the root is 2V - 2 and inner node n owns row n - V of w_nodes (the root is row V - 2); the lighter of the two
+nodes a merge takes gets code 0, the other code 1. Two tie rules:
+
+* ``rule="gensim"`` (the default): gensim 4's construction, a binary heap of the words in vocabulary order
+  ordered by count alone (``heapq``; equal counts come out in the heap's own order); O(V log V).
+* ``rule="word2vec"``: word2vec.c's two-queue merge, O(V) given counts sorted in descending order: the
+  leaves, read from the least frequent end, form one queue; merged nodes, created with non-decreasing
+  weights, form the other; each step merges the two lightest heads (a merged node first on a tie).
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,26 +62,33 @@ class HuffmanTree:
         return self._cache[device]
 
 
-def build_huffman(counts) -> HuffmanTree:
-    """word2vec's Huffman tree of words with these counts (int or float, >= 0, shape [V], V >= 1).
+class _HeapNode:
+    """A heap entry ordered by weight alone, so that ties are broken by the heap's operations, as gensim's."""
 
-    O(V) when counts are sorted in descending order (word2vec's vocabulary order); otherwise they are sorted
-    first (O(V log V)) and the result is given in the caller's order.
-    """
-    c = check_counts(counts)
-    if np.any(c[1:] > c[:-1]):
-        order = np.argsort(-c, kind="stable")
-        tree = build_huffman(c[order])
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
-        return HuffmanTree(tree.points[inverse], tree.codes[inverse], tree.lengths[inverse])
+    __slots__ = ("weight", "id")
 
+    def __init__(self, weight, node_id):
+        self.weight, self.id = weight, node_id
+
+    def __lt__(self, other):
+        return self.weight < other.weight
+
+
+def _merges_heap(c: np.ndarray) -> list[tuple[int, int]]:
+    heap = [_HeapNode(w, i) for i, w in enumerate(c.tolist())]
+    heapq.heapify(heap)
+    merges = []
+    for a in range(c.size - 1):
+        lo, hi = heapq.heappop(heap), heapq.heappop(heap)
+        merges.append((lo.id, hi.id))
+        heapq.heappush(heap, _HeapNode(lo.weight + hi.weight, c.size + a))
+    return merges
+
+
+def _merges_two_queue(c: np.ndarray) -> list[tuple[int, int]]:
     V = c.size
-    if V == 1:
-        return HuffmanTree(np.zeros((1, 1), np.int64), np.zeros((1, 1), np.uint8), np.zeros(1, np.int64))
     weight = np.concatenate([c, np.full(V - 1, np.inf)]).tolist()
-    parent = [0] * (2 * V - 1)
-    bit = [0] * (2 * V - 1)
+    merges = []
     leaf, merged = V - 1, V  # heads of the two queues (leaves run downwards from the lightest)
     for a in range(V - 1):
         pair = []
@@ -85,8 +100,33 @@ def build_huffman(counts) -> HuffmanTree:
                 pair.append(merged)
                 merged += 1
         weight[V + a] = weight[pair[0]] + weight[pair[1]]
-        parent[pair[0]] = parent[pair[1]] = V + a
-        bit[pair[1]] = 1
+        merges.append((pair[0], pair[1]))
+    return merges
+
+
+def build_huffman(counts, rule: str = "gensim") -> HuffmanTree:
+    """The Huffman tree of words with these counts (int or float, >= 0, shape [V], V >= 1), ties broken as
+    gensim (rule="gensim", O(V log V)) or word2vec.c (rule="word2vec", O(V) when counts are sorted in
+    descending order, word2vec's vocabulary order; otherwise they are sorted first and the result is given in
+    the caller's order). See the module docstring."""
+    c = check_counts(counts)
+    if rule not in ("gensim", "word2vec"):
+        raise ValueError(f"rule must be 'gensim' or 'word2vec', got {rule!r}")
+    if rule == "word2vec" and np.any(c[1:] > c[:-1]):
+        order = np.argsort(-c, kind="stable")
+        tree = build_huffman(c[order], rule)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        return HuffmanTree(tree.points[inverse], tree.codes[inverse], tree.lengths[inverse])
+
+    V = c.size
+    if V == 1:
+        return HuffmanTree(np.zeros((1, 1), np.int64), np.zeros((1, 1), np.uint8), np.zeros(1, np.int64))
+    parent = [0] * (2 * V - 1)
+    bit = [0] * (2 * V - 1)
+    for a, (lo, hi) in enumerate(_merges_heap(c) if rule == "gensim" else _merges_two_queue(c)):
+        parent[lo] = parent[hi] = V + a
+        bit[hi] = 1
 
     # Depth of every node, top-down: merges were created in order, so a parent always has a larger id.
     depth = [0] * (2 * V - 1)

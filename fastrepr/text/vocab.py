@@ -1,5 +1,5 @@
 """Streaming vocabulary: count tokens over a corpus file or an iterable of token lists, keep the words seen at
-least ``min_count`` times (at most ``max_vocab`` of them), sorted by descending frequency as word2vec does,
+least ``min_count`` times (gensim's ``max_final_vocab`` and a hard ``max_vocab`` cap), sorted as gensim 4 does,
 and encode the corpus as one int32 array of word ids with sentence offsets (what the trainers consume).
 
 A corpus is either a path (one sentence per line, tokens separated by whitespace: gensim's ``LineSentence``
@@ -56,7 +56,7 @@ def iter_sentences(corpus) -> Iterator[list[str]]:
 
 @dataclass
 class Vocab:
-    """Kept words by descending count (ties: first seen first), their counts, and corpus totals.
+    """Kept words by descending count (ties: in reverse order of first appearance, as gensim), their counts, and corpus totals.
 
     keys: list[str] [V]; counts: int64 [V]; index: word -> id; total_tokens: every token counted (kept or not);
     sentences: number of sentences counted.
@@ -80,16 +80,22 @@ class Vocab:
         return int(self.counts.sum())
 
     @classmethod
-    def build(cls, corpus, min_count: int = 5, max_vocab: int | None = None) -> "Vocab":
-        """Count the corpus in one streaming pass and keep the words with count >= min_count, at most
-        max_vocab of them (the most frequent; None = no cap).
+    def build(cls, corpus, min_count: int = 5, max_vocab: int | None = None,
+              max_final_vocab: int | None = None) -> "Vocab":
+        """Count the corpus in one streaming pass and keep the words with count >= min_count, in gensim 4's
+        order: descending count, ties in reverse order of first appearance (gensim's
+        ``sort_by_descending_frequency``). max_final_vocab: gensim's rule, min_count is raised to one more
+        than the count of the (max_final_vocab + 1)-th most frequent word, so at most max_final_vocab words
+        are kept (fewer when that count is shared). max_vocab: then keep at most the max_vocab first words.
 
         Raises ValueError for an empty corpus or when no word reaches min_count.
         """
         if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
             raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
-        if max_vocab is not None and (not isinstance(max_vocab, (int, np.integer)) or max_vocab < 1):
-            raise ValueError(f"max_vocab must be None or an integer >= 1, got {max_vocab!r}")
+        for name, value in (("max_vocab", max_vocab), ("max_final_vocab", max_final_vocab)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < 1):
+                raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
         counter: Counter = Counter()
         sentences = 0
         for sentence in iter_sentences(corpus):
@@ -98,17 +104,21 @@ class Vocab:
         total = sum(counter.values())
         if total == 0:
             raise ValueError("corpus is empty: it has no tokens")
-        # Counter keeps first-seen order, and sorted() is stable: ties stay in first-seen order.
-        ranked = sorted(counter.items(), key=lambda kv: -kv[1])
-        kept = [(w, c) for w, c in ranked if c >= min_count]
+        effective = min_count
+        if max_final_vocab is not None and max_final_vocab < len(counter):
+            counts_desc = sorted(counter.values(), reverse=True)
+            effective = max(min_count, counts_desc[max_final_vocab] + 1)
+        # Counter keeps first-seen order: rank i of a word is its first appearance.
+        kept = [(i, w, c) for i, (w, c) in enumerate(counter.items()) if c >= effective]
         if not kept:
-            word, count = ranked[0]
-            raise ValueError(f"no word occurs at least min_count={min_count} times (the most frequent, {word!r}, "
+            word, count = counter.most_common(1)[0]
+            raise ValueError(f"no word occurs at least min_count={effective} times (the most frequent, {word!r}, "
                              f"occurs {count} times in {total} tokens); lower min_count or use a larger corpus")
+        kept.sort(key=lambda iwc: (-iwc[2], -iwc[0]))
         if max_vocab is not None:
             kept = kept[:max_vocab]
-        keys = [w for w, _ in kept]
-        counts = np.fromiter((c for _, c in kept), dtype=np.int64, count=len(kept))
+        keys = [w for _, w, _ in kept]
+        counts = np.fromiter((c for _, _, c in kept), dtype=np.int64, count=len(kept))
         return cls(keys, counts, total, sentences)
 
     def encode(self, corpus, max_sentence_len: int = MAX_SENTENCE_LEN) -> tuple[np.ndarray, np.ndarray]:

@@ -1,17 +1,28 @@
 """``fastrepr.Word2Vec``: word2vec training with gensim's parameter names and semantics.
 
-CPU: the native trainer (csrc/word2vec.cpp), C++ threads over shards of the corpus held as one int32 array,
+CPU: the native trainer (csrc/word2vec.cpp), C++ threads over chunks of the corpus held as one int32 array,
 lock-free (Hogwild) updates, the GIL released while a Python thread draws the progress bar. CUDA (or a CPU
 without the native build, or FASTREPR_BACKEND=torch|triton): ``fastrepr.text.batched``, which generates
 (center, context) batches on the device and feeds them to the fused step kernels.
 
-Semantics follow gensim 4 / word2vec.c: vocabulary by descending count with min_count; subsampling with
-keep probability sqrt(t/f) + t/f; shrinking windows (a window of window - r, r uniform in [0, window));
-linear learning-rate decay from alpha to min_alpha over epochs x corpus words; negatives from unigram^0.75;
-word vectors initialized uniform in [-1/D, 1/D), output tables at zero; CBOW with the mean (cbow_mean=1) adds
-the undivided error to each context row, as word2vec.c and gensim do. The one algorithmic change is in CPU
-skip-gram: a window's context rows share one set of negatives and are updated together (Ji et al. 2016), see
-csrc/word2vec.h; benchmarks/RESULTS.md compares quality with gensim on the same corpus.
+Semantics follow gensim 4 / word2vec.c: vocabulary by descending count with min_count (ties and
+max_final_vocab as gensim); subsampling with keep probability sqrt(t/f) + t/f; shrinking windows (a window
+of window - r, r uniform in [0, window)); linear learning-rate decay from alpha to min_alpha over epochs x
+corpus words; negatives from unigram^0.75; word vectors initialized uniform in [-1/D, 1/D), output tables at
+zero; CBOW with the mean (cbow_mean=1) adds the undivided error to each context row.
+
+Update rules (``update``):
+* "exact" (the CPU default): gensim's ``word2vec_inner`` loop pair by pair: fresh negatives for every
+  (context, center) pair, each update seen by the next, gensim's saturation rule (``saturation="skip"``:
+  a score beyond +-6 is skipped; ``"clamp"``: word2vec.c's clamped gradient for negative sampling) and their
+  sigmoid table, read as they read it (``sigmoid="table"``; ``"interpolated"`` is smooth). With
+  workers=1 a run is a fixed function of the seed, replayed in numpy by tests/test_word2vec_reference.py;
+  with more workers threads race on shared rows (Hogwild), as in gensim and word2vec.c.
+* "window" (CPU, faster, different numbers): skip-gram updates a whole window at once with negatives shared
+  by the window (Ji et al. 2016), CBOW scores all outputs before updating any; see csrc/word2vec.h and the
+  measured trade in benchmarks/RESULTS.md.
+* "batched" (the device trainer, fastrepr.text.batched): minibatch steps over many centers at once.
+A run whose scores or weights become NaN or infinite stops with FloatingPointError naming alpha.
 """
 from __future__ import annotations
 
@@ -52,16 +63,23 @@ def _float(name: str, value, lo: float = 0.0) -> float:
 class Word2Vec:
     """word2vec (Mikolov et al. 2013) with gensim's parameter names.
 
-    Word2Vec(sentences=None, corpus_file=None, vector_size=100, window=5, min_count=5, max_vocab=None, sg=1,
-             hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, sample=1e-3, alpha=0.025, min_alpha=1e-4,
-             epochs=5, workers=<CPU count>, seed=1, shrink_windows=True, device="cpu", batch_words=None,
-             progress=True)
+    Word2Vec(sentences=None, corpus_file=None, vector_size=100, window=5, min_count=5, max_vocab=None,
+             max_final_vocab=None, sg=1, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, sample=1e-3,
+             alpha=0.025, min_alpha=1e-4, epochs=5, workers=<CPU count>, seed=1, shrink_windows=True,
+             device="cpu", batch_words=None, progress=True, update=None, saturation="skip", sigmoid="table")
 
     Give ``sentences`` (a restartable iterable of token lists) or ``corpus_file`` (a path: one sentence per line,
     whitespace tokens) to build the vocabulary and train at once, as gensim does; or call ``train(corpus)``.
     sg=1 skip-gram, 0 CBOW; hs=1 hierarchical softmax; negative=K noise words (0: none; hs or negative needed).
     device="cuda" trains on the GPU (batch_words centers per step). workers: CPU threads. With workers > 1 the
     updates race (Hogwild), so results vary slightly between runs, as with gensim and word2vec.c.
+    update: None (the trainer's own rule: "exact" on the CPU, "batched" on a device), "exact", "window" (CPU)
+    or "batched" (see the module docstring). saturation: "skip" (gensim) or "clamp" (word2vec.c), what
+    negative sampling does with a score beyond +-6 (hierarchical softmax skips it in both). sigmoid (CPU
+    rules): "table", word2vec.c's and gensim's 1000-entry lookup (their index scale is 83 where 1000/12 =
+    83.33 was meant: sigmoid(0.012 floor(83 (f + 6)) - 6)), or "interpolated" (error < 2e-6). max_final_vocab:
+    gensim's cap (min_count raised until at most that many words remain); max_vocab: a hard cap on the words
+    kept after that.
 
     After training: ``keys`` (list [V]), ``vectors`` (numpy float32 [V, D]), ``syn0`` (the torch table),
     ``wv`` (fastrepr.EmbeddingIndex: most_similar, analogy), ``save_word2vec_format(path, binary=False)``,
@@ -70,14 +88,26 @@ class Word2Vec:
     """
 
     def __init__(self, sentences=None, corpus_file=None, vector_size: int = 100, window: int = 5,
-                 min_count: int = 5, max_vocab: int | None = None, sg: int = 1, hs: int = 0, negative: int = 5,
+                 min_count: int = 5, max_vocab: int | None = None, max_final_vocab: int | None = None,
+                 sg: int = 1, hs: int = 0, negative: int = 5,
                  ns_exponent: float = 0.75, cbow_mean: int = 1, sample: float = 1e-3, alpha: float = 0.025,
                  min_alpha: float = 1e-4, epochs: int = 5, workers: int | None = None, seed: int = 1,
-                 shrink_windows: bool = True, device="cpu", batch_words: int | None = None, progress: bool = True):
+                 shrink_windows: bool = True, device="cpu", batch_words: int | None = None, progress: bool = True,
+                 update: str | None = None, saturation: str = "skip", sigmoid: str = "table"):
         self.vector_size = _int("vector_size", vector_size, 1)
         self.window = _int("window", window, 1)
         self.min_count = _int("min_count", min_count, 1)
         self.max_vocab = None if max_vocab is None else _int("max_vocab", max_vocab, 1)
+        self.max_final_vocab = None if max_final_vocab is None else _int("max_final_vocab", max_final_vocab, 1)
+        if update not in (None, "exact", "window", "batched"):
+            raise ValueError(f"update must be None, 'exact', 'window' or 'batched', got {update!r}")
+        if saturation not in ("skip", "clamp"):
+            raise ValueError(f"saturation must be 'skip' (gensim) or 'clamp' (word2vec.c), got {saturation!r}")
+        if sigmoid not in ("table", "interpolated"):
+            raise ValueError(f"sigmoid must be 'table' (word2vec.c's and gensim's lookup) or 'interpolated', "
+                             f"got {sigmoid!r}")
+        self.update, self.saturation, self.sigmoid = update, saturation, sigmoid
+        self.update_rule = None  # the rule the last train() used
         if sg not in (0, 1) or hs not in (0, 1) or cbow_mean not in (0, 1):
             raise ValueError(f"sg, hs and cbow_mean must be 0 or 1, got sg={sg!r}, hs={hs!r}, cbow_mean={cbow_mean!r}")
         self.sg, self.hs, self.cbow_mean = int(sg), int(hs), int(cbow_mean)
@@ -111,7 +141,7 @@ class Word2Vec:
     # ---------------------------------------------------------------------------------------- vocabulary
     def build_vocab(self, corpus) -> "Word2Vec":
         """Count the corpus, build the sampling tables and the Huffman tree, and initialize the weights."""
-        self.vocab = Vocab.build(corpus, self.min_count, self.max_vocab)
+        self.vocab = Vocab.build(corpus, self.min_count, self.max_vocab, self.max_final_vocab)
         counts = self.vocab.counts
         V, D = len(self.vocab), self.vector_size
         self.keep = keep_probability(counts, self.sample)
@@ -147,18 +177,43 @@ class Word2Vec:
         tokens, offsets = self.vocab.encode(corpus)
         if tokens.size == 0:
             raise ValueError("no token of the corpus is in the vocabulary")
+        native = select("word2vec", self.syn0) == "native" and self.update != "batched"
+        rule = self.update or ("exact" if native else "batched")
+        if not native and rule != "batched":
+            raise ValueError(f"update={rule!r} is a rule of the native CPU trainer, which does not run here "
+                             f"(device {self.device}, FASTREPR_BACKEND); the device trainer uses update='batched'")
         t0 = time.perf_counter()
-        if select("word2vec", self.syn0) == "native":
-            self.loss = self._train_native(tokens, offsets, epochs, progress)
+        if native:
+            self.loss = self._train_native(tokens, offsets, epochs, progress, rule == "window")
         else:
             from .batched import train_batched
 
             self.loss = train_batched(self, tokens, offsets, epochs, progress)
+            self._check_finite(None, None, epochs * tokens.size)
+        self.update_rule = rule
         self.train_seconds = time.perf_counter() - t0
         self.words_per_second = tokens.size * epochs / max(self.train_seconds, 1e-9)
         return self
 
-    def _train_native(self, tokens: np.ndarray, offsets: np.ndarray, epochs: int, progress: bool) -> float:
+    def _check_finite(self, words, alpha, total, exploded: bool = False) -> None:
+        """FloatingPointError when the C++ trainer met a non-finite score or an exploding loss (words, alpha
+        given), the loss is not finite, or any table holds NaN or Inf (one O(V·D) pass)."""
+        bad = words is not None or not math.isfinite(self.loss)
+        if not bad:
+            bad = any(t is not None and not bool(torch.isfinite(t).all()) for t in (self.syn0, self.syn1neg, self.syn1))
+        if not bad:
+            return
+        where = f" after {words} of {total} words, at learning rate {alpha:.4g}" if words is not None else ""
+        what = ("the loss exploded (above 1000 per prediction: saturation='clamp', word2vec.c's rule, lets the "
+                "weights grow without bound)" if exploded else "scores or weights became NaN or infinite")
+        extra = "".join(f", {k}={v}" for k, v in (("negative", self.negative), ("window", self.window)) if v)
+        raise FloatingPointError(
+            f"word2vec training diverged: {what}{where} (alpha={self.alpha}{extra}, sg={self.sg}, hs={self.hs}); "
+            f"the vectors are unusable. Lower alpha (gensim's default is 0.025), use saturation='skip', or check "
+            f"the initial weights if you set them yourself")
+
+    def _train_native(self, tokens: np.ndarray, offsets: np.ndarray, epochs: int, progress: bool,
+                      window_update: bool) -> float:
         C = _native.get()
         empty_u32, empty_i32 = np.zeros(0, np.uint32), np.zeros(0, np.int32)
         keep = keep_thresholds(self.vocab.counts, self.sample) if self.sample else empty_u32
@@ -172,16 +227,18 @@ class Word2Vec:
         stats = np.zeros((self.workers, 3), np.float64)
         stop = np.zeros(1, np.int32)
         errors: list[BaseException] = []
+        result: list = []
 
         def run():
             try:
-                C.word2vec_train(
+                result.append(C.word2vec_train(
                     tokens, offsets, keep, prob, alias, points, codes, lengths, self.syn0.numpy(),
                     self.syn1neg.numpy() if self.syn1neg is not None else none2,
                     self.syn1.numpy() if self.syn1 is not None else none2, stats, stop,
                     sg=self.sg, hs=self.hs, negative=self.negative, window=self.window, cbow_mean=self.cbow_mean,
                     shrink_windows=int(self.shrink_windows), epochs=epochs, alpha=self.alpha,
-                    min_alpha=self.min_alpha, seed=self.seed, threads=self.workers)
+                    min_alpha=self.min_alpha, seed=self.seed, threads=self.workers, window_update=int(window_update),
+                    clamp=int(self.saturation == "clamp"), smooth_sigmoid=int(self.sigmoid == "interpolated")))
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 
@@ -202,7 +259,10 @@ class Word2Vec:
                 bar.close()
         if errors:
             raise errors[0]
-        return float(stats[:, 1].sum() / max(stats[:, 2].sum(), 1.0))
+        status, words, alpha = result[0]
+        self.loss = float(stats[:, 1].sum() / max(stats[:, 2].sum(), 1.0))
+        self._check_finite(words if status in (2, 3) else None, alpha, tokens.size * epochs, exploded=status == 3)
+        return self.loss
 
     # ---------------------------------------------------------------------------------------- results
     def _require_trained(self):
