@@ -155,9 +155,9 @@ void topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, 
   if (Q > 0) fastrepr::topk_scan(prob, plan, static_cast<float*>(ov.ptr), static_cast<int64_t*>(oi.ptr));
 }
 
-void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& cand, const py::buffer& worst,
-                 const py::buffer& bound, const py::buffer& excl, bool l2, const py::buffer& out_v,
-                 const py::buffer& out_i, const py::buffer& ok, int threads) {
+void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& cand, const py::object& scale,
+                 const py::buffer& worst, const py::buffer& bound, const py::buffer& excl, bool l2,
+                 const py::buffer& out_v, const py::buffer& out_i, const py::buffer& ok, int threads) {
   View xv = view(x, "x", sizeof(double), 2, false), vv = view(v, "vectors", sizeof(float), 2, false);
   View cv = view(cand, "cand", sizeof(int64_t), 2, false), ev = view(excl, "excl", sizeof(int64_t), 2, false);
   View wv = view(worst, "worst", sizeof(double), 1, false), bv = view(bound, "bound", sizeof(double), 1, false);
@@ -170,8 +170,14 @@ void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& can
     throw py::value_error("excl [Q, E], worst [Q], bound [Q] and ok [Q] must agree with x [Q, D]");
   if (k < 1 || ov.shape[0] != Q || oi.shape != ov.shape)
     throw py::value_error("out_v and out_i must have shape [Q, k] with k >= 1");
+  const double* scale_ptr = nullptr;
+  if (!scale.is_none()) {
+    View sv = view(scale.cast<py::buffer>(), "scale", sizeof(double), 1, false);
+    if (sv.shape[0] != Q) throw py::value_error("scale must have shape [Q]");
+    scale_ptr = static_cast<const double*>(sv.ptr);
+  }
   fastrepr::RefineProblem prob{static_cast<const double*>(xv.ptr), Q, D, static_cast<const float*>(vv.ptr), R, D,
-                               static_cast<const int64_t*>(cv.ptr), cv.shape[1],
+                               static_cast<const int64_t*>(cv.ptr), cv.shape[1], scale_ptr,
                                static_cast<const double*>(wv.ptr), static_cast<const double*>(bv.ptr),
                                static_cast<const int64_t*>(ev.ptr), ev.shape[1], l2, k};
   bool good;
@@ -599,7 +605,7 @@ PYBIND11_MODULE(_C, m) {
         py::arg("threads") = 0,
         "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
         "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel");
-  m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("worst"),
+  m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"), py::arg("worst"),
         py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"), py::arg("ok"),
         py::arg("threads") = 0,
         "float64 scores of the candidate rows, the k best into out_v/out_i, and ok[q] = 1 when certified");

@@ -280,13 +280,14 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
         return a.first > b.first || (a.first == b.first && a.second < b.second);
       });
       const float pad = p.l2 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+      const double sc = p.l2 ? -1.0 : (p.scale ? p.scale[q] : 1.0);  // key -> reported score
       for (int64_t j = 0; j < p.k; ++j) {
-        out_v[q * p.k + j] = j < m ? static_cast<float>(p.l2 ? -found[j].first : found[j].first) : pad;
+        out_v[q * p.k + j] = j < m ? static_cast<float>(found[j].first * sc) : pad;
         out_i[q * p.k + j] = j < m ? found[j].second : -1;
       }
       bool certain = exhaustive;
       if (!certain && m == p.k && m > 0) {
-        const double kth = found[m - 1].first;  // l2: minus the k-th distance
+        const double kth = p.l2 ? found[m - 1].first : found[m - 1].first * sc;  // l2: minus the k-th distance
         const double outside = p.l2 ? -(p.worst[q] - p.bound[q]) : p.worst[q] + p.bound[q];
         certain = outside < kth;
       }

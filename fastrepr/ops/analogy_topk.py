@@ -145,10 +145,13 @@ def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method
 # 3CosMul keeps the three cosines of the distinct words (it is no single query) and float32 ranking.
 
 
-def cosadd_queries(unit: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-    """x [Q, D] float64: the unit 3CosAdd directions (zero where u_b + u_c - u_a is zero)."""
+def cosadd_queries(unit: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(comb [Q, D] float64, scale [Q] float64): comb = u_b + u_c - u_a, scale = 1 / |comb| (0 where comb is
+    zero, as the reference). Rows rank by comb.u and score scale·(comb.u): rows tied in the sum stay tied."""
     u = unit[words.reshape(-1)].double().view(words.shape[0], 3, -1)
-    return torch.nn.functional.normalize(u[:, 1] + u[:, 2] - u[:, 0], dim=1)
+    comb = u[:, 1] + u[:, 2] - u[:, 0]
+    norm = comb.norm(dim=1)
+    return comb, torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
 
 
 def cosadd_route(Q: int, W: int, R: int, D: int) -> str:
@@ -160,23 +163,25 @@ def cosadd_native(unit: torch.Tensor, words: torch.Tensor, k: int, vsq: torch.Te
                   route: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact 3CosAdd on CPU (see above): (scores [Q, k], rows [Q, k]), a/b/c never returned, k <= R."""
     Q, R, D = words.shape[0], unit.shape[0], unit.shape[1]
-    x64 = cosadd_queries(unit, words)
+    comb, scale = cosadd_queries(unit, words)
     route = route or cosadd_route(Q, int(torch.unique(words).numel()), R, D)
     vsq = row_sqnorms(unit) if vsq is None else vsq
     threads = torch.get_num_threads()
+
+    def search(sel):
+        return exact_search((comb[sel] * scale[sel, None]).float(), unit, k, False, vsq, x64=comb[sel],
+                            scale=scale[sel], excl=words[sel], threads=threads)
+
     if route == "search":
-        return exact_search(x64.float(), unit, k, False, vsq, x64=x64, excl=words, threads=threads)
+        return search(slice(None))
     K = min(R, k + margin(k))
     approx, cand = analogy_topk_forward(unit, words, K, "3cosadd", "native")
-    u = unit[words.reshape(-1)].view(Q, 3, -1)
-    norm = (u[:, 1] + u[:, 2] - u[:, 0]).double().norm(dim=1)
-    scale = torch.where(norm > 0, 1.0 / norm, torch.full_like(norm, float("inf")))
-    bound = 2.0 * (scale * (3 * gamma(D) + 12 * _U) + gamma(D) + 4 * _U)
-    s, i, ok = refine(x64, unit, cand, approx[:, -1].double(), bound, words, False, k, threads)
+    bound = 2.0 * (torch.where(scale > 0, scale, torch.full_like(scale, float("inf"))) * (3 * gamma(D) + 12 * _U)
+                   + gamma(D) + 4 * _U)
+    s, i, ok = refine(comb, unit, cand, approx[:, -1].double(), bound, words, False, k, threads, scale)
     if not bool(ok.all()):  # near-ties at the k-th place: those questions go through the search
         bad = (~ok).nonzero().squeeze(1)
-        s[bad], i[bad] = exact_search(x64[bad].float(), unit, k, False, vsq, x64=x64[bad], excl=words[bad],
-                                      threads=threads)
+        s[bad], i[bad] = search(bad)
     return s, i
 
 

@@ -7,12 +7,16 @@ SPLITS, so small query batches still fill the GPU); it walks the range in [BLOCK
 (``_merge_topk``). Partial lists, [Q, SPLITS, KP] for KP = next_pow2(k), are merged on the host by one sort.
 L2 ranks by 2 q.v - |v|^2 (= |q|^2 - |q - v|^2) and returns |q|^2 minus it, clamped at 0.
 
-Native (CPU): the [Q, C] tile for a chunk of C rows comes from one GEMM (torch.mm), and the C++ kernel
-``topk_merge`` folds it into sorted per-query lists (OpenMP over queries). Memory O(Q·C), C sized so the
-tile stays near 16 MB.
+Native (CPU): an exact search in two steps (notes above ``exact_search``). A float32 scan keeps the best
+k + margin rows per query (C++ ``topk_scan``: per core, an L2-sized [512, 512] tile from a single-threaded
+BLAS product or [64, 128] from the built-in kernel, folded at once into running lists; or FAISS's flat scan);
+which path runs is measured once per machine (``_search_plan``). Then ``topk_refine`` scores the candidates
+in float64 and certifies that no other row can belong; uncertified queries are scanned again with more
+candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
+Memory: O(Q·(k + margin)) lists and one tile per thread; never the [Q, R] score matrix.
 
 Ties: equal scores keep the lower row first on every backend (and in ``reference.topk_search``).
-Cost: 2·Q·R·D flops. Gradients: none (an evaluation op).
+Cost: 2·Q·R·D flops (plus Q·(k + margin)·D in float64). Gradients: none (an evaluation op).
 """
 from __future__ import annotations
 
@@ -257,29 +261,44 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
 
 
 def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, worst: torch.Tensor, bound: torch.Tensor,
-           excl: torch.Tensor, l2: bool, k: int, threads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           excl: torch.Tensor, l2: bool, k: int, threads: int,
+           scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Float64 scores of the candidates cand [Q, Kc] for queries x64 [Q, D] (float64): the k best non-excluded
-    (scores [Q, k] float32, rows [Q, k]) and ok [Q] bool, True where no other row can belong (see above)."""
+    (scores [Q, k] float32, rows [Q, k]) and ok [Q] bool, True where no other row can belong (see above).
+    scale [Q] (ip): scores are scale·(x.v), ranked by x.v (so rows tied in x.v stay tied)."""
     Q = x64.shape[0]
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
     ok = torch.empty(Q, dtype=torch.uint8)
     _native.get().topk_refine(x64.contiguous().numpy(), vectors.numpy(), cand.contiguous().numpy(),
+                              None if scale is None else scale.double().contiguous().numpy(),
                               worst.double().contiguous().numpy(), bound.double().contiguous().numpy(),
                               excl.contiguous().numpy(), l2, out_v.numpy(), out_i.numpy(), ok.numpy(), threads)
     return out_v, out_i, ok.bool()
 
 
-def check_finite_scores(qnorm: torch.Tensor, vmax: float, l2: bool) -> None:
-    """ValueError when a float32 score could overflow (data-dependent; the inputs are finite)."""
+def max_norm(vsq: torch.Tensor, D: int) -> float:
+    """An upper bound on max |v| from float32 squared norms (each off by at most gamma_D relative)."""
+    return math.sqrt(float(vsq.max()) * (1.0 + 2.0 * gamma(D))) if vsq.numel() else 0.0
+
+
+def check_inputs(queries: torch.Tensor, vectors: torch.Tensor, vsq: torch.Tensor | None, l2: bool,
+                 qnorm: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """The data checks every backend makes (the same input gives the same error everywhere): finite queries
+    and rows, and scores that cannot overflow float32 in any partial sum (|q|·max|v|, l2: (|q| + max|v|)^2,
+    below 1e38). Returns (vsq, an upper bound on max |v|)."""
+    if not bool(torch.isfinite(queries).all()):
+        raise ValueError("queries contains NaN or Inf")
+    vsq = row_sqnorms(vectors) if vsq is None else vsq
+    if not bool(torch.isfinite(vsq).all()):
+        raise ValueError("vectors contains NaN or Inf (or rows whose squared norm overflows float32)")
+    vmax = max_norm(vsq, vectors.shape[1])
+    if qnorm is None:
+        qnorm = torch.linalg.vector_norm(queries, dim=1, dtype=torch.float64)
     worst = float(((qnorm.max() + vmax) ** 2) if l2 else qnorm.max() * vmax) if qnorm.numel() else 0.0
     if not worst < _FLT_BIG:
         raise ValueError(f"queries: scores against these vectors can reach {worst:.3g}, beyond float32's range "
                          "(rescale the queries or the vectors)")
-
-
-def max_norm(vsq: torch.Tensor, D: int) -> float:
-    """An upper bound on max |v| from float32 squared norms (each off by at most gamma_D relative)."""
-    return math.sqrt(float(vsq.max()) * (1.0 + 2.0 * gamma(D))) if vsq.numel() else 0.0
+    return vsq, vmax
 
 
 def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool) -> torch.Tensor:
@@ -298,12 +317,14 @@ def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool) -> torch.Tenso
 
 
 def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, vsq: torch.Tensor | None = None,
-                 *, x64: torch.Tensor | None = None, excl: torch.Tensor | None = None,
-                 threads: int | None = None, path=None) -> tuple[torch.Tensor, torch.Tensor]:
+                 *, x64: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+                 excl: torch.Tensor | None = None, threads: int | None = None,
+                 path=None) -> tuple[torch.Tensor, torch.Tensor]:
     """CPU exact top-k: (scores [Q, k] float32, rows [Q, k] int64), k <= R, ranked in float64.
 
-    queries [Q, D] float32 (what the scan multiplies); x64 [Q, D] float64, the exact queries when they are
-    not the float32 ones (analogies); excl [Q, E] rows never returned (-1: none), counted in the candidates.
+    queries [Q, D] float32 (what the scan multiplies); x64 [Q, D] float64 and scale [Q] (ip only), when the
+    exact score is scale·(x64.v) with queries ~ scale·x64 in float32 (analogies: the unnormalized sum and
+    its inverse norm); excl [Q, E] rows never returned (-1: none), counted in the candidates.
     Memory: O(Q·(k + margin)) lists in chunks of at most 16384 queries, one [512, 512] tile per thread,
     float64 copies of a chunk's queries; never the [Q, R] score matrix.
     """
@@ -312,10 +333,11 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     Q, D = queries.shape
     R = vectors.shape[0]
     threads = threads or torch.get_num_threads()
-    vsq = row_sqnorms(vectors) if vsq is None else vsq
-    if not bool(torch.isfinite(vsq).all()):
-        raise ValueError("vectors contains NaN or Inf (or rows whose squared norm overflows float32)")
-    vmax = max_norm(vsq, D)
+    if x64 is None:
+        qnorm = torch.linalg.vector_norm(queries, dim=1, dtype=torch.float64)
+    else:
+        qnorm = x64.norm(dim=1) * (1.0 if scale is None else scale)  # the norm of the exact scaled query
+    vsq, vmax = check_inputs(queries, vectors, vsq, l2, qnorm)
     excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
     path = path or _search_plan.choose(Q, R, D, threads)
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
@@ -323,8 +345,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     for lo in range(0, Q, step):
         rows = torch.arange(lo, min(Q, lo + step))
         x = queries[rows].double() if x64 is None else x64[rows]
-        qn = x.norm(dim=1)
-        check_finite_scores(qn, vmax, l2)
+        qn = qnorm[rows]
         use = path
         if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
             use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
@@ -336,7 +357,8 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
             worst = vals[:, -1].double()
             if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
                 worst = q.double().square().sum(1) - worst
-            s, i, ok = refine(x, vectors, cand, worst, _bound(use, qn, vmax, D, l2), excl[rows], l2, k, threads)
+            s, i, ok = refine(x, vectors, cand, worst, _bound(use, qn, vmax, D, l2), excl[rows], l2, k, threads,
+                              None if scale is None else scale[rows])
             out_v[rows], out_i[rows] = s, i
             if K >= R:
                 break
@@ -367,10 +389,10 @@ def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, 
     ``queries`` otherwise, on every backend). vsq: |v|^2 per row [R] when the caller has it (else computed).
     backend: "" selects per call (fastrepr._backend.select), or names one. The native backend returns the
     float64 ranking exactly (module notes above); Triton ranks in float32."""
-    if not bool(torch.isfinite(queries).all()):
-        raise ValueError("queries contains NaN or Inf")
     k = min(int(k), vectors.shape[0])
     backend = select(OP, queries, force=backend or None)
+    if backend != "native":  # (the native search makes the same checks itself)
+        check_inputs(queries, vectors, vsq, l2)
     if backend == "torch":
         return reference.topk_search(queries, vectors, k, "l2" if l2 else "ip")
     if backend == "native":
