@@ -193,6 +193,8 @@ def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, b
     when the caller has it. backend: "" selects per call (fastrepr._backend.select), or names one."""
     k = min(int(k), unit.shape[0])
     backend = select(OP, unit, force=backend or None)
+    if words.shape[0] == 0:
+        return unit.new_empty((0, k)), unit.new_empty((0, k), dtype=torch.int64)
     if backend == "torch":
         return reference.analogy_topk(unit, words, k, method)
     if backend == "native" and method == "3cosadd":

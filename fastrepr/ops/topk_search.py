@@ -391,6 +391,8 @@ def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, 
     float64 ranking exactly (module notes above); Triton ranks in float32."""
     k = min(int(k), vectors.shape[0])
     backend = select(OP, queries, force=backend or None)
+    if queries.shape[0] == 0:
+        return queries.new_empty((0, k)), queries.new_empty((0, k), dtype=torch.int64)
     if backend != "native":  # (the native search makes the same checks itself)
         check_inputs(queries, vectors, vsq, l2)
     if backend == "torch":
