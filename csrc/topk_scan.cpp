@@ -30,6 +30,10 @@
 #include "topk.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__)
 #define FASTREPR_TOPK_X86 1
 #endif
 #define TOPK_INLINE inline __attribute__((always_inline))
@@ -178,47 +182,99 @@ inline void compact(List& l, int64_t K) {
   l.t = l.e[K - 1];
 }
 
-// Fold scores s[0:n] of rows [col0, col0 + n) into one list; l2 scores are 2 s - vsq. Compiled per
-// instruction set as one function, so the block maxima below vectorize inline (a call per block cost more
-// than the scan itself).
+// Fold scores s[0:n] of rows [col0, col0 + n) into one list; l2 scores are 2 s - vsq. Blocks of 128 scores
+// are tested against the threshold through their maximum, taken with four independent vector accumulators
+// (one auto-vectorized reduction ran 4x slower: one dependency chain, and a call per block before that).
+// Compiled per instruction set (target_clones); the body is inlined into each clone.
+template <bool L2>
+TOPK_INLINE v16 scores16(const float* s, const float* vsq) {
+  const v16 x = vload<v16>(s);
+  if (!L2) return x;
+  return 2.0f * x - vload<v16>(vsq);
+}
+
+TOPK_INLINE v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+
+template <bool L2>
+TOPK_INLINE void take(const float* s, const float* vsq, int64_t m, int64_t col0, List& l, int64_t K, int64_t L) {
+  for (int64_t t = 0; t < m; ++t) {
+    const float x = L2 ? 2.0f * s[t] - vsq[t] : s[t];
+    if (!(x > l.t.v)) continue;  // NaN never enters; an equal score has a higher row than t: it never ranks before
+    l.e[l.n++] = {x, col0 + t};
+    if (l.n == L) compact(l, K);
+  }
+}
+
+template <bool L2>
+TOPK_INLINE void scan_body(const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K,
+                           int64_t L) {
+  constexpr int64_t B = 128;
+  int64_t j0 = 0;
+  for (; j0 + B <= n; j0 += B) {
+    const float* sj = s + j0;
+    const float* qj = L2 ? vsq + j0 : nullptr;
+    v16 a0 = scores16<L2>(sj, qj), a1 = scores16<L2>(sj + 16, L2 ? qj + 16 : nullptr);
+    v16 a2 = scores16<L2>(sj + 32, L2 ? qj + 32 : nullptr), a3 = scores16<L2>(sj + 48, L2 ? qj + 48 : nullptr);
+    a0 = vmax(a0, scores16<L2>(sj + 64, L2 ? qj + 64 : nullptr));
+    a1 = vmax(a1, scores16<L2>(sj + 80, L2 ? qj + 80 : nullptr));
+    a2 = vmax(a2, scores16<L2>(sj + 96, L2 ? qj + 96 : nullptr));
+    a3 = vmax(a3, scores16<L2>(sj + 112, L2 ? qj + 112 : nullptr));
+    a0 = vmax(vmax(a0, a1), vmax(a2, a3));
+    float mx = a0[0];
+    for (int t = 1; t < 16; ++t) mx = mx > a0[t] ? mx : a0[t];
+    if (mx > l.t.v) take<L2>(sj, qj, B, col0 + j0, l, K, L);
+  }
+  if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define TOPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TOPK_CLONES
 #endif
-TOPK_CLONES void scan_row(const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K,
-                          int64_t L) {
-  constexpr int64_t B = 128;
-  for (int64_t j0 = 0; j0 < n; j0 += B) {
-    const int64_t m = std::min(B, n - j0);
-    const float* sj = s + j0;
-    float mx = kNegInf;
-    if (vsq) {
-      const float* qj = vsq + j0;
-#pragma omp simd reduction(max : mx)
-      for (int64_t t = 0; t < m; ++t) mx = std::max(mx, 2.0f * sj[t] - qj[t]);
-    } else {
-#pragma omp simd reduction(max : mx)
-      for (int64_t t = 0; t < m; ++t) mx = std::max(mx, sj[t]);
-    }
-    if (!(mx > l.t.v)) continue;  // nothing here beats the threshold (NaN never enters)
-    for (int64_t t = 0; t < m; ++t) {
-      const float x = vsq ? 2.0f * sj[t] - vsq[j0 + t] : sj[t];
-      if (!(x > l.t.v)) continue;
-      l.e[l.n++] = {x, col0 + j0 + t};
-      if (l.n == L) compact(l, K);
-    }
-  }
+TOPK_CLONES void scan_row_ip(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  scan_body<false>(s, nullptr, n, col0, l, K, L);
+}
+TOPK_CLONES void scan_row_l2(const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K,
+                             int64_t L) {
+  scan_body<true>(s, vsq, n, col0, l, K, L);
 }
 
-// rows [n, D] (row stride ld) -> contiguous bfloat16 bits [n, D]
-TOPK_CLONES void to_bf16_rows(const float* x, int64_t ld, int64_t n, int64_t D, uint16_t* out) {
+// rows [n, D] (row stride ld) -> contiguous bfloat16 bits [n, D], rounded to nearest even
+TOPK_CLONES void to_bf16_generic(const float* x, int64_t ld, int64_t n, int64_t D, uint16_t* out) {
   for (int64_t r = 0; r < n; ++r) {
     const float* row = x + r * ld;
     uint16_t* o = out + r * D;
 #pragma omp simd
     for (int64_t d = 0; d < D; ++d) o[d] = float_to_bf16(row[d]);
   }
+}
+#ifdef FASTREPR_TOPK_X86
+// vcvtne2ps2bf16: 32 floats per instruction, the same rounding (denormal inputs become zero, which the
+// refinement's bound allows for)
+__attribute__((target("avx512f,avx512bf16"))) void to_bf16_avx512(const float* x, int64_t ld, int64_t n, int64_t D,
+                                                                 uint16_t* out) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * ld;
+    uint16_t* o = out + r * D;
+    int64_t d = 0;
+    for (; d + 32 <= D; d += 32) {
+      const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + d + 16), _mm512_loadu_ps(row + d));
+      _mm512_storeu_si512(o + d, reinterpret_cast<const __m512i&>(h));
+    }
+    for (; d < D; ++d) o[d] = float_to_bf16(row[d]);
+  }
+}
+#endif
+
+using ToBf16 = void (*)(const float*, int64_t, int64_t, int64_t, uint16_t*);
+
+ToBf16 to_bf16_fn() {
+#ifdef FASTREPR_TOPK_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bf16")) return to_bf16_avx512;
+#endif
+  return to_bf16_generic;
 }
 
 }  // namespace
@@ -229,7 +285,11 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const int nt = clamp_threads(plan.threads);
   const int64_t K = p.K, L = 2 * p.K;
   const int64_t bq = std::max<int64_t>(1, plan.block_q), bv = std::max<int64_t>(1, plan.block_v);
-  const int64_t nb = (p.Q + bq - 1) / bq;
+  // An item owns G consecutive query tiles and one range of rows: each chunk of rows is read (and, for
+  // bf16, converted) once per G tiles. G > 1 only when the queries alone give every thread 4+ items.
+  const int64_t tiles = (p.Q + bq - 1) / bq;
+  const int64_t G = tiles >= 16 * nt ? 4 : tiles >= 8 * nt ? 2 : 1;
+  const int64_t nb = (tiles + G - 1) / G, span_q = G * bq;
   // Row ranges: enough items for every thread (and some slack for the dynamic schedule) when the queries
   // alone are too few; each range at least one tile long.
   const int64_t want = nb >= 2 * nt ? 1 : (2 * nt + nb - 1) / nb;
@@ -239,36 +299,42 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   std::vector<List> lists(static_cast<size_t>(p.Q * P));
   for (int64_t x = 0; x < p.Q * P; ++x) lists[x] = {store.data() + x * L, 0, {kNegInf, kMaxId}};
   const TileFn tile = tile_fn();
+  const ToBf16 to_bf16 = plan.gemm_bf16 ? to_bf16_fn() : nullptr;
   const char trans_t = 'T', trans_n = 'N';
   const float one = 1.0f, zero = 0.0f;
   (void)nt;
 #pragma omp parallel num_threads(nt)
   {
     std::vector<float> S(static_cast<size_t>(bq * bv));
-    std::vector<uint16_t> q16(plan.gemm_bf16 ? static_cast<size_t>(bq * p.D) : 0);
+    std::vector<uint16_t> q16(plan.gemm_bf16 ? static_cast<size_t>(span_q * p.D) : 0);
     std::vector<uint16_t> v16(plan.gemm_bf16 ? static_cast<size_t>(bv * p.D) : 0);
     const int prev = plan.set_threads ? plan.set_threads(1) : 0;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < nb * P; ++item) {
       const int64_t b = item / P, part = item % P;
-      const int64_t q0 = b * bq, nq = std::min(bq, p.Q - q0);
+      const int64_t q0 = b * span_q, nq_item = std::min(span_q, p.Q - q0);
       const int64_t lo = part * span, hi = std::min(p.R, lo + span);
-      if (plan.gemm_bf16) to_bf16_rows(p.q + q0 * p.ldq, p.ldq, nq, p.D, q16.data());
+      if (to_bf16) to_bf16(p.q + q0 * p.ldq, p.ldq, nq_item, p.D, q16.data());
       for (int64_t c0 = lo; c0 < hi; c0 += bv) {
         const int64_t nc = std::min(bv, hi - c0);
-        if (plan.gemm_bf16) {
-          to_bf16_rows(p.v + c0 * p.ldv, p.ldv, nc, p.D, v16.data());
-          plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, v16.data(), &p.D, q16.data(), &p.D, &zero,
-                         S.data(), &nc);
-        } else if (plan.gemm) {
-          // row-major S [nq, nc] = Q_blk V_chunk^T is the column-major nc x nq matrix V_chunk Q_blk^T
-          plan.gemm(&trans_t, &trans_n, &nc, &nq, &p.D, &one, p.v + c0 * p.ldv, &p.ldv, p.q + q0 * p.ldq, &p.ldq,
-                    &zero, S.data(), &nc);
-        } else {
-          tile(p.q + q0 * p.ldq, p.ldq, nq, p.v + c0 * p.ldv, p.ldv, nc, p.D, S.data(), nc);
+        if (to_bf16) to_bf16(p.v + c0 * p.ldv, p.ldv, nc, p.D, v16.data());
+        for (int64_t t0 = 0; t0 < nq_item; t0 += bq) {
+          const int64_t nq = std::min(bq, nq_item - t0), qa = q0 + t0;
+          // row-major S [nq, nc] = Q_tile V_chunk^T is the column-major nc x nq matrix V_chunk Q_tile^T
+          if (to_bf16)
+            plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, v16.data(), &p.D, q16.data() + t0 * p.D,
+                           &p.D, &zero, S.data(), &nc);
+          else if (plan.gemm)
+            plan.gemm(&trans_t, &trans_n, &nc, &nq, &p.D, &one, p.v + c0 * p.ldv, &p.ldv, p.q + qa * p.ldq,
+                      &p.ldq, &zero, S.data(), &nc);
+          else
+            tile(p.q + qa * p.ldq, p.ldq, nq, p.v + c0 * p.ldv, p.ldv, nc, p.D, S.data(), nc);
+          for (int64_t r = 0; r < nq; ++r) {
+            List& l = lists[(qa + r) * P + part];
+            if (p.vsq) scan_row_l2(S.data() + r * nc, p.vsq + c0, nc, c0, l, K, L);
+            else scan_row_ip(S.data() + r * nc, nc, c0, l, K, L);
+          }
         }
-        for (int64_t r = 0; r < nq; ++r)
-          scan_row(S.data() + r * nc, p.vsq ? p.vsq + c0 : nullptr, nc, c0, lists[(q0 + r) * P + part], K, L);
       }
     }
     if (plan.set_threads) plan.set_threads(prev);

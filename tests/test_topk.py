@@ -279,7 +279,7 @@ def test_choose_reads_the_calibration(monkeypatch, tmp_path):
     fake["gflops"][names[0]] = [5.0, 5.0, 0.5, 0.5]
     calls = []
     monkeypatch.setattr(sp, "calibrate", lambda threads=None, save=True: calls.append(1) or fake)
-    assert sp.choose(1, 100_000, 300).name == names[0]
+    assert sp.choose(1, 1_000_000, 300).name == names[0]
     assert sp.choose(200, 100_000, 300).name == names[-1]
     assert len(calls) == 1  # measured once per process (then cached)
     assert sp.choose(200, 10, 10).name == sp.default(200).name  # small: the default rule, no measurement

@@ -233,8 +233,12 @@ def margin(k: int) -> int:
 
 
 def row_sqnorms(vectors: torch.Tensor) -> torch.Tensor:
-    """|v|^2 per row [R] float32 (what the l2 scan ranks with; cached by EmbeddingIndex)."""
-    return vectors.square().sum(1)
+    """|v|^2 per row [R] float32 (what the l2 scan ranks with; cached by EmbeddingIndex). In blocks of 8192
+    rows: no [R, D] temporary."""
+    out = torch.empty(vectors.shape[0], dtype=vectors.dtype, device=vectors.device)
+    for lo in range(0, vectors.shape[0], 8192):
+        out[lo:lo + 8192] = vectors[lo:lo + 8192].square().sum(1)
+    return out
 
 
 def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.Tensor | None,
@@ -341,7 +345,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
     path = path or _search_plan.choose(Q, R, D, threads)
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
-    step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, 2 * k + excl.shape[1] + 32))))
+    step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, 3 * k + excl.shape[1] + 32))))
     for lo in range(0, Q, step):
         rows = torch.arange(lo, min(Q, lo + step))
         x = queries[rows].double() if x64 is None else x64[rows]
@@ -350,7 +354,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
             use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
         # a bf16 filter keeps more candidates: its bound is wider, so more rows sit near the k-th score
-        K = min(R, (2 * k + 24 if use.bf16 else k + margin(k)) + excl.shape[1])
+        K = min(R, (3 * k + 32 if use.bf16 else k + margin(k)) + excl.shape[1])
         while rows.numel():
             q = queries[rows].contiguous()
             vals, cand = scan(use, q, vectors, K, vsq if l2 else None, threads)
