@@ -156,18 +156,18 @@ void topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, 
 }
 
 void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& cand, const py::object& scale,
-                 const py::buffer& worst, const py::buffer& bound, const py::buffer& excl, bool l2,
+                 const py::buffer& approx, const py::buffer& bound, const py::buffer& excl, bool l2,
                  const py::buffer& out_v, const py::buffer& out_i, const py::buffer& ok, int threads) {
   View xv = view(x, "x", sizeof(double), 2, false), vv = view(v, "vectors", sizeof(float), 2, false);
   View cv = view(cand, "cand", sizeof(int64_t), 2, false), ev = view(excl, "excl", sizeof(int64_t), 2, false);
-  View wv = view(worst, "worst", sizeof(double), 1, false), bv = view(bound, "bound", sizeof(double), 1, false);
+  View av = view(approx, "approx", sizeof(double), 2, false), bv = view(bound, "bound", sizeof(double), 1, false);
   View ov = view(out_v, "out_v", sizeof(float), 2, true), oi = view(out_i, "out_i", sizeof(int64_t), 2, true);
   View okv = view(ok, "ok", 1, 1, true);
   const int64_t Q = xv.shape[0], D = xv.shape[1], R = vv.shape[0], k = ov.shape[1];
   if (vv.shape[1] != D || R < 1) throw py::value_error("vectors must have shape [R, D] with D = x.shape[1]");
   if (cv.shape[0] != Q || cv.shape[1] < 1) throw py::value_error("cand must have shape [Q, Kc] with Kc >= 1");
-  if (ev.shape[0] != Q || wv.shape[0] != Q || bv.shape[0] != Q || okv.shape[0] != Q)
-    throw py::value_error("excl [Q, E], worst [Q], bound [Q] and ok [Q] must agree with x [Q, D]");
+  if (ev.shape[0] != Q || av.shape != cv.shape || bv.shape[0] != Q || okv.shape[0] != Q)
+    throw py::value_error("excl [Q, E], approx [Q, Kc], bound [Q] and ok [Q] must agree with x [Q, D], cand [Q, Kc]");
   if (k < 1 || ov.shape[0] != Q || oi.shape != ov.shape)
     throw py::value_error("out_v and out_i must have shape [Q, k] with k >= 1");
   const double* scale_ptr = nullptr;
@@ -178,7 +178,7 @@ void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& can
   }
   fastrepr::RefineProblem prob{static_cast<const double*>(xv.ptr), Q, D, static_cast<const float*>(vv.ptr), R, D,
                                static_cast<const int64_t*>(cv.ptr), cv.shape[1], scale_ptr,
-                               static_cast<const double*>(wv.ptr), static_cast<const double*>(bv.ptr),
+                               static_cast<const double*>(av.ptr), static_cast<const double*>(bv.ptr),
                                static_cast<const int64_t*>(ev.ptr), ev.shape[1], l2, k};
   bool good;
   {
@@ -605,7 +605,7 @@ PYBIND11_MODULE(_C, m) {
         py::arg("threads") = 0,
         "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
         "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel");
-  m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"), py::arg("worst"),
+  m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"), py::arg("approx"),
         py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"), py::arg("ok"),
         py::arg("threads") = 0,
         "float64 scores of the candidate rows, the k best into out_v/out_i, and ok[q] = 1 when certified");

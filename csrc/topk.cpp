@@ -249,6 +249,14 @@ inline double dist64(const double* x, const float* v, int64_t D) {
   return s + ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+constexpr int64_t kAhead = 6;
+
+inline void prefetch_row(const RefineProblem& p, int64_t r) {
+  if (r < 0 || r >= p.R) return;
+  const char* row = reinterpret_cast<const char*>(p.v + r * p.ldv);
+  for (int64_t b = 0; b < p.D * static_cast<int64_t>(sizeof(float)); b += 64) __builtin_prefetch(row + b);
+}
+
 }  // namespace
 
 bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* ok, int threads) {
@@ -266,12 +274,28 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
       const double* x = p.x + q * p.D;
       const int64_t* ex = p.excl + q * p.E;
       found.clear();
-      for (int64_t j = 0; j < p.Kc; ++j) {
-        const int64_t r = p.cand[q * p.Kc + j];
-        if (r < 0) continue;
-        bool skip = false;
+      const int64_t* cq = p.cand + q * p.Kc;
+      const double* aq = p.approx + q * p.Kc;
+      auto excluded = [&](int64_t r) {
+        bool skip = r < 0;
         for (int64_t e = 0; e < p.E; ++e) skip |= ex[e] == r;
-        if (skip) continue;
+        return skip;
+      };
+      // the k-th non-excluded approximate score: candidates 2·bound below it (above, for distances) cannot
+      // reach the exact top k
+      double cut = p.l2 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0, seen = 0; j < p.Kc; ++j)
+        if (!excluded(cq[j]) && ++seen == p.k) {
+          cut = p.l2 ? aq[j] + 2.0 * p.bound[q] : aq[j] - 2.0 * p.bound[q];
+          break;
+        }
+      for (int64_t j = 0; j < std::min<int64_t>(kAhead, p.Kc); ++j) prefetch_row(p, cq[j]);
+      for (int64_t j = 0; j < p.Kc; ++j) {
+        // candidate rows are scattered over the table: fetch a few ahead (the loop is latency-bound)
+        if (j + kAhead < p.Kc) prefetch_row(p, cq[j + kAhead]);
+        const int64_t r = cq[j];
+        if (p.l2 ? aq[j] > cut : aq[j] < cut) break;  // sorted: every later one is below the cut too
+        if (excluded(r)) continue;
         const float* row = p.v + r * p.ldv;
         found.emplace_back(p.l2 ? -dist64(x, row, p.D) : dot64(x, row, p.D), r);
       }
@@ -288,7 +312,8 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
       bool certain = exhaustive;
       if (!certain && m == p.k && m > 0) {
         const double kth = p.l2 ? found[m - 1].first : found[m - 1].first * sc;  // l2: minus the k-th distance
-        const double outside = p.l2 ? -(p.worst[q] - p.bound[q]) : p.worst[q] + p.bound[q];
+        const double worst = aq[p.Kc - 1];
+        const double outside = p.l2 ? -(worst - p.bound[q]) : worst + p.bound[q];
         certain = outside < kth;
       }
       ok[q] = certain ? 1 : 0;

@@ -81,9 +81,9 @@ struct RefineProblem {
   int64_t R, ldv;
   const int64_t* cand;  // [Q, Kc] candidate rows (-1: none); Kc >= R means every row is a candidate
   int64_t Kc;
-  const double* scale;  // [Q] ip: the approximate scores estimate scale[q]·(x.v); nullptr: 1
-  const double* worst;  // [Q] approximate score (ip) or distance (l2) of the last candidate
-  const double* bound;  // [Q] bound on |approximate - exact| over all rows
+  const double* scale;   // [Q] ip: the approximate scores estimate scale[q]·(x.v); nullptr: 1
+  const double* approx;  // [Q, Kc] approximate scores (ip) or distances (l2) of the candidates, best first
+  const double* bound;   // [Q] bound on |approximate - exact| over all rows
   const int64_t* excl;  // [Q, E] rows never returned (-1: unused)
   int64_t E;
   bool l2;
@@ -92,8 +92,10 @@ struct RefineProblem {
 
 // out_v/out_i [Q, k]: the k best non-excluded candidates by exact score (ip: x.v descending, reported as
 // scale·(x.v); l2: |x - v|^2 ascending; equal: lower row first), padded with (-inf or +inf, -1). ok[q] = 1
-// when no row outside the candidates can belong there: worst + bound < scale·(k-th x.v) (l2: worst - bound
-// > k-th distance). A separate scale keeps rows tied in x.v tied (analogies rank by the unnormalized sum).
+// when no row outside the candidates can belong there: worst + bound < scale·(k-th x.v), worst the last
+// approximate score (l2: worst - bound > k-th distance). Only candidates within 2·bound of the k-th
+// approximate score are scored in float64: any lower one is beaten exactly by each of the k above it.
+// A separate scale keeps rows tied in x.v tied (analogies rank by the unnormalized sum).
 // Returns false if a candidate is outside [-1, R).
 bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* ok, int threads);
 

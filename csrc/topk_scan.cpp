@@ -240,6 +240,83 @@ TOPK_CLONES void scan_row_l2(const float* s, const float* vsq, int64_t n, int64_
   scan_body<true>(s, vsq, n, col0, l, K, L);
 }
 
+#ifdef FASTREPR_TOPK_X86
+// x86 versions: compare whole vectors with the threshold and visit only the lanes that beat it (a mask
+// and count-trailing-zeros), so a block costs a few instructions whether or not it holds a candidate.
+// A lane is re-checked against the current threshold before it enters (a compaction may have raised it).
+template <bool L2>
+__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,bmi,bmi2"))) void scan_avx512(
+    const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  constexpr int64_t B = 64;
+  int64_t j0 = 0;
+  for (; j0 + B <= n; j0 += B) {
+    const __m512 t = _mm512_set1_ps(l.t.v);
+    uint64_t mask = 0;
+    for (int u = 0; u < 4; ++u) {
+      __m512 x = _mm512_loadu_ps(s + j0 + 16 * u);
+      if (L2) x = _mm512_sub_ps(_mm512_add_ps(x, x), _mm512_loadu_ps(vsq + j0 + 16 * u));
+      mask |= static_cast<uint64_t>(_mm512_cmp_ps_mask(x, t, _CMP_GT_OQ)) << (16 * u);  // NaN: false
+    }
+    while (mask) {
+      const int64_t j = j0 + __builtin_ctzll(mask);
+      mask &= mask - 1;
+      take<L2>(s + j, L2 ? vsq + j : nullptr, 1, col0 + j, l, K, L);
+    }
+  }
+  if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
+}
+
+template <bool L2>
+__attribute__((target("avx2,fma,bmi,bmi2"))) void scan_avx2(const float* s, const float* vsq, int64_t n, int64_t col0,
+                                                             List& l, int64_t K, int64_t L) {
+  constexpr int64_t B = 32;
+  int64_t j0 = 0;
+  for (; j0 + B <= n; j0 += B) {
+    const __m256 t = _mm256_set1_ps(l.t.v);
+    uint32_t mask = 0;
+    for (int u = 0; u < 4; ++u) {
+      __m256 x = _mm256_loadu_ps(s + j0 + 8 * u);
+      if (L2) x = _mm256_sub_ps(_mm256_add_ps(x, x), _mm256_loadu_ps(vsq + j0 + 8 * u));
+      mask |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ))) << (8 * u);
+    }
+    while (mask) {
+      const int64_t j = j0 + __builtin_ctz(mask);
+      mask &= mask - 1;
+      take<L2>(s + j, L2 ? vsq + j : nullptr, 1, col0 + j, l, K, L);
+    }
+  }
+  if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
+}
+#endif
+
+using ScanIp = void (*)(const float*, int64_t, int64_t, List&, int64_t, int64_t);
+using ScanL2 = void (*)(const float*, const float*, int64_t, int64_t, List&, int64_t, int64_t);
+
+#ifdef FASTREPR_TOPK_X86
+void scan_ip_avx512(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  scan_avx512<false>(s, nullptr, n, col0, l, K, L);
+}
+void scan_ip_avx2(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  scan_avx2<false>(s, nullptr, n, col0, l, K, L);
+}
+#endif
+
+ScanIp scan_ip_fn() {
+#ifdef FASTREPR_TOPK_X86
+  if (isa() == "avx512") return scan_ip_avx512;
+  if (isa() == "avx2") return scan_ip_avx2;
+#endif
+  return scan_row_ip;
+}
+
+ScanL2 scan_l2_fn() {
+#ifdef FASTREPR_TOPK_X86
+  if (isa() == "avx512") return scan_avx512<true>;
+  if (isa() == "avx2") return scan_avx2<true>;
+#endif
+  return scan_row_l2;
+}
+
 // rows [n, D] (row stride ld) -> contiguous bfloat16 bits [n, D], rounded to nearest even
 TOPK_CLONES void to_bf16_generic(const float* x, int64_t ld, int64_t n, int64_t D, uint16_t* out) {
   for (int64_t r = 0; r < n; ++r) {
@@ -299,6 +376,8 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   std::vector<List> lists(static_cast<size_t>(p.Q * P));
   for (int64_t x = 0; x < p.Q * P; ++x) lists[x] = {store.data() + x * L, 0, {kNegInf, kMaxId}};
   const TileFn tile = tile_fn();
+  const ScanIp scan_ip = scan_ip_fn();
+  const ScanL2 scan_l2 = scan_l2_fn();
   const ToBf16 to_bf16 = plan.gemm_bf16 ? to_bf16_fn() : nullptr;
   const char trans_t = 'T', trans_n = 'N';
   const float one = 1.0f, zero = 0.0f;
@@ -331,8 +410,8 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
             tile(p.q + qa * p.ldq, p.ldq, nq, p.v + c0 * p.ldv, p.ldv, nc, p.D, S.data(), nc);
           for (int64_t r = 0; r < nq; ++r) {
             List& l = lists[(qa + r) * P + part];
-            if (p.vsq) scan_row_l2(S.data() + r * nc, p.vsq + c0, nc, c0, l, K, L);
-            else scan_row_ip(S.data() + r * nc, nc, c0, l, K, L);
+            if (p.vsq) scan_l2(S.data() + r * nc, p.vsq + c0, nc, c0, l, K, L);
+            else scan_ip(S.data() + r * nc, nc, c0, l, K, L);
           }
         }
       }

@@ -332,12 +332,12 @@ def test_native_entry_points_reject_bad_calls():
             C.topk_scan(**args)
     x = np.zeros((3, 4))
     ok = np.zeros(3, np.uint8)
-    good = dict(x=x, vectors=v, cand=np.zeros((3, 2), np.int64), scale=None, worst=np.zeros(3), bound=np.zeros(3),
+    good = dict(x=x, vectors=v, cand=np.zeros((3, 2), np.int64), scale=None, approx=np.zeros((3, 2)), bound=np.zeros(3),
                 excl=np.zeros((3, 0), np.int64), l2=False, out_v=np.zeros((3, 2), np.float32),
                 out_i=np.zeros((3, 2), np.int64), ok=ok)
     C.topk_refine(**good)
     for change, msg in [(dict(cand=np.full((3, 2), 10, np.int64)), "outside"), (dict(cand=np.full((3, 2), -2, np.int64)), "outside"),
-                        (dict(worst=np.zeros(2)), "agree"), (dict(cand=np.zeros((3, 0), np.int64)), "Kc >= 1"),
+                        (dict(approx=np.zeros((3, 1))), "agree"), (dict(cand=np.zeros((3, 0), np.int64)), "Kc >= 1"),
                         (dict(out_v=np.zeros((3, 0), np.float32), out_i=np.zeros((3, 0), np.int64)), "k >= 1"),
                         (dict(vectors=np.zeros((10, 3), np.float32)), "D = x.shape"),
                         (dict(scale=np.zeros(2)), "scale")]:

@@ -178,7 +178,7 @@ def cosadd_native(unit: torch.Tensor, words: torch.Tensor, k: int, vsq: torch.Te
     approx, cand = analogy_topk_forward(unit, words, K, "3cosadd", "native")
     bound = 2.0 * (torch.where(scale > 0, scale, torch.full_like(scale, float("inf"))) * (3 * gamma(D) + 12 * _U)
                    + gamma(D) + 4 * _U)
-    s, i, ok = refine(comb, unit, cand, approx[:, -1].double(), bound, words, False, k, threads, scale)
+    s, i, ok = refine(comb, unit, cand, approx, bound, words, False, k, threads, scale)
     if not bool(ok.all()):  # near-ties at the k-th place: those questions go through the search
         bad = (~ok).nonzero().squeeze(1)
         s[bad], i[bad] = search(bad)

@@ -264,18 +264,19 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
     return out_v, out_i
 
 
-def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, worst: torch.Tensor, bound: torch.Tensor,
+def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, approx: torch.Tensor, bound: torch.Tensor,
            excl: torch.Tensor, l2: bool, k: int, threads: int,
            scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Float64 scores of the candidates cand [Q, Kc] for queries x64 [Q, D] (float64): the k best non-excluded
-    (scores [Q, k] float32, rows [Q, k]) and ok [Q] bool, True where no other row can belong (see above).
-    scale [Q] (ip): scores are scale·(x.v), ranked by x.v (so rows tied in x.v stay tied)."""
+    """Float64 scores of the candidates cand [Q, Kc] for queries x64 [Q, D] (float64), whose approximate
+    scores (ip) or distances (l2) approx [Q, Kc] come best first: the k best non-excluded (scores [Q, k]
+    float32, rows [Q, k]) and ok [Q] bool, True where no other row can belong (see above). scale [Q] (ip):
+    scores are scale·(x.v), ranked by x.v (so rows tied in x.v stay tied)."""
     Q = x64.shape[0]
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
     ok = torch.empty(Q, dtype=torch.uint8)
     _native.get().topk_refine(x64.contiguous().numpy(), vectors.numpy(), cand.contiguous().numpy(),
                               None if scale is None else scale.double().contiguous().numpy(),
-                              worst.double().contiguous().numpy(), bound.double().contiguous().numpy(),
+                              approx.double().contiguous().numpy(), bound.double().contiguous().numpy(),
                               excl.contiguous().numpy(), l2, out_v.numpy(), out_i.numpy(), ok.numpy(), threads)
     return out_v, out_i, ok.bool()
 
@@ -358,10 +359,10 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         while rows.numel():
             q = queries[rows].contiguous()
             vals, cand = scan(use, q, vectors, K, vsq if l2 else None, threads)
-            worst = vals[:, -1].double()
+            approx = vals.double()
             if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
-                worst = q.double().square().sum(1) - worst
-            s, i, ok = refine(x, vectors, cand, worst, _bound(use, qn, vmax, D, l2), excl[rows], l2, k, threads,
+                approx = q.double().square().sum(1, keepdim=True) - approx
+            s, i, ok = refine(x, vectors, cand, approx, _bound(use, qn, vmax, D, l2), excl[rows], l2, k, threads,
                               None if scale is None else scale[rows])
             out_v[rows], out_i[rows] = s, i
             if K >= R:
