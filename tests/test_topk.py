@@ -273,7 +273,7 @@ def test_choose_reads_the_calibration(monkeypatch, tmp_path):
     monkeypatch.delenv("FASTREPR_SEARCH_PATH", raising=False)
     monkeypatch.setattr(sp, "_table", None)
     names = list(sp.available())
-    fake = {"queries": [1, 8, 64, 512], "rows": 1, "dim": 1, "measured": "",
+    fake = {"queries": [1, 8, 64, 512], "rows": 1, "dim": 1, "measured": "", "time": 0,
             "gflops": {n: [1.0, 1.0, 1.0, 1.0] for n in names}}
     fake["gflops"][names[-1]] = [0.5, 0.5, 9.0, 9.0]  # best from about 10 queries on
     fake["gflops"][names[0]] = [5.0, 5.0, 0.5, 0.5]
@@ -300,11 +300,16 @@ def test_calibration_is_cached_atomically(monkeypatch, tmp_path):
     monkeypatch.setattr(sp, "CAL_ROWS", 512)
     monkeypatch.setattr(sp, "CAL_QUERIES", (1, 8))
     monkeypatch.setattr(sp, "_table", None)
+    monkeypatch.setattr(sp, "_busy", lambda: False)
     entry = sp.calibrate(2)
     assert set(entry["gflops"]) == set(sp.available()) and all(r > 0 for v in entry["gflops"].values() for r in v)
     files = list(tmp_path.iterdir())
     assert [f.name for f in files] == ["search-paths.json"]  # no temporary file left behind
     assert sp._calibration(2) == entry  # read back, not measured again
+    # measured on a busy machine: used, not cached
+    (tmp_path / "search-paths.json").unlink()
+    monkeypatch.setattr(sp, "_busy", lambda: True)
+    assert sp.calibrate(2)["busy"] and not (tmp_path / "search-paths.json").exists()
 
 
 def test_native_entry_points_reject_bad_calls():

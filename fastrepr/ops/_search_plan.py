@@ -21,7 +21,9 @@ CPU model, thread count and library versions.
 Rule (``choose``): the predicted time of a path is 2·Q·R·D / F(Q), F its measured throughput interpolated in
 log Q (held constant outside the measured range); the fastest path runs. The paths are timed alternating, best
 of 3 rounds, so that load from other processes hits them alike; still, a measurement taken on a busy machine
-is only as good as that machine was: ``calibrate()`` measures again and overwrites the entry. Searches under 2^28 flops (a few
+is only as good as that machine was, so one taken while the 1-minute load average exceeds the core count is
+used by this process but not cached; cached ones are re-taken after 30 days, and ``calibrate()`` measures
+again and overwrites the entry. Searches under 2^28 flops (a few
 milliseconds) do not trigger the measurement and use the default rule: the first float32 BLAS found (MKL,
 then OpenBLAS; the kernel without one). ``FASTREPR_SEARCH_PATH=kernel|mkl|openblas|faiss`` forces a path;
 ``FASTREPR_SEARCH_CALIBRATE=0`` never measures (default rule only).
@@ -206,6 +208,17 @@ def _best_times(fns: dict, reps: int = 3) -> dict:
     return best
 
 
+MAX_AGE_S = 30 * 86400  # cached measurements older than this are taken again
+
+
+def _busy() -> bool:
+    """Whether other work keeps this machine's cores busy (1-minute load average above the core count)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False
+
+
 def calibrate(threads: int | None = None, save: bool = True) -> dict:
     """Measure every available path (effective GFLOP/s of a whole k=10 exact search, scan and refinement, at
     each calibration query count) and cache the table."""
@@ -218,6 +231,7 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
     q_all = torch.randn(max(CAL_QUERIES), CAL_DIM, generator=g)
     vsq = v.square().sum(1)
     table = {name: [] for name in available()}
+    busy_before = _busy()
     _calibrating = True  # re-scans inside the measured searches take the default rule
     try:
         for Q in CAL_QUERIES:
@@ -228,9 +242,10 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
                 table[name].append(2.0 * Q * CAL_ROWS * CAL_DIM / t / 1e9)
     finally:
         _calibrating = False
+    busy = busy_before or _busy()
     entry = {"queries": list(CAL_QUERIES), "gflops": table, "rows": CAL_ROWS, "dim": CAL_DIM,
-             "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if save:
+             "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "time": time.time(), "busy": busy}
+    if save and not busy:  # a busy machine's numbers serve this process only
         data = _load_cache()
         data[_key(threads)] = entry
         _save_cache(data)
@@ -246,7 +261,8 @@ def _calibration(threads: int) -> dict | None:
         if _table is not None and _table.get("key") == key:
             return _table["entry"]
     entry = _load_cache().get(key)
-    if not (isinstance(entry, dict) and isinstance(entry.get("gflops"), dict)):
+    if not (isinstance(entry, dict) and isinstance(entry.get("gflops"), dict)
+            and time.time() - float(entry.get("time", 0)) < MAX_AGE_S):
         entry = calibrate(threads)
     with _lock:
         _table = {"key": key, "entry": entry}
