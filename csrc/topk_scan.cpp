@@ -1,24 +1,25 @@
 // Candidate scan for exact search (see topk.h): the K best rows of v for each query by float32 score.
 //
-// Work items are (block of block_q queries, one of P ranges of rows); OpenMP threads take items
-// dynamically. For each block_v rows of its range, an item forms the [block_q, block_v] score tile in a
-// thread-private buffer that stays in the core's L2, then folds every query's row of the tile into that
-// query's running list while the tile is still hot (reading a tile back from memory after a multi-threaded
-// GEMM cost 50% on top of the GEMM itself on the Xeon this was tuned on). The tile comes from
+// Work items are (G consecutive tiles of block_q queries, one of P ranges of rows); OpenMP threads take
+// items dynamically. For each block_v rows of its range, an item forms each [block_q, block_v] score tile in
+// a thread-private buffer that stays in the core's L2, and folds every query's row of the tile into that
+// query's running list while the tile is still hot (reading a [Q, C] tile back from memory after one
+// multi-threaded GEMM cost 50% on top of the GEMM itself on the Xeon this was tuned on; this way, 8-10%).
+// The tile comes from
 //   * a single-threaded sgemm call of the BLAS the plan names (MKL from torch, OpenBLAS from numpy), set to one
 //     thread for the calling thread only, so T threads run T independent products; or
 //   * the bfloat16 product of MKL (gemm_bf16bf16f32: AMX or AVX512-BF16 where the CPU has them) from bf16
-//     copies of the block and the chunk made here (a filter: the refinement's bound is wider);
+//     copies of the queries and the chunk made here, once per item (a filter: the refinement's bound is wider);
 //   * the built-in kernel: 4 queries x 4 rows of dot products held in vector registers (16 accumulators of
-//     16 floats on AVX-512), the path for a few queries, where a BLAS spends its time packing.
+//     16 floats on AVX-512), for CPUs or builds without a usable BLAS.
 //
 // Running list of one query: a buffer of L = 2K entries and a threshold t (the K-th best entry at the last
-// compaction; (-inf, +max) at first). A score enters only if it ranks before t; when the buffer fills, one
+// compaction; (-inf, +max) at first). A score enters only if it beats t; when the buffer fills, one
 // nth_element keeps the best K and t moves up to the K-th. Rows of one range arrive in increasing order,
 // so an equal score never ranks before t (t's row is lower): ties keep the lower row, as everywhere. Every
-// row left out scores at most t <= the final K-th score. Blocks of 16 scores whose maximum does not beat t
-// are skipped without a branch per score. Cost: 2·Q·R·D flops for the tiles, one pass over the tiles, and
-// O(K) per compaction (amortized O(1) per accepted score).
+// row left out scores at most t <= the final K-th score. On x86, 64 (AVX-512) or 32 (AVX2) scores at a time
+// are compared with t as a mask and only the lanes that beat it are visited. Cost: 2·Q·R·D flops for the
+// tiles, one pass over the tiles, and O(K) per compaction (amortized O(1) per accepted score).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -31,9 +32,6 @@
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
-#endif
-
-#if defined(__GNUC__) && defined(__x86_64__)
 #define FASTREPR_TOPK_X86 1
 #endif
 #define TOPK_INLINE inline __attribute__((always_inline))
@@ -182,10 +180,10 @@ inline void compact(List& l, int64_t K) {
   l.t = l.e[K - 1];
 }
 
-// Fold scores s[0:n] of rows [col0, col0 + n) into one list; l2 scores are 2 s - vsq. Blocks of 128 scores
-// are tested against the threshold through their maximum, taken with four independent vector accumulators
-// (one auto-vectorized reduction ran 4x slower: one dependency chain, and a call per block before that).
-// Compiled per instruction set (target_clones); the body is inlined into each clone.
+// Fold scores s[0:n] of rows [col0, col0 + n) into one list; l2 scores are 2 s - vsq. Portable version (the
+// x86 ones below compare lanes as masks): blocks of 128 scores are tested against the threshold through their
+// maximum, taken with four independent vector accumulators (one auto-vectorized reduction ran 4x slower: one
+// dependency chain). Compiled per instruction set (target_clones), the body inlined into each clone.
 template <bool L2>
 TOPK_INLINE v16 scores16(const float* s, const float* vsq) {
   const v16 x = vload<v16>(s);

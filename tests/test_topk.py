@@ -350,6 +350,16 @@ def test_native_entry_points_reject_bad_calls():
             C.topk_refine(**{**good, **change})
     handle, why = C.topk_blas_register("/nonexistent/libnothing.so")
     assert handle == 0 and "not loaded" in why
+    S, rows = np.zeros((3, 5), np.float32), np.zeros((2, 3), np.int64)
+    merge = dict(S=S, rows=rows, scale=np.ones(2, np.float32), mode=1, excl=np.zeros((2, 0), np.int64), col0=0,
+                 top_v=np.zeros((2, 4), np.float32), top_i=np.zeros((2, 4), np.int64))
+    C.topk_merge(**merge)
+    for change, msg in [(dict(rows=np.zeros((2, 2), np.int64)), r"\[Q, 3\]"), (dict(scale=np.ones(3, np.float32)), "agree"),
+                        (dict(top_i=np.zeros((2, 3), np.int64)), "agree"),
+                        (dict(top_v=np.zeros((2, 0), np.float32), top_i=np.zeros((2, 0), np.int64)), "K must be"),
+                        (dict(rows=np.full((2, 3), -1, np.int64)), "outside")]:
+        with pytest.raises(ValueError, match=msg):
+            C.topk_merge(**{**merge, **change})
 
 
 def _tied_unit(R, D, seed):
