@@ -270,7 +270,8 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
   for (int64_t x = 0; x < p.Q * p.Kc; ++x)
     if (p.cand[x] < -1 || p.cand[x] >= p.R) return false;
   const bool exhaustive = p.Kc >= p.R;
-  const int nt = clamp_threads(threads);
+  // one thread per chunk of 16 queries at most: waking a team for a few queries costs more than it saves
+  const int nt = static_cast<int>(std::min<int64_t>(clamp_threads(threads), (p.Q + 15) / 16));
   (void)nt;
 #pragma omp parallel num_threads(nt)
   {

@@ -417,7 +417,7 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
     if (plan.set_threads) plan.set_threads(prev);
   }
   // Merge the ranges' lists of each query (their entries are contiguous in the store) and sort the best K.
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
   for (int64_t q = 0; q < p.Q; ++q) {
     Entry* first = store.data() + q * P * L;
     int64_t n = 0;

@@ -212,7 +212,7 @@ class EmbeddingIndex:
             raise ValueError(f"queries must have {self.dim} columns (the index dimension), got {q.shape[1]}")
         k = _positive_int(k, "k")
         q = q.detach().to(self.device, torch.float32).contiguous()
-        if not bool(torch.isfinite(q).all()):
+        if not _topk.all_finite(q):
             raise ValueError("queries contains NaN or Inf (or values beyond float32's range)")
         if self.metric == "cosine":
             q = _unit(q)
