@@ -38,19 +38,13 @@ def identity(size) -> str:
     return f"{x['index'].search_path(len(q), x['k'])}: float64 reference identical={same}, FAISS rows equal {agree:.4f}"
 
 
-def _best(fns: dict, reps: int = 2) -> dict:
-    """Best process CPU time of each function, alternating (after one warm-up call each)."""
+def _best(fns: dict) -> dict:
+    """Best process CPU time of each function over 2 alternating rounds (after one warm-up call each)."""
     import time
 
-    for f in fns.values():
-        f()
-    best = {n: float("inf") for n in fns}
-    for _ in range(reps):
-        for n, f in fns.items():
-            t0 = time.process_time()
-            f()
-            best[n] = min(best[n], time.process_time() - t0)
-    return best
+    from fastrepr.ops._search_plan import best_times
+
+    return best_times(fns, reps=2, clock=time.process_time)
 
 
 def cpu_time_tables() -> None:

@@ -194,17 +194,17 @@ def _save_cache(data: dict) -> None:
         pass  # a read-only home only costs a re-measurement next time
 
 
-def _best_times(fns: dict, reps: int = 3) -> dict:
-    """Best wall time of each function over reps rounds, the functions alternating within each round (so a
-    burst of load from elsewhere hits every path alike rather than one of them)."""
+def best_times(fns: dict, reps: int = 3, clock=time.perf_counter) -> dict:
+    """Best time (``clock``: wall by default) of each function over reps rounds, the functions alternating
+    within each round (so a burst of load from elsewhere hits every path alike rather than one of them)."""
     for fn in fns.values():
         fn()  # warm-up: thread pools, first-touch pages
     best = {name: math.inf for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            best[name] = min(best[name], clock() - t0)
     return best
 
 
@@ -238,7 +238,7 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
             q = q_all[:Q]
             fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p))
                    for name, path in available().items()}
-            for name, t in _best_times(fns).items():
+            for name, t in best_times(fns).items():
                 table[name].append(2.0 * Q * CAL_ROWS * CAL_DIM / t / 1e9)
     finally:
         _calibrating = False
