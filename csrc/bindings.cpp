@@ -144,6 +144,79 @@ void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& s
   if (!ok) throw py::value_error("rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)");
 }
 
+// Exact search (topk.h): candidate scan, float64 refinement, BLAS registry. Sizes are checked against the
+// data before anything is allocated: K <= R, tiles and lists below fixed bounds.
+void topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, int64_t K, int blas,
+               int64_t block_q, int64_t block_v, const py::buffer& out_v, const py::buffer& out_i, int threads) {
+  View qv = view(q, "queries", sizeof(float), 2, false), vv = view(v, "vectors", sizeof(float), 2, false);
+  View ov = view(out_v, "out_v", sizeof(float), 2, true), oi = view(out_i, "out_i", sizeof(int64_t), 2, true);
+  const int64_t Q = qv.shape[0], D = qv.shape[1], R = vv.shape[0];
+  if (vv.shape[1] != D) throw py::value_error("vectors must have as many columns as queries");
+  if (R < 1 || D < 1) throw py::value_error("vectors must have shape [R, D] with R, D >= 1");
+  if (K < 1 || K > R) throw py::value_error("K must lie in [1, R] (R = rows of vectors)");
+  if (ov.shape[0] != Q || ov.shape[1] != K || oi.shape != ov.shape)
+    throw py::value_error("out_v and out_i must have shape [Q, K]");
+  if (block_q < 1 || block_v < 1 || block_q > (1 << 16) || block_v > (1 << 16) || block_q * block_v > (1 << 24))
+    throw py::value_error("block_q and block_v must lie in [1, 65536] with block_q * block_v <= 2^24");
+  // lists: Q x (row ranges, at most 2 * threads) x 2K entries of 16 bytes, at most 2^30 entries (16 GB)
+  const int64_t ranges = 2 * fastrepr::clamp_threads(threads);
+  if (Q > 0 && 2 * K > (int64_t(1) << 30) / (Q * ranges))
+    throw py::value_error("K: Q * K * threads is too large for one call (lists of 16 GB): split the queries");
+  const float* vsq_ptr = nullptr;
+  if (!vsq.is_none()) {
+    View sv = view(vsq.cast<py::buffer>(), "vsq", sizeof(float), 1, false);
+    if (sv.shape[0] != R) throw py::value_error("vsq must have shape [R]");
+    vsq_ptr = static_cast<const float*>(sv.ptr);
+  }
+  fastrepr::ScanPlan plan{nullptr, nullptr, nullptr, block_q, block_v, threads};
+  if (blas != 0 && !fastrepr::topk_blas_lookup(blas, plan))
+    throw py::value_error("blas: unknown handle " + std::to_string(blas) + " (0 = built-in kernel)");
+  fastrepr::ScanProblem prob{static_cast<const float*>(qv.ptr), Q, D, static_cast<const float*>(vv.ptr), R, D, D,
+                             vsq_ptr, K};
+  py::gil_scoped_release nogil;
+  if (Q > 0) fastrepr::topk_scan(prob, plan, static_cast<float*>(ov.ptr), static_cast<int64_t*>(oi.ptr));
+}
+
+void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& cand, const py::object& scale,
+                 const py::buffer& approx, const py::buffer& bound, const py::buffer& excl, bool l2,
+                 const py::buffer& out_v, const py::buffer& out_i, const py::buffer& ok, int threads) {
+  View xv = view(x, "x", sizeof(double), 2, false), vv = view(v, "vectors", sizeof(float), 2, false);
+  View cv = view(cand, "cand", sizeof(int64_t), 2, false), ev = view(excl, "excl", sizeof(int64_t), 2, false);
+  View av = view(approx, "approx", sizeof(double), 2, false), bv = view(bound, "bound", sizeof(double), 1, false);
+  View ov = view(out_v, "out_v", sizeof(float), 2, true), oi = view(out_i, "out_i", sizeof(int64_t), 2, true);
+  View okv = view(ok, "ok", 1, 1, true);
+  const int64_t Q = xv.shape[0], D = xv.shape[1], R = vv.shape[0], k = ov.shape[1];
+  if (vv.shape[1] != D || R < 1) throw py::value_error("vectors must have shape [R, D] with D = x.shape[1]");
+  if (cv.shape[0] != Q || cv.shape[1] < 1) throw py::value_error("cand must have shape [Q, Kc] with Kc >= 1");
+  if (ev.shape[0] != Q || av.shape != cv.shape || bv.shape[0] != Q || okv.shape[0] != Q)
+    throw py::value_error("excl [Q, E], approx [Q, Kc], bound [Q] and ok [Q] must agree with x [Q, D], cand [Q, Kc]");
+  if (k < 1 || ov.shape[0] != Q || oi.shape != ov.shape)
+    throw py::value_error("out_v and out_i must have shape [Q, k] with k >= 1");
+  const double* scale_ptr = nullptr;
+  if (!scale.is_none()) {
+    View sv = view(scale.cast<py::buffer>(), "scale", sizeof(double), 1, false);
+    if (sv.shape[0] != Q) throw py::value_error("scale must have shape [Q]");
+    scale_ptr = static_cast<const double*>(sv.ptr);
+  }
+  fastrepr::RefineProblem prob{static_cast<const double*>(xv.ptr), Q, D, static_cast<const float*>(vv.ptr), R, D,
+                               static_cast<const int64_t*>(cv.ptr), cv.shape[1], scale_ptr,
+                               static_cast<const double*>(av.ptr), static_cast<const double*>(bv.ptr),
+                               static_cast<const int64_t*>(ev.ptr), ev.shape[1], l2, k};
+  bool good;
+  {
+    py::gil_scoped_release nogil;
+    good = fastrepr::topk_refine(prob, static_cast<float*>(ov.ptr), static_cast<int64_t*>(oi.ptr),
+                                 static_cast<uint8_t*>(okv.ptr), threads);
+  }
+  if (!good) throw py::value_error("cand: an entry is outside [-1, " + std::to_string(R) + ")");
+}
+
+py::tuple topk_blas_register(const std::string& library, bool bf16) {
+  std::string why;
+  const int handle = fastrepr::topk_blas_register(library, bf16, why);
+  return py::make_tuple(handle, why);
+}
+
 // ---- disentanglement evaluation (issue 6): histogram mutual information, gradient boosting, dSprites ----
 
 void histogram_mi(const py::buffer& x, const py::buffer& edges, const py::object& labels, const py::buffer& out,
@@ -615,6 +688,19 @@ PYBIND11_MODULE(_C, m) {
   m.def("topk_merge", &topk_merge, py::arg("S"), py::arg("rows"), py::arg("scale"), py::arg("mode"),
         py::arg("excl"), py::arg("col0"), py::arg("top_v"), py::arg("top_i"), py::arg("threads") = 0,
         "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
+  m.def("topk_scan", &topk_scan, py::arg("queries"), py::arg("vectors"), py::arg("vsq"), py::arg("K"),
+        py::arg("blas"), py::arg("block_q"), py::arg("block_v"), py::arg("out_v"), py::arg("out_i"),
+        py::arg("threads") = 0,
+        "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
+        "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel");
+  m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"), py::arg("approx"),
+        py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"), py::arg("ok"),
+        py::arg("threads") = 0,
+        "float64 scores of the candidate rows, the k best into out_v/out_i, and ok[q] = 1 when certified");
+  m.def("topk_blas_register", &topk_blas_register, py::arg("library"), py::arg("bf16") = false,
+        "(handle, reason): an ILP64 sgemm (bf16: MKL's gemm_bf16bf16f32) from a library already loaded here, "
+        "self-tested; handle 0 = unusable");
+  m.def("topk_isa", &fastrepr::topk_isa, "instruction set of the built-in search kernel here");
   // disentanglement evaluation (issue 6)
   m.def("histogram_mutual_info", &histogram_mi, py::arg("x"), py::arg("edges"), py::arg("labels"), py::arg("out"),
         py::arg("num_labels"), py::arg("dtype"), py::arg("threads") = 0,

@@ -1,6 +1,8 @@
-// Running top-k lists fed by score tiles: the CPU side of fastrepr.ops.topk_search and analogy_topk.
+// Running top-k lists and exact search: the CPU side of fastrepr.ops.topk_search and analogy_topk.
 #pragma once
 #include <cstdint>
+#include <cstring>
+#include <string>
 
 namespace fastrepr {
 
@@ -15,5 +17,86 @@ namespace fastrepr {
 bool topk_merge(const float* S, int64_t U, int64_t C, const int64_t* rows, const float* scale, int mode,
                 const int64_t* excl, int64_t E, int64_t col0, int64_t Q, int64_t K, float* top_v,
                 int64_t* top_i, int threads);
+
+// ---- candidate scan: the K best rows of v for each query by float32 score ----
+
+// bfloat16 bits of a finite float, rounded to nearest even (relative error at most 2^-8).
+inline uint16_t float_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+// Fortran-interface sgemm with 64-bit integers (MKL's sgemm_64_, OpenBLAS's ILP64 sgemm), and a
+// thread-local thread-count setter (mkl_set_num_threads_local, openblas_set_num_threads_local; returns the
+// previous value). Both come from libraries already loaded in the process (see topk_blas_resolve).
+using Sgemm64 = void (*)(const char*, const char*, const int64_t*, const int64_t*, const int64_t*, const float*,
+                         const float*, const int64_t*, const float*, const int64_t*, const float*, float*,
+                         const int64_t*);
+using SetThreadsLocal = int (*)(int);
+// MKL's gemm_bf16bf16f32_64_: the same product from bfloat16 inputs (raw bits), float32 accumulation and output.
+using GemmBf16 = void (*)(const char*, const char*, const int64_t*, const int64_t*, const int64_t*, const float*,
+                          const uint16_t*, const int64_t*, const uint16_t*, const int64_t*, const float*, float*,
+                          const int64_t*);
+
+struct ScanProblem {
+  const float* q;  // queries [Q, D], row stride ldq
+  int64_t Q, ldq;
+  const float* v;  // rows [R, D], row stride ldv
+  int64_t R, ldv, D;
+  const float* vsq;  // [R] squared row norms: rank by 2 q.v - |v|^2 (L2); nullptr: rank by q.v
+  int64_t K;         // list length, 1 <= K <= R
+};
+
+struct ScanPlan {
+  Sgemm64 gemm;  // nullptr (and gemm_bf16 nullptr): the built-in register-blocked kernel
+  GemmBf16 gemm_bf16;  // set: tiles from bfloat16 copies (round to nearest even) of each block and chunk
+  SetThreadsLocal set_threads;
+  int64_t block_q, block_v;  // one tile: block_q queries x block_v rows (stays in the core's L2)
+  int threads;
+};
+
+// Looks up an ILP64 sgemm (and a thread-local thread-count setter) in a library already loaded in this
+// process (dlopen with RTLD_NOLOAD: nothing new is loaded) and checks it on a small strided product against a
+// plain loop. Returns a handle >= 1, or 0 with the reason in `why`. topk_blas_lookup: false for a bad handle.
+// bf16: look up the bfloat16 product (gemm_bf16bf16f32_64_) instead, checked against the bf16-rounded inputs.
+int topk_blas_register(const std::string& library, bool bf16, std::string& why);
+bool topk_blas_lookup(int handle, ScanPlan& plan);
+
+// out_v/out_i [Q, K]: per query the K best rows by the float32 ranking score, sorted (score descending, lower
+// row first). Every row not returned scores at most out_v[q, K-1] (the completeness the refinement needs).
+void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t* out_i);
+
+// The instruction set the built-in kernel runs with here ("avx512", "avx2" or "generic"; FASTREPR_TOPK_ISA
+// may ask for a lower one).
+const char* topk_isa();
+
+// ---- refinement: exact (float64) scores of the candidates, and a certificate that nothing was missed ----
+
+struct RefineProblem {
+  const double* x;  // queries [Q, D] in float64 (the exact query: analogies form theirs in float64)
+  int64_t Q, D;
+  const float* v;  // rows [R, D], row stride ldv
+  int64_t R, ldv;
+  const int64_t* cand;  // [Q, Kc] candidate rows (-1: none); Kc >= R means every row is a candidate
+  int64_t Kc;
+  const double* scale;   // [Q] ip: the approximate scores estimate scale[q]·(x.v); nullptr: 1
+  const double* approx;  // [Q, Kc] approximate scores (ip) or distances (l2) of the candidates, best first
+  const double* bound;   // [Q] bound on |approximate - exact| over all rows
+  const int64_t* excl;  // [Q, E] rows never returned (-1: unused)
+  int64_t E;
+  bool l2;
+  int64_t k;
+};
+
+// out_v/out_i [Q, k]: the k best non-excluded candidates by exact score (ip: x.v descending, reported as
+// scale·(x.v); l2: |x - v|^2 ascending; equal: lower row first), padded with (-inf or +inf, -1). ok[q] = 1
+// when no row outside the candidates can belong there: worst + bound < scale·(k-th x.v), worst the last
+// approximate score (l2: worst - bound > k-th distance). Only candidates within 2·bound of the k-th
+// approximate score are scored in float64: any lower one is beaten exactly by each of the k above it.
+// A separate scale keeps rows tied in x.v tied (analogies rank by the unnormalized sum).
+// Returns false if a candidate is outside [-1, R).
+bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* ok, int threads);
 
 }  // namespace fastrepr

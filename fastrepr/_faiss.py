@@ -52,15 +52,59 @@ class Plan:
     gpus: tuple[int, ...]  # GPU ordinals for where == "gpus"
 
 
+# Upper bounds of the index parameters: far above any useful value, low enough that FAISS never allocates
+# absurd graphs or lists from a typo. FAISS asserts (aborting the process) on some out-of-range values,
+# e.g. an HNSW with M = 0, so every parameter is checked here first.
+MAX_HNSW_M = 512
+MAX_EF_SEARCH = 1 << 20
+MAX_GPU_K = 2048  # faiss-gpu's largest k (and nprobe)
+
+
+def _int_in(value, name: str, lo: int, hi: int, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+        span = f"an int in [{lo}, {hi}]" + (" or None" if allow_none else "")
+        raise ValueError(f"{name} must be {span}, got {value!r}")
+    return int(value)
+
+
+def default_nlist(rows: int) -> int:
+    """IVF clusters when nlist is not given: 4·sqrt(rows), at least 1 and at most rows."""
+    return max(1, min(rows, int(4 * math.sqrt(rows))))
+
+
+def check_params(rows: int, approximate: str | None, nlist, nprobe, hnsw_m, ef_search, shards, gpus) -> tuple:
+    """Validate the index parameters against the data (ValueError naming the parameter); returns gpus as a
+    tuple. Called before FAISS sees any of them."""
+    if approximate not in (None, "ivf", "hnsw"):
+        raise ValueError(f"approximate must be None, 'ivf' or 'hnsw', got {approximate!r}")
+    nlist = _int_in(nlist, "nlist", 1, rows, allow_none=True)
+    _int_in(nprobe, "nprobe", 1, nlist or default_nlist(rows), allow_none=True)
+    _int_in(hnsw_m, "hnsw_m", 2, MAX_HNSW_M)
+    _int_in(ef_search, "ef_search", 1, MAX_EF_SEARCH, allow_none=True)
+    _int_in(shards, "shards", 1, rows)
+    if gpus is None:
+        return ()
+    if isinstance(gpus, (str, bytes)) or not hasattr(gpus, "__iter__"):
+        raise ValueError(f"gpus must be a sequence of GPU ordinals, got {gpus!r}")
+    out = tuple(_int_in(g, "gpus[i]", 0, 1 << 16) for g in gpus)
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"gpus must list distinct GPU ordinals (at least one), got {list(gpus)!r}")
+    return out
+
+
 def plan(faiss, device: torch.device, approximate: str | None, shards: int, gpus) -> Plan:
     """Decide where and how to index (see the module docstring)."""
     kind = approximate or "flat"
     if kind not in ("flat", "ivf", "hnsw"):
         raise ValueError(f"approximate must be None, 'ivf' or 'hnsw', got {approximate!r}")
-    if not isinstance(shards, int) or shards < 1:
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise ValueError(f"shards must be an int >= 1, got {shards!r}")
     gpus = tuple(gpus) if gpus is not None else ()
     gpu_ok = has_gpu(faiss)
+    if gpu_ok and any(g >= faiss.get_num_gpus() for g in gpus):
+        raise ValueError(f"gpus={list(gpus)}: faiss sees {faiss.get_num_gpus()} GPU(s)")
     if len(gpus) > 1:
         if not gpu_ok:
             raise RuntimeError(f"gpus={list(gpus)} needs faiss with GPU support (faiss-gpu); {_HINT}")
@@ -81,7 +125,7 @@ def _cpu_index(faiss, x: np.ndarray, metric: str, kind: str, nlist: int | None, 
     if kind == "flat":
         index = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
     elif kind == "ivf":
-        nlist = nlist or max(1, min(x.shape[0], int(4 * math.sqrt(x.shape[0]))))
+        nlist = min(nlist or default_nlist(x.shape[0]), x.shape[0])  # a shard may hold fewer rows
         quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, _metric(faiss, metric))
         keep.append(quantizer)  # faiss does not own it: it must outlive the index
@@ -102,6 +146,7 @@ class FaissSearcher:
                  nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = 32,
                  ef_search: int | None = None, shards: int = 1, gpus=None, faiss=None):
         self.faiss = faiss = faiss or load()
+        gpus = check_params(vectors.shape[0], approximate, nlist, nprobe, hnsw_m, ef_search, shards, gpus) or None
         self.metric = metric
         self.plan = plan(faiss, vectors.device, approximate, shards, gpus)
         x = np.ascontiguousarray(vectors.detach().to("cpu", torch.float32).numpy())
@@ -148,6 +193,11 @@ class FaissSearcher:
         """queries [Q, D] -> (scores [Q, k], ids [Q, k] int64) on the queries' device; missing results are
         id -1 with score -inf (inner product) or +inf (L2)."""
         faiss = self.faiss
+        limit = min(self.rows, restrict or self.rows)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
+            raise ValueError(f"k must be an int in [1, {limit}] (the rows searched), got {k!r}")
+        if self.plan.where != "cpu" and k > MAX_GPU_K:
+            raise ValueError(f"k must be at most {MAX_GPU_K} on a faiss-gpu index, got {k}")
         q = np.ascontiguousarray(queries.detach().to("cpu", torch.float32).numpy())
         params = None
         if restrict is not None and restrict < self.rows:

@@ -55,6 +55,7 @@ class Bench:
     work: Callable[[tuple[int, ...]], float] = math.prod  # x axis of the plots
     work_label: str = ""  # how `work` combines the sizes; default: the product of all of them
     impls: tuple[str, ...] = _backend.BACKENDS  # the op's backends, to report which one ran
+    describe: Callable[[dict], str] | None = None  # inputs -> the path that ran (engine, kernel, BLAS), if finer
 
     def label(self, size: tuple[int, ...]) -> str:
         return " ".join(f"{n}={v}" for n, v in zip(self.size_names, size))
@@ -231,6 +232,8 @@ def run(ops: list[str] | None = None, sizes: list[str] | None = None, device: st
             inputs = bench.setup(size, device, dtype)
             first = next(v for v in inputs.values() if isinstance(v, torch.Tensor))
             backend = _backend.select(name, first, impls=bench.impls)
+            if bench.describe is not None:
+                backend = bench.describe(inputs)
             base = _runs_or_none(lambda: bench.baseline(inputs), device)  # None: out of memory
             ours_ms, base_ms = time_pair(lambda: bench.ours(inputs), base, device, budget_s)
             peak_ours = peak_memory(lambda: bench.ours(inputs), device)

@@ -1,18 +1,20 @@
 """``EmbeddingIndex``: exact (or, when asked, approximate) nearest neighbours, gensim's ``most_similar``, and
 batched word analogies over a [V, D] embedding table.
 
-Engines. ``search`` runs on FAISS (``fastrepr._faiss``: flat CPU index; faiss-gpu's flat index for CUDA
-vectors when faiss-gpu is installed; CPU or multi-GPU shards; IVF or HNSW when ``approximate=`` is given) or
-on the ``topk_search`` op (fused Triton kernel for CUDA tensors without faiss-gpu, a GEMM + C++ top-k merge
-on CPU, or the plain-PyTorch reference). ``analogy`` always runs on the ``analogy_topk`` op, which computes
-the cosines once per distinct question word (FAISS would need one full query per question, and cannot
-express 3CosMul). ``backend="auto"`` picks: faiss-gpu for CUDA vectors when it is installed; the op for other
-CUDA vectors (Triton) and for CPU vectors when the native extension is built (measured 3-6x faster than
-faiss-cpu's flat index on a 2-core Xeon, see benchmarks/RESULTS.md); faiss-cpu otherwise. Approximate
-(IVF/HNSW) and sharded indexes are FAISS's. FASTREPR_BACKEND, when set, routes everything through the op.
+Engines. ``search`` runs on the ``topk_search`` op (on a CPU: an exact search whose candidate scan takes the
+fastest path measured on this machine, the built-in C++ kernel, MKL or OpenBLAS tiles or FAISS's flat scan,
+then a float64 refinement, so every path returns the same rows; see ops/_search_plan.py; a fused Triton
+kernel for CUDA tensors without faiss-gpu; or the plain-PyTorch reference) or on FAISS (``fastrepr._faiss``:
+faiss-gpu's flat index for CUDA vectors when faiss-gpu is installed; CPU or multi-GPU shards; IVF or HNSW
+when ``approximate=`` is given; the flat CPU index when asked for with ``backend="faiss"`` or when the native
+extension is missing). ``analogy`` always runs on the ``analogy_topk`` op (3CosAdd on a CPU: the cosines of
+the distinct question words, or one search query per question, whichever needs fewer flops; 3CosMul: the
+three cosines). FASTREPR_BACKEND, when set, routes everything through the op.
 
 Scores: metric "cosine" and "ip" return similarities (descending); "l2" returns squared distances
 (ascending). Equal scores rank the lower row first on the op backends (FAISS orders ties its own way).
+Results have min(k, candidate rows) columns on every engine (rows beyond the candidates a query has left,
+after exclusions, are -1 with score -inf, or +inf for "l2"). NaN or Inf in queries raise ValueError.
 """
 from __future__ import annotations
 
@@ -70,7 +72,10 @@ class EmbeddingIndex:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         if backend not in ENGINES:
             raise ValueError(f"backend must be one of {ENGINES}, got {backend!r}")
+        gpus = _faiss.check_params(v.shape[0], approximate, nlist, nprobe, hnsw_m, ef_search, shards, gpus) or None
         self.vectors = v.detach().to(torch.float32).contiguous()
+        if not bool(torch.isfinite(self.vectors).all()):
+            raise ValueError("vectors has values beyond float32's range")
         self.metric = metric
         self.keys = None if keys is None else list(keys)
         self.key_to_index: dict = {}
@@ -81,6 +86,9 @@ class EmbeddingIndex:
             if len(self.key_to_index) != len(self.keys):
                 raise ValueError("keys must be distinct")
         self._unit = _unit(self.vectors) if metric == "cosine" else None
+        self._sqnorms: dict[str, torch.Tensor] = {}  # |row|^2 of the searched / unit table, on first use
+        if metric == "l2" and not bool(torch.isfinite(self.sqnorms("searched")).all()):
+            raise ValueError("vectors: squared row norms overflow float32 (rescale the vectors)")
         self.engine = self._choose_engine(backend, approximate, shards, gpus)
         self._faiss = None
         if self.engine == "faiss":
@@ -100,8 +108,8 @@ class EmbeddingIndex:
         if _backend.forced() is None and _faiss.available():
             if self.vectors.device.type == "cuda" and _faiss.has_gpu(_faiss.load()):
                 return "faiss"
-            # On a CPU the native op (one MKL GEMM per tile + the C++ merge) measured 3-6x faster than
-            # faiss-cpu's flat index (benchmarks/RESULTS.md); FAISS serves when the extension is missing.
+            # On a CPU the native op picks the fastest scan measured here (FAISS's among them) and returns
+            # the exact float64 ranking; faiss-cpu's flat index serves when the extension is missing.
             if self.vectors.device.type == "cpu" and not _backend.available("native")[0]:
                 return "faiss"
         return "op"  # the topk_search op, backend selected per call
@@ -152,13 +160,32 @@ class EmbeddingIndex:
     def _searched(self) -> torch.Tensor:
         return self.unit_vectors() if self.metric == "cosine" else self.vectors
 
+    def sqnorms(self, table: str = "searched") -> torch.Tensor:
+        """|row|^2 [V] float32 of the searched rows ("searched") or of the unit rows ("unit"), computed once
+        (the native search's l2 ranking and its error bound read them)."""
+        if table not in self._sqnorms:
+            rows = self._searched() if table == "searched" else self.unit_vectors()
+            self._sqnorms[table] = _topk.row_sqnorms(rows)
+        return self._sqnorms[table]
+
+    def search_path(self, n_queries: int, k: int = 10, restrict: int | None = None) -> str:
+        """Which engine (and, for the native op, which scan path) a search of n_queries queries takes here,
+        e.g. "native mkl: MKL 2024.2 (torch)" or "faiss flat cpu" (benchmark rows record it)."""
+        rows = self._rows(restrict, "restrict")
+        if self._faiss is not None and (rows == len(self) or self._faiss.supports_restrict()):
+            return f"faiss {self._faiss.plan.kind} {self._faiss.plan.where}"
+        backend = _backend.select(_topk.OP, self.vectors, force=self._op_backend() or None)
+        if backend != "native":
+            return backend
+        return "native " + _topk.search_path(int(n_queries), rows, self.dim)
+
     def _op_backend(self) -> str:
         return self.engine if self.engine in ("triton", "native", "torch") else ""
 
     def _rows(self, restrict: int | None, name: str) -> int:
         if restrict is None:
             return len(self)
-        if not isinstance(restrict, Integral) or restrict < 1:
+        if isinstance(restrict, bool) or not isinstance(restrict, Integral) or restrict < 1:
             raise ValueError(f"{name} must be a positive int or None, got {restrict!r}")
         return min(int(restrict), len(self))
 
@@ -168,12 +195,14 @@ class EmbeddingIndex:
     def search(self, queries, k: int = 10, *, exclude=None, restrict: int | None = None):
         """The k best rows for each query.
 
-        queries: [Q, D] or [D] (torch or numpy, any float dtype; normalized for "cosine").
+        queries: [Q, D] or [D] (torch or numpy, any float dtype; finite; normalized for "cosine").
+        k: a positive int; the results have k' = min(k, n) columns, n the rows searched (``restrict``).
         exclude: rows never returned, per query: [Q, E] ints (-1 = unused slot) or a list of Q lists.
         restrict: search only rows [0, restrict) (gensim's restrict_vocab).
-        Returns (scores, indices): [Q, k] float32 and int64 on the index's device ([k] for a 1-D query);
-        fewer than k candidates leave index -1 and score -inf (+inf for "l2").
-        Memory: O(Q·k) plus the engine's tiles; the [Q, V] score matrix is never formed.
+        Returns (scores, indices): [Q, k'] float32 and int64 on the index's device ([k'] for a 1-D query),
+        best first (equal scores: lower row first on the op engines); a query left with fewer than k'
+        candidates after its exclusions ends in index -1 and score -inf (+inf for "l2").
+        Memory: O(Q·(k' + E)) plus the engine's tiles; the [Q, V] score matrix is never formed.
         """
         q = _as_tensor(queries, "queries")
         single = q.dim() == 1
@@ -181,19 +210,22 @@ class EmbeddingIndex:
         _checks.ndim(q, 2, "queries", "[Q, D]")
         if q.shape[1] != self.dim:
             raise ValueError(f"queries must have {self.dim} columns (the index dimension), got {q.shape[1]}")
-        if not isinstance(k, Integral) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        k = _positive_int(k, "k")
         q = q.detach().to(self.device, torch.float32).contiguous()
+        if not _topk.all_finite(q):
+            raise ValueError("queries contains NaN or Inf (or values beyond float32's range)")
         if self.metric == "cosine":
             q = _unit(q)
         rows = self._rows(restrict, "restrict")
+        k = min(k, rows)
         excl = self._exclusions(exclude, q.shape[0])
-        want = min(int(k) + excl.shape[1], rows)
+        want = min(k + excl.shape[1], rows)
         if self._faiss is not None and (rows == len(self) or self._faiss.supports_restrict()):
             scores, ids = self._faiss.search(q, want, rows)
         else:
-            scores, ids = _topk.topk_search(q, self._searched()[:rows], want, self.metric == "l2", self._op_backend())
-        scores, ids = self._drop(scores, ids, excl, int(k))
+            scores, ids = _topk.topk_search(q, self._searched()[:rows], want, self.metric == "l2",
+                                            self._op_backend(), self.sqnorms()[:rows])
+        scores, ids = self._drop(scores, ids, excl, k)
         return (scores[0], ids[0]) if single else (scores, ids)
 
     def _exclusions(self, exclude, n: int) -> torch.Tensor:
@@ -208,13 +240,18 @@ class EmbeddingIndex:
             e = torch.tensor([r + [-1] * (width - len(r)) for r in rows], dtype=torch.int64).reshape(len(rows), width)
         if e.dim() != 2 or e.shape[0] != n:
             raise ValueError(f"exclude must have one row per query ([{n}, E]), got shape {tuple(e.shape)}")
+        if e.shape[1] > len(self):
+            raise ValueError(f"exclude has {e.shape[1]} columns, more than the {len(self)} rows of the index")
         return e.to(self.device, torch.int64)
 
     def _drop(self, scores, ids, excl, k):
         """Remove excluded rows (keeping order), then keep k columns, padding with (-1, -inf/+inf)."""
         fill = float("inf") if self.metric == "l2" else float("-inf")
         if excl.shape[1]:
-            bad = (ids[:, :, None] == excl[:, None, :]).any(-1) | (ids < 0)
+            # membership through one sorted search per row: O(Q·(k+E)·log E) time and memory, not Q·k·E
+            sorted_excl = excl.sort(dim=1).values
+            pos = torch.searchsorted(sorted_excl, ids).clamp_max(excl.shape[1] - 1)
+            bad = (sorted_excl.gather(1, pos) == ids) | (ids < 0)
             order = torch.argsort(bad.to(torch.int8), dim=1, stable=True)
             scores, ids, bad = scores.gather(1, order), ids.gather(1, order), bad.gather(1, order)
             ids = ids.masked_fill(bad, -1)
@@ -266,13 +303,13 @@ class EmbeddingIndex:
         a, b, c: Q keys each (or int tensors [Q]); method "3cosadd" (gensim most_similar(positive=[b, c],
         negative=[a])) or "3cosmul" (gensim most_similar_cosmul); candidates are rows [0, restrict_vocab),
         never a, b or c of the same question. Cosines are used whatever the index metric.
-        Returns (scores [Q, k] float32, indices [Q, k] int64) on the index's device.
+        Returns (scores [Q, k'] float32, indices [Q, k'] int64) on the index's device, k' = min(k, rows);
+        a question with fewer than k' candidates (its own words excluded) ends in (-inf, -1).
         Memory: O(Q·k) plus one [W, C] cosine tile (W distinct question words; see ops/analogy_topk.py).
         """
         if method not in _analogy.METHODS:
             raise ValueError(f"method must be one of {tuple(_analogy.METHODS)}, got {method!r}")
-        if not isinstance(k, Integral) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        k = _positive_int(k, "k")
         ids = [self._ids(x, name) for x, name in ((a, "a"), (b, "b"), (c, "c"))]
         if not ids[0].shape == ids[1].shape == ids[2].shape:
             raise ValueError(f"a, b and c must have the same length, got {[len(t) for t in ids]}")
@@ -280,10 +317,12 @@ class EmbeddingIndex:
         rows = self._rows(restrict_vocab, "restrict_vocab")
         if words.numel() and int(words.max()) >= rows:
             raise ValueError(f"question words must lie in the first restrict_vocab={rows} rows")
+        k = min(k, rows)
         if words.shape[0] == 0:
             empty = torch.empty((0, k), device=self.device)
             return empty, empty.long()
-        return _analogy.analogy_topk(self.unit_vectors()[:rows], words, int(k), method, self._op_backend())
+        return _analogy.analogy_topk(self.unit_vectors()[:rows], words, k, method, self._op_backend(),
+                                     self.sqnorms("unit")[:rows])
 
     def _ids(self, items, name: str) -> torch.Tensor:
         if isinstance(items, (torch.Tensor, np.ndarray)):
@@ -294,6 +333,12 @@ class EmbeddingIndex:
                 raise ValueError(f"{name} has rows outside [0, {len(self)})")
             return t
         return torch.tensor([self.index_of(x) for x in items], dtype=torch.int64, device=self.device)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def _as_list(value) -> list:

@@ -37,6 +37,19 @@ def test_knn_matches_sklearn(data, metric, weights):
     assert abs(ours - sk) <= 0.005, (ours, sk)
 
 
+@pytest.mark.parametrize("metric, weights", [("cosine", "uniform"), ("cosine", "distance"), ("l2", "uniform"),
+                                             ("l2", "distance")])
+def test_knn_predictions_are_sklearns(data, metric, weights):
+    """The same predictions, test row by test row, as KNeighborsClassifier on the same (float32-valued) data in
+    float64, where its distances are exact to rounding like our float64 ranking: so the same accuracy."""
+    xtr, ytr, xte, yte = data
+    ours = probes.knn_predict(xtr, ytr, xte, k=15, metric=metric, weights=weights).numpy()
+    sk = KNeighborsClassifier(15, metric="cosine" if metric == "cosine" else "euclidean", weights=weights,
+                              algorithm="brute").fit(xtr.astype(np.float64), ytr).predict(xte.astype(np.float64))
+    assert (ours == sk).all(), f"{(ours != sk).sum()} of {len(sk)} predictions differ"
+    assert probes.knn_accuracy(xtr, ytr, xte, yte, k=15, metric=metric, weights=weights) == (sk == yte).mean()
+
+
 def test_knn_similarity_votes_and_torch_inputs(data):
     xtr, ytr, xte, yte = data
     acc = probes.knn_accuracy(torch.from_numpy(xtr), torch.from_numpy(ytr), xte, yte, k=15, weights="similarity",

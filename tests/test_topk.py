@@ -180,3 +180,225 @@ def test_memory_stays_far_below_queries_by_vocabulary():
         fn()  # thread pools and allocator warm-up are not the op's
         peak = bench.peak_memory(fn, cpu)
         assert peak < full / 4, f"{peak / 2**20:.0f} MB"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CPU exact search: every scan path, the float64 refinement and its certificate
+
+def _paths():
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan
+
+    if not _native.available()[0]:
+        return []
+    return list(_search_plan.available())
+
+
+@pytest.fixture(params=_paths() or [pytest.param("none", marks=pytest.mark.skip(reason="native extension not built"))])
+def scan_path(request, monkeypatch):
+    monkeypatch.setenv("FASTREPR_SEARCH_PATH", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("shape", [(5, 37, 7, 3), (70, 1301, 29, 12), (1, 70, 300, 1), (600, 1100, 17, 5)])
+@pytest.mark.parametrize("l2", [False, True])
+def test_every_cpu_path_returns_the_float64_ranking(scan_path, shape, l2):
+    """Same rows, same order and the same float32-rounded scores as the float64 reference, on every path
+    (600 queries span two [512, 512] tiles; D = 300 and 29 leave vector tails)."""
+    Q, R, D, k = shape
+    q, v = torch.randn(Q, D), torch.randn(R, D)
+    got = ts.topk_search(q, v, k, l2, "native")
+    want = reference.topk_search(q, v, k, "l2" if l2 else "ip")
+    assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+
+
+def test_every_cpu_path_keeps_ties_in_row_order(scan_path):
+    g = torch.Generator().manual_seed(1)
+    v = torch.randint(-1, 2, (297, 4), generator=g).float()
+    q = torch.randint(-1, 2, (13, 4), generator=g).float()
+    for l2 in (False, True):
+        got = ts.topk_search(q, v, 40, l2, "native")
+        assert torch.equal(got[1], reference.topk_search(q, v, 40, "l2" if l2 else "ip")[1])
+
+
+def test_refinement_overrides_float32_ties(scan_path):
+    """Rows whose float32 scores all round to 1.0 but whose exact scores increase with the row: a float32
+    ranking would return rows 0..4 (ties keep the lower row); the certificate cannot hold, the candidates
+    grow until every row is one, and the exact order (the highest rows) comes back."""
+    R = 300
+    v = torch.ones(R, 2)
+    v[:, 1] = torch.arange(R, dtype=torch.float32) * 2.0 ** -40
+    q = torch.ones(1, 2)
+    assert float((q @ v.T).max()) == float((q @ v.T).min()) == 1.0  # all tied in float32
+    s, i = ts.topk_search(q, v, 5, False, "native")
+    assert i[0].tolist() == [299, 298, 297, 296, 295]
+    assert torch.equal(i, reference.topk_search(q, v, 5)[1])
+
+
+def test_exact_search_exclusions_and_float64_queries(scan_path):
+    v = torch.nn.functional.normalize(torch.randn(800, 16), dim=1)
+    x64 = torch.nn.functional.normalize(torch.randn(30, 16, dtype=torch.float64), dim=1)
+    excl = torch.randint(0, 800, (30, 3))
+    excl[0] = -1
+    s, i = ts.exact_search(x64.float(), v, 6, False, x64=x64, excl=excl)
+    full = x64 @ v.double().T
+    full.scatter_(1, excl.clamp_min(0), float("-inf"))
+    full[0] = x64[0] @ v.double().T  # row 0 excludes nothing
+    ws, wi = torch.sort(full, dim=1, descending=True, stable=True)
+    assert torch.equal(i, wi[:, :6]) and torch.equal(s, ws[:, :6].float())
+
+
+def test_rejects_non_finite_and_overflowing_input(backend):
+    v = torch.randn(50, 8, device=backend.device)
+    bad = torch.randn(3, 8, device=backend.device)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="queries contains NaN"):
+        ts.topk_search(bad, v, 3, False, "")
+    big = torch.full((2, 8), 1e30, device=backend.device)
+    for l2 in (False, True):
+        with pytest.raises(ValueError, match="queries: scores .* beyond float32"):
+            ts.topk_search(big, v * 1e10, 3, l2, "")
+    assert ts.topk_search(torch.randn(2, 8, device=backend.device), v, 10**9, False, "")[1].shape == (2, 50)
+
+
+def test_choose_reads_the_calibration(monkeypatch, tmp_path):
+    """The rule: the path with the highest measured rate at this query count wins; small searches and
+    FASTREPR_SEARCH_CALIBRATE=0 take the default; the table is written once (atomically) and reused."""
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    monkeypatch.setenv("FASTREPR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("FASTREPR_SEARCH_PATH", raising=False)
+    monkeypatch.setattr(sp, "_table", None)
+    names = list(sp.available())
+    fake = {"queries": [1, 8, 64, 512], "rows": 1, "dim": 1, "measured": "", "time": 0,
+            "gflops": {n: [1.0, 1.0, 1.0, 1.0] for n in names}}
+    fake["gflops"][names[-1]] = [0.5, 0.5, 9.0, 9.0]  # best from about 10 queries on
+    fake["gflops"][names[0]] = [5.0, 5.0, 0.5, 0.5]
+    calls = []
+    monkeypatch.setattr(sp, "calibrate", lambda threads=None, save=True: calls.append(1) or fake)
+    assert sp.choose(1, 1_000_000, 300).name == names[0]
+    assert sp.choose(200, 100_000, 300).name == names[-1]
+    assert len(calls) == 1  # measured once per process (then cached)
+    assert sp.choose(200, 10, 10).name == sp.default(200).name  # small: the default rule, no measurement
+    monkeypatch.setenv("FASTREPR_SEARCH_CALIBRATE", "0")
+    assert sp.choose(200, 100_000, 300).name == sp.default(200).name
+    monkeypatch.setenv("FASTREPR_SEARCH_PATH", "nope")
+    with pytest.raises(ValueError, match="FASTREPR_SEARCH_PATH"):
+        sp.choose(1, 10, 10)
+
+
+def test_calibration_is_cached_atomically(monkeypatch, tmp_path):
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    monkeypatch.setenv("FASTREPR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sp, "CAL_ROWS", 512)
+    monkeypatch.setattr(sp, "CAL_QUERIES", (1, 8))
+    monkeypatch.setattr(sp, "_table", None)
+    monkeypatch.setattr(sp, "_busy", lambda: False)
+    entry = sp.calibrate(2)
+    assert set(entry["gflops"]) == set(sp.available()) and all(r > 0 for v in entry["gflops"].values() for r in v)
+    files = list(tmp_path.iterdir())
+    assert [f.name for f in files] == ["search-paths.json"]  # no temporary file left behind
+    assert sp._calibration(2) == entry  # read back, not measured again
+    # measured on a busy machine: used, not cached
+    (tmp_path / "search-paths.json").unlink()
+    monkeypatch.setattr(sp, "_busy", lambda: True)
+    assert sp.calibrate(2)["busy"] and not (tmp_path / "search-paths.json").exists()
+
+
+def test_native_entry_points_reject_bad_calls():
+    """Wrong calls of the _C entry points from inside the package raise ValueError, never crash."""
+    import numpy as np
+
+    from fastrepr import _native
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    C = _native.get()
+    q, v = np.zeros((3, 4), np.float32), np.zeros((10, 4), np.float32)
+    ov, oi = np.zeros((3, 5), np.float32), np.zeros((3, 5), np.int64)
+    cases = [
+        (dict(K=11), "K must lie"), (dict(K=0), "K must lie"), (dict(blas=99), "unknown handle"),
+        (dict(block_q=0), "block_q"), (dict(block_q=1 << 17), "block_q"), (dict(block_v=1 << 13, block_q=1 << 12), "block_q"),
+        (dict(vectors=np.zeros((10, 5), np.float32)), "columns"), (dict(vsq=np.zeros(9, np.float32)), "vsq"),
+        (dict(out_v=np.zeros((3, 4), np.float32)), r"\[Q, K\]"), (dict(queries=np.zeros((3, 4))), "bytes"),
+        (dict(queries=np.zeros((4, 3), np.float32).T), "contiguous"), (dict(vectors=np.zeros((0, 4), np.float32), K=1), "R, D >= 1"),
+    ]
+    for change, msg in cases:
+        args = dict(queries=q, vectors=v, vsq=None, K=5, blas=0, block_q=4, block_v=8, out_v=ov, out_i=oi)
+        args.update(change)
+        with pytest.raises(ValueError, match=msg):
+            C.topk_scan(**args)
+    x = np.zeros((3, 4))
+    ok = np.zeros(3, np.uint8)
+    good = dict(x=x, vectors=v, cand=np.zeros((3, 2), np.int64), scale=None, approx=np.zeros((3, 2)), bound=np.zeros(3),
+                excl=np.zeros((3, 0), np.int64), l2=False, out_v=np.zeros((3, 2), np.float32),
+                out_i=np.zeros((3, 2), np.int64), ok=ok)
+    C.topk_refine(**good)
+    for change, msg in [(dict(cand=np.full((3, 2), 10, np.int64)), "outside"), (dict(cand=np.full((3, 2), -2, np.int64)), "outside"),
+                        (dict(approx=np.zeros((3, 1))), "agree"), (dict(cand=np.zeros((3, 0), np.int64)), "Kc >= 1"),
+                        (dict(out_v=np.zeros((3, 0), np.float32), out_i=np.zeros((3, 0), np.int64)), "k >= 1"),
+                        (dict(vectors=np.zeros((10, 3), np.float32)), "D = x.shape"),
+                        (dict(scale=np.zeros(2)), "scale")]:
+        with pytest.raises(ValueError, match=msg):
+            C.topk_refine(**{**good, **change})
+    handle, why = C.topk_blas_register("/nonexistent/libnothing.so")
+    assert handle == 0 and "not loaded" in why
+    S, rows = np.zeros((3, 5), np.float32), np.zeros((2, 3), np.int64)
+    merge = dict(S=S, rows=rows, scale=np.ones(2, np.float32), mode=1, excl=np.zeros((2, 0), np.int64), col0=0,
+                 top_v=np.zeros((2, 4), np.float32), top_i=np.zeros((2, 4), np.int64))
+    C.topk_merge(**merge)
+    for change, msg in [(dict(rows=np.zeros((2, 2), np.int64)), r"\[Q, 3\]"), (dict(scale=np.ones(3, np.float32)), "agree"),
+                        (dict(top_i=np.zeros((2, 3), np.int64)), "agree"),
+                        (dict(top_v=np.zeros((2, 0), np.float32), top_i=np.zeros((2, 0), np.int64)), "K must be"),
+                        (dict(rows=np.full((2, 3), -1, np.int64)), "outside")]:
+        with pytest.raises(ValueError, match=msg):
+            C.topk_merge(**{**merge, **change})
+
+
+def _tied_unit(R, D, seed):
+    """Unit rows with entries in {0, +-1/2}: every cosine is a multiple of 1/4, so many scores tie exactly."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.zeros(R, D)
+    for r in range(R):
+        u[r, torch.randperm(D, generator=g)[:4]] = 0.5 * (2 * torch.randint(0, 2, (4,), generator=g).float() - 1)
+    return u
+
+
+@pytest.mark.parametrize("data", ["random", "tied"])
+def test_cosadd_routes_give_identical_answers(data, monkeypatch):
+    """3CosAdd through the distinct words' cosines and through one search query per question: the same
+    rows and scores (the float64 ranking of the reference), on shared and on nearly distinct question words."""
+    from conftest import use_backend
+
+    use_backend("native", monkeypatch)
+    R, D = 1500, 24
+    u = _unit(R, D, "cpu", seed=2) if data == "random" else _tied_unit(R, 8, 4)
+    g = torch.Generator().manual_seed(6)
+    shared = torch.randint(0, 40, (300, 3), generator=g)
+    distinct = torch.randperm(R, generator=g)[:900].view(300, 3)
+    assert at.cosadd_route(300, 40, R, D) == "distinct" and at.cosadd_route(300, 900, R, D) == "search"
+    for words in (shared, distinct):
+        want = reference.analogy_topk(u, words, 7, "3cosadd")
+        one = at.cosadd_native(u, words, 7, route="distinct")
+        two = at.cosadd_native(u, words, 7, route="search")
+        assert torch.equal(one[1], two[1]) and torch.equal(one[0], two[0])
+        assert torch.equal(one[1], want[1])
+        torch.testing.assert_close(one[0], want[0], rtol=0, atol=1e-7)
+        assert torch.equal(at.analogy_topk(u, words, 7, "3cosadd", "")[1], want[1])
+
+
+def test_analogy_k_above_the_rows(backend):
+    u = _unit(12, 6, backend.device)
+    words = torch.tensor([[0, 1, 2], [3, 3, 4]], device=backend.device)
+    for method in ("3cosadd", "3cosmul"):
+        s, i = at.analogy_topk(u, words, 50, method, "")
+        assert s.shape == i.shape == (2, 12)  # k' = min(k, rows)
+        assert (i[0, 9:] == -1).all() and (i[1, 10:] == -1).all() and (i[:, :9] >= 0).all()
+        assert torch.isneginf(s[0, 9:]).all()

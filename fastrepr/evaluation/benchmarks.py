@@ -6,6 +6,16 @@
   most_similar      batched EmbeddingIndex.search (one query per word, itself excluded) vs gensim's most_similar
                     loop on CPU, vs PyTorch matmul+topk on CUDA
   knn_probe         knn_accuracy (cosine, k=20) vs scikit-learn's KNeighborsClassifier(metric="cosine")
+  search_faiss      EmbeddingIndex.search (metric "ip", unit rows) vs faiss.IndexFlatIP.search, the grid of
+                    issue 11: Q in {1, 16, 200, 1000, 5000}, k in {10, 100}, V in {1e5, 1e6}, D in {128, 300}
+  search_gemm       the same search vs the best blocked GEMM of its shape (torch's BLAS or numpy's, into a
+                    preallocated tile): speed-up = the fraction of the GEMM roofline reached
+  knn_faiss         knn_accuracy (cosine, k=20) vs FAISS IndexFlatIP on normalized rows + a numpy vote
+  analogy_faiss     EmbeddingIndex.analogy (3CosAdd, top 1) vs FAISS: one query unit(b + c - a) per question,
+                    k + 3 results, a/b/c dropped; W=0: the Google set's questions (905 distinct words), else
+                    Q random questions over W distinct words
+Rows of the *_faiss / search_gemm entries name the path that ran (engine, scan path, its BLAS) and the
+baseline's BLAS; the CSV's device column names the CPU.
 
 Vocabularies are synthetic (``synthetic.analogy_vectors``: the Google set's words among distractors), so the
 question words and their sharing are those of the real set.
@@ -131,6 +141,133 @@ def _knn_baseline(x):
     return KNeighborsClassifier(20, metric="cosine", algorithm="brute").fit(xtr, ytr).score(xte, yte)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# against FAISS (issue 11)
+
+def _faiss_name(what: str) -> str:
+    """'faiss 1.15.1 <what> (OpenBLAS 0.3.x)': the BLAS inside the faiss wheel, as threadpoolctl reports it."""
+    import faiss
+
+    blas = ""
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        libs = [x for x in ThreadpoolController().info() if "faiss" in x.get("filepath", "")
+                and x.get("user_api") == "blas"]
+        if libs:
+            blas = f" ({libs[0].get('internal_api', 'blas')} {libs[0].get('version', '')})"
+    except Exception:
+        pass
+    return f"faiss {faiss.__version__} {what}{blas}"
+
+
+def _unit_rows(V, D, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(V, D, generator=g), dim=1)
+
+
+def _flat(vectors: torch.Tensor):
+    import faiss
+
+    faiss.omp_set_num_threads(torch.get_num_threads())  # the same threads as ours
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors.numpy())
+    return flat
+
+
+def _search_faiss_setup(size, device, dtype):
+    V, D, Q, k = size
+    vectors = _unit_rows(V, D)
+    queries = torch.randn(Q, D, generator=torch.Generator().manual_seed(1))
+    index = EmbeddingIndex(vectors, metric="ip")
+    return {"vectors": vectors, "queries": queries, "q": queries.numpy(), "k": k, "index": index,
+            "flat": _flat(vectors), "path": index.search_path(Q, k)}
+
+
+def _gemm_setup(size, device, dtype):
+    """The search inputs plus the faster of two blocked GEMMs of the search's shape, [Q, 4096] tiles written
+    into one preallocated buffer (no selection): torch.mm (torch's BLAS) or np.matmul (numpy's)."""
+    V, D, Q = size
+    x = _search_faiss_setup((V, D, Q, 10), device, dtype)
+    v, q, C = x["vectors"], x["queries"], 4096
+    tile_t, tile_n = torch.empty(Q, C), np.empty((Q, C), np.float32)
+    vn, qn = v.numpy(), q.numpy()
+
+    def torch_gemm():
+        for c0 in range(0, V - C + 1, C):
+            torch.mm(q, v[c0:c0 + C].T, out=tile_t)
+        if V % C:
+            torch.mm(q, v[V - V % C:].T, out=tile_t[:, :V % C])
+
+    def numpy_gemm():
+        for c0 in range(0, V - C + 1, C):
+            np.matmul(qn, vn[c0:c0 + C].T, out=tile_n)
+        if V % C:
+            np.matmul(qn, vn[V - V % C:].T, out=tile_n[:, :V % C])
+
+    import time
+
+    best = {}
+    for name, fn in (("torch", torch_gemm), ("numpy", numpy_gemm)):
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        best[name] = time.perf_counter() - t0
+    x["gemm"] = torch_gemm if best["torch"] <= best["numpy"] else numpy_gemm
+    x["gemm_name"] = min(best, key=best.get)
+    return x
+
+
+def _knn_faiss_baseline(x):
+    """FAISS + a numpy vote, as a FAISS user writes the cosine kNN probe."""
+    xtr, ytr, xte, yte = x["np"]
+    a = xtr / np.linalg.norm(xtr, axis=1, keepdims=True)
+    b = xte / np.linalg.norm(xte, axis=1, keepdims=True)
+    flat = _flat(torch.from_numpy(a))
+    _, ids = flat.search(b, 20)
+    classes, inv = np.unique(ytr, return_inverse=True)
+    counts = (inv[ids][:, :, None] == np.arange(len(classes))).sum(1)
+    return float((classes[counts.argmax(1)] == yte).mean())
+
+
+def _analogy_faiss_setup(size, device, dtype):
+    V, D, Q, W = size
+    if W == 0:  # the Google set's questions and words, planted among distractors
+        x = _table((V, D, Q), device, dtype)
+        unit = x["index"].unit_vectors()
+    else:
+        unit = _unit_rows(V, D, seed=3)
+        g = torch.Generator().manual_seed(4)
+        words = torch.randperm(V, generator=g)[:W]
+        ids = words[torch.randint(0, W, (Q, 3), generator=g)]
+        x = {"index": EmbeddingIndex(unit), "ids": ids}
+    x["flat"] = _flat(unit)
+    x["unit"] = unit
+    x["path"] = "native 3cosadd " + _analogy_route(x["index"], x["ids"])
+    return x
+
+
+def _analogy_route(index, ids) -> str:
+    from ..ops import analogy_topk
+
+    W = int(torch.unique(ids).numel())
+    route = analogy_topk.cosadd_route(ids.shape[0], W, len(index), index.dim)
+    return f"{route} (W={W})" + (f", {index.search_path(ids.shape[0], 4)}" if route == "search" else "")
+
+
+def _analogy_faiss_baseline(x):
+    u, ids = x["unit"], x["ids"]
+    q = torch.nn.functional.normalize(u[ids[:, 1]] + u[ids[:, 2]] - u[ids[:, 0]], dim=1).numpy()
+    _, found = x["flat"].search(q, 4)
+    found = torch.from_numpy(found)
+    keep = ~(found[:, :, None] == ids[:, None, :]).any(-1)
+    return found.gather(1, keep.int().argmax(1, keepdim=True))  # the best row that is not a, b or c
+
+
+_SEARCH_GRID = [(V, D, Q, k) for V in (100_000, 1_000_000) for D in (128, 300) for k in (10, 100)
+                for Q in (1, 16, 200, 1000, 5000)]
+
+
 def register_all() -> None:
     from .. import bench  # (called while fastrepr.bench finishes importing: Bench and register exist)
     from .probes import knn_accuracy
@@ -165,6 +302,32 @@ def register_all() -> None:
             ours=lambda x: knn_accuracy(x["xtr"], x["ytr"], x["xte"], x["yte"], k=20),
             baseline=_knn_baseline,
             work=lambda s: s[0] * s[1] * s[2], work_label="Ntrain·Ntest·D"))
+    if not _has("faiss"):
+        return
+    bench.register(bench.Bench(
+        op="search_faiss", baseline_name=_faiss_name("IndexFlatIP"), size_names=("V", "D", "Q", "k"),
+        sizes={"cpu": _SEARCH_GRID}, setup=_search_faiss_setup,
+        ours=lambda x: x["index"].search(x["queries"], x["k"]), baseline=lambda x: x["flat"].search(x["q"], x["k"]),
+        work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q", describe=lambda x: x["path"]))
+    bench.register(bench.Bench(
+        op="search_gemm", baseline_name="best blocked GEMM of the same shape (no selection)",
+        size_names=("V", "D", "Q"), sizes={"cpu": [(100_000, 300, 1000), (100_000, 300, 5000), (300_000, 128, 2000)]},
+        setup=_gemm_setup, ours=lambda x: x["index"].search(x["queries"], 10), baseline=lambda x: x["gemm"](),
+        work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q",
+        describe=lambda x: f"{x['path']}; GEMM: {x['gemm_name']}"))
+    bench.register(bench.Bench(
+        op="knn_faiss", baseline_name=_faiss_name("IndexFlatIP + numpy vote"), size_names=("Ntrain", "Ntest", "D"),
+        sizes={"cpu": [(50_000, 10_000, 128)]}, setup=_knn_setup,
+        ours=lambda x: knn_accuracy(x["xtr"], x["ytr"], x["xte"], x["yte"], k=20), baseline=_knn_faiss_baseline,
+        work=lambda s: s[0] * s[1] * s[2], work_label="Ntrain·Ntest·D",
+        describe=lambda x: EmbeddingIndex(x["xtr"]).search_path(x["xte"].shape[0], 20)))
+    bench.register(bench.Bench(
+        op="analogy_faiss", baseline_name=_faiss_name("IndexFlatIP, one query per question"),
+        size_names=("V", "D", "Q", "W"), sizes={"cpu": [(100_000, 300, 19_544, 0), (100_000, 300, 19_544, 45_000)]},
+        setup=_analogy_faiss_setup,
+        ours=lambda x: x["index"].analogy(x["ids"][:, 0], x["ids"][:, 1], x["ids"][:, 2], "3cosadd"),
+        baseline=_analogy_faiss_baseline, work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q",
+        describe=lambda x: x["path"]))
 
 
 def full_google_set(size: int = 100_000, dim: int = 300, seed: int = 0, method: str = "3cosadd") -> dict:

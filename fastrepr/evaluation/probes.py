@@ -7,6 +7,7 @@ mapped to the sorted distinct training labels, as scikit-learn's ``classes_``).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ def _features(x, name: str, device=None) -> torch.Tensor:
     _checks.floating(t, name)
     _checks.ndim(t, 2, name, "[N, D]")
     _checks.nonempty(t, name, "[N, D]")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
     return t.detach().to(device or t.device)
 
 
@@ -39,36 +42,47 @@ def _labels(y, n: int, name: str, device) -> torch.Tensor:
 
 def knn_predict(train_x, train_y, test_x, k: int = 20, metric: str = "cosine", weights: str = "uniform",
                 temperature: float = 0.07, backend: str = "auto") -> torch.Tensor:
-    """Labels [M] of test_x [M, D] by a vote of their k nearest training rows (``EmbeddingIndex`` search).
+    """Labels [M] of test_x [M, D] by a vote of their k nearest training rows (``EmbeddingIndex`` search,
+    exact: on a CPU the neighbours are the float64 ranking, equal scores keeping the lower training row).
 
     weights: "uniform" (one vote each), "distance" (scikit-learn's 1/distance, distance = 1 - cosine for
     metric "cosine" and Euclidean for "l2"; a query at distance 0 from some rows takes only their votes), or
-    "similarity" (exp(cosine / temperature), the weighted kNN of Wu et al. 2018 / DINO). Equal vote totals go
-    to the smallest label, as in scikit-learn. Memory: the index plus O(M·k).
+    "similarity" (exp(similarity / temperature), the weighted kNN of Wu et al. 2018 / DINO; metric "cosine"
+    or "ip"; computed as exp((s - s_max) / temperature) per query, so a small temperature cannot overflow).
+    Equal vote totals go to the smallest label, as in scikit-learn. Features must be finite (ValueError
+    naming the argument). Memory: the index plus O(M·k) for the neighbours and O(M·C) for the votes.
     """
     if weights not in ("uniform", "distance", "similarity"):
         raise ValueError(f"weights must be 'uniform', 'distance' or 'similarity', got {weights!r}")
     if weights == "distance" and metric == "ip":
         raise ValueError("weights='distance' needs metric 'cosine' or 'l2' (an inner product is not a distance)")
+    if weights == "similarity":
+        if metric == "l2":
+            raise ValueError("weights='similarity' needs metric 'cosine' or 'ip' (l2 scores are distances)")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+                not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     xtr = _features(train_x, "train_x")
     ytr = _labels(train_y, xtr.shape[0], "train_y", xtr.device)
     xte = _features(test_x, "test_x", xtr.device)
-    if not isinstance(k, int) or not 1 <= k <= xtr.shape[0]:
+    if xte.shape[1] != xtr.shape[1]:
+        raise ValueError(f"test_x must have {xtr.shape[1]} columns (as train_x), got {xte.shape[1]}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= xtr.shape[0]:
         raise ValueError(f"k must be an int in [1, {xtr.shape[0]}] (the training rows), got {k!r}")
     classes, ytr = torch.unique(ytr, return_inverse=True)
     scores, ids = EmbeddingIndex(xtr, metric=metric, backend=backend).search(xte, k)
     scores = scores.double()
     if weights == "uniform":
         w = torch.ones_like(scores)
-    elif weights == "similarity":
-        w = torch.exp(scores / temperature)
+    elif weights == "similarity":  # the votes of a query compare among themselves: shift by its best score
+        w = torch.exp((scores - scores.max(1, keepdim=True).values) / float(temperature))
     else:
         dist = 1.0 - scores if metric == "cosine" else scores.clamp_min(0).sqrt()
         dist = dist.clamp_min(0)
         zero = dist == 0
         w = torch.where(zero.any(1, keepdim=True), zero.double(), 1.0 / dist.clamp_min(1e-300))
     votes = torch.zeros((xte.shape[0], len(classes)), dtype=torch.float64, device=xtr.device)
-    votes.scatter_add_(1, ytr[ids], w)
+    votes.scatter_add_(1, ytr[ids], w)  # one vectorized vote: [M, k] weights into [M, C] totals
     return classes[votes.argmax(1)]  # first maximum: the smallest label
 
 
@@ -93,6 +107,8 @@ class LinearProbe:
 
     def predict(self, x) -> torch.Tensor:
         x = _features(x, "x", self.weight.device).to(self.weight.dtype)
+        if x.shape[1] != self.weight.shape[1]:
+            raise ValueError(f"x must have {self.weight.shape[1]} columns (the probe's features), got {x.shape[1]}")
         if len(self.classes) == 1:
             return self.classes.expand(x.shape[0])
         return self.classes[(x @ self.weight.T + self.bias).argmax(1)]
@@ -112,8 +128,12 @@ def fit_linear_probe(x, y, C: float = 1.0, max_iter: int = 500, tol: float = 1e-
     Stops when the gradient's largest entry falls below ``tol`` or after ``max_iter`` iterations.
     Memory: O(N·D) for the features plus O(N·C) logits.
     """
-    if not C > 0:
-        raise ValueError(f"C must be positive, got {C!r}")
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not C > 0:
+        raise ValueError(f"C must be positive (a number), got {C!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     xs = _features(x, "x", device)
     dtype = dtype or (torch.float64 if xs.device.type == "cpu" else torch.float32)
     xs = xs.to(dtype)

@@ -27,8 +27,8 @@ import torch
 from .. import reference
 from .._backend import select
 from .._triton import next_power_of_2, tl, triton
-from .topk_search import (_NEG_INF, _merge_topk, cdiv, chunk_rows, empty_lists, finalize, native_merge,
-                          splits_for, unique_inverse)
+from .topk_search import (_NEG_INF, _U, _merge_topk, cdiv, chunk_rows, empty_lists, exact_search, finalize, gamma,
+                          margin, native_merge, refine, row_sqnorms, splits_for, unique_inverse)
 
 OP = "analogy_topk"
 METHODS = {"3cosadd": 1, "3cosmul": 2}
@@ -131,17 +131,78 @@ def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method
     return finalize(top_v, top_i, k)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# native (CPU) 3CosAdd: the cheaper of two exact routes, identical answers
+#
+# 3CosAdd ranks rows by u_j . x with x = (u_b + u_c - u_a) / |u_b + u_c - u_a|, so a question is also one
+# search query. Distinct words (above) cost 2·W·R·D flops for the cosines plus about 4·Q·R to form the
+# scores; the combined queries cost 2·Q·R·D. The 19,544 Google questions use 905 words (distinct words win
+# 20x); sets of nearly distinct words favour the search (issue 11 measured 3x). Either way the candidates
+# (k + margin per question) are re-scored in float64 against the float64 x and certified as in
+# ``topk_search`` (the search's bound; for the distinct-word scores (S_b + S_c - S_a)·scale it is
+# 2·(scale·(3·gamma_D + 12u) + gamma_D + 4u): three cosines, two additions, the rounded scale of the
+# float32 combination), so both routes return the float64 ranking of ``reference.analogy_topk``.
+# 3CosMul keeps the three cosines of the distinct words (it is no single query) and float32 ranking.
+
+
+def cosadd_queries(unit: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(comb [Q, D] float64, scale [Q] float64): comb = u_b + u_c - u_a, scale = 1 / |comb| (0 where comb is
+    zero, as the reference). Rows rank by comb.u and score scale·(comb.u): rows tied in the sum stay tied."""
+    u = unit[words.reshape(-1)].double().view(words.shape[0], 3, -1)
+    comb = u[:, 1] + u[:, 2] - u[:, 0]
+    norm = comb.norm(dim=1)
+    return comb, torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
+
+
+def cosadd_route(Q: int, W: int, R: int, D: int) -> str:
+    """"distinct" or "search", by the flops each needs (see above)."""
+    return "distinct" if 2 * W * R * D + 4 * Q * R < 2 * Q * R * D else "search"
+
+
+def cosadd_native(unit: torch.Tensor, words: torch.Tensor, k: int, vsq: torch.Tensor | None = None,
+                  route: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact 3CosAdd on CPU (see above): (scores [Q, k], rows [Q, k]), a/b/c never returned, k <= R."""
+    Q, R, D = words.shape[0], unit.shape[0], unit.shape[1]
+    comb, scale = cosadd_queries(unit, words)
+    route = route or cosadd_route(Q, int(torch.unique(words).numel()), R, D)
+    vsq = row_sqnorms(unit) if vsq is None else vsq
+    threads = torch.get_num_threads()
+
+    def search(sel):
+        return exact_search((comb[sel] * scale[sel, None]).float(), unit, k, False, vsq, x64=comb[sel],
+                            scale=scale[sel], excl=words[sel], threads=threads)
+
+    if route == "search":
+        return search(slice(None))
+    K = min(R, k + margin(k))
+    approx, cand = analogy_topk_forward(unit, words, K, "3cosadd", "native")
+    bound = 2.0 * (torch.where(scale > 0, scale, torch.full_like(scale, float("inf"))) * (3 * gamma(D) + 12 * _U)
+                   + gamma(D) + 4 * _U)
+    s, i, ok = refine(comb, unit, cand, approx, bound, words, False, k, threads, scale)
+    if not bool(ok.all()):  # near-ties at the k-th place: those questions go through the search
+        bad = (~ok).nonzero().squeeze(1)
+        s[bad], i[bad] = search(bad)
+    return s, i
+
+
 @torch.library.custom_op("fastrepr::analogy_topk", mutates_args=())
-def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str,
-                 backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores [Q, k], indices [Q, k]) for questions words [Q, 3] over unit rows [R, D] (see module doc).
-    backend: "" selects per call (fastrepr._backend.select), or names one."""
+def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, backend: str,
+                 vsq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [Q, k'], indices [Q, k']) with k' = min(k, R), for questions words [Q, 3] over unit rows
+    [R, D] (see module doc); questions with fewer than k' candidates end in (-inf, -1). vsq: |u|^2 per row
+    when the caller has it. backend: "" selects per call (fastrepr._backend.select), or names one."""
+    k = min(int(k), unit.shape[0])
     backend = select(OP, unit, force=backend or None)
+    if words.shape[0] == 0:
+        return unit.new_empty((0, k)), unit.new_empty((0, k), dtype=torch.int64)
     if backend == "torch":
         return reference.analogy_topk(unit, words, k, method)
+    if backend == "native" and method == "3cosadd":
+        return cosadd_native(unit, words, k, vsq)
     return analogy_topk_forward(unit, words, k, method, backend)
 
 
 @analogy_topk.register_fake
-def _(unit, words, k, method, backend):
-    return (unit.new_empty((words.shape[0], k)), unit.new_empty((words.shape[0], k), dtype=torch.int64))
+def _(unit, words, k, method, backend, vsq=None):
+    kk = min(k, unit.shape[0])
+    return (unit.new_empty((words.shape[0], kk)), unit.new_empty((words.shape[0], kk), dtype=torch.int64))

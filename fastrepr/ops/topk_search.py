@@ -7,14 +7,20 @@ SPLITS, so small query batches still fill the GPU); it walks the range in [BLOCK
 (``_merge_topk``). Partial lists, [Q, SPLITS, KP] for KP = next_pow2(k), are merged on the host by one sort.
 L2 ranks by 2 q.v - |v|^2 (= |q|^2 - |q - v|^2) and returns |q|^2 minus it, clamped at 0.
 
-Native (CPU): the [Q, C] tile for a chunk of C rows comes from one GEMM (torch.mm), and the C++ kernel
-``topk_merge`` folds it into sorted per-query lists (OpenMP over queries). Memory O(Q·C), C sized so the
-tile stays near 16 MB.
+Native (CPU): an exact search in two steps (notes above ``exact_search``). A float32 scan keeps the best
+k + margin rows per query (C++ ``topk_scan``: per core, an L2-sized [512, 512] tile from a single-threaded
+BLAS product or [64, 128] from the built-in kernel, folded at once into running lists; or FAISS's flat scan);
+which path runs is measured once per machine (``_search_plan``). Then ``topk_refine`` scores the candidates
+in float64 and certifies that no other row can belong; uncertified queries are scanned again with more
+candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
+Memory: O(Q·(k + margin)) lists and one tile per thread; never the [Q, R] score matrix.
 
 Ties: equal scores keep the lower row first on every backend (and in ``reference.topk_search``).
-Cost: 2·Q·R·D flops. Gradients: none (an evaluation op).
+Cost: 2·Q·R·D flops (plus Q·(k + margin)·D in float64). Gradients: none (an evaluation op).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -200,39 +206,225 @@ def empty_lists(Q: int, K: int, device: torch.device) -> tuple[torch.Tensor, tor
             (-1 - torch.arange(K, device=device)).expand(Q, K).contiguous())
 
 
-def _native_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    Q, R = queries.shape[0], vectors.shape[0]
-    top_v, top_i = empty_lists(Q, k, queries.device)
-    rows = torch.arange(Q).repeat_interleave(3).view(Q, 3)
-    scale, excl = torch.ones(Q), torch.empty((Q, 0), dtype=torch.int64)
-    vsq = vectors.square().sum(1) if l2 else None
-    step = chunk_rows(R, Q, 16 << 20, 256)
-    for c0 in range(0, R, step):
-        S = queries @ vectors[c0:c0 + step].T
-        if l2:
-            S = 2.0 * S - vsq[c0:c0 + step]
-        native_merge(S.contiguous(), rows, scale, 0, excl, c0, top_v, top_i)
-    return finalize(top_v, top_i, k)
+# ---------------------------------------------------------------------------------------------------------
+# native (CPU): a float32 candidate scan on the fastest path here, then the float64 refinement
+#
+# The scan keeps K = k + margin candidates per query; every row it leaves out scored at most `worst`, the
+# K-th approximate score. A float32 dot product of length D is off by at most gamma_D·sum_i |q_i v_i| <=
+# gamma_D·|q|·|v| whatever the summation order (Higham, Accuracy and Stability, eq. 3.5; gamma_n =
+# n·u / (1 - n·u), u = 2^-24), so an excluded row's exact score is at most worst + 2·gamma_{D+2}·|q|·max|v|
+# (a factor 2 of slack; l2: 2·gamma_{D+4}·(|q| + max|v|)^2, which covers 2 q.v - |v|^2 and FAISS's
+# |q|^2 + |v|^2 - 2 q.v). The refinement scores the candidates in float64 and certifies each query whose
+# k-th exact score beats that bound; the others (near-ties at the k-th place; rare) are scanned again with
+# 4x the candidates, until every row is one. So every path returns the float64 ranking of
+# ``reference.topk_search``: the same rows in the same order, equal scores keeping the lower row.
+
+_U = 2.0 ** -24
+_FLT_BIG = 1e38  # scores must stay below float32's maximum (3.4e38) in every partial sum
+
+
+def gamma(n: int) -> float:
+    return n * _U / (1.0 - n * _U)
+
+
+def margin(k: int) -> int:
+    """Candidates scanned beyond k: room for near-ties at the k-th place (and for excluded rows)."""
+    return max(8, k // 4)
+
+
+def row_sqnorms(vectors: torch.Tensor) -> torch.Tensor:
+    """|v|^2 per row [R] float32 (what the l2 scan ranks with; cached by EmbeddingIndex). In blocks of 8192
+    rows: no [R, D] temporary."""
+    out = torch.empty(vectors.shape[0], dtype=vectors.dtype, device=vectors.device)
+    for lo in range(0, vectors.shape[0], 8192):
+        out[lo:lo + 8192] = vectors[lo:lo + 8192].square().sum(1)
+    return out
+
+
+def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.Tensor | None,
+         threads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates on one path (``_search_plan.Path``): (approximate scores [Q, K], rows [Q, K]), best first.
+    Scores: q.v (ip), 2 q.v - |v|^2 (l2 on the native paths, vsq given) or |q - v|^2 (l2 on FAISS)."""
+    Q = queries.shape[0]
+    if path.name == "faiss":
+        from .. import _faiss
+
+        faiss = _faiss.load()
+        metric = faiss.METRIC_L2 if vsq is not None else faiss.METRIC_INNER_PRODUCT
+        prev = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(threads)
+        try:
+            dist, ids = faiss.knn(queries.numpy(), vectors.numpy(), K, metric=metric)
+        finally:
+            faiss.omp_set_num_threads(prev)
+        return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64, copy=False))
+    out_v, out_i = torch.empty((Q, K)), torch.empty((Q, K), dtype=torch.int64)
+    _native.get().topk_scan(queries.numpy(), vectors.numpy(), None if vsq is None else vsq.numpy(), K, path.handle,
+                            path.block_q, path.block_v, out_v.numpy(), out_i.numpy(), threads)
+    return out_v, out_i
+
+
+def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, approx: torch.Tensor, bound: torch.Tensor,
+           excl: torch.Tensor, l2: bool, k: int, threads: int,
+           scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Float64 scores of the candidates cand [Q, Kc] for queries x64 [Q, D] (float64), whose approximate
+    scores (ip) or distances (l2) approx [Q, Kc] come best first: the k best non-excluded (scores [Q, k]
+    float32, rows [Q, k]) and ok [Q] bool, True where no other row can belong (see above). scale [Q] (ip):
+    scores are scale·(x.v), ranked by x.v (so rows tied in x.v stay tied)."""
+    Q = x64.shape[0]
+    out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
+    ok = torch.empty(Q, dtype=torch.uint8)
+    _native.get().topk_refine(x64.contiguous().numpy(), vectors.numpy(), cand.contiguous().numpy(),
+                              None if scale is None else scale.double().contiguous().numpy(),
+                              approx.double().contiguous().numpy(), bound.double().contiguous().numpy(),
+                              excl.contiguous().numpy(), l2, out_v.numpy(), out_i.numpy(), ok.numpy(), threads)
+    return out_v, out_i, ok.bool()
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """No NaN or Inf in t. CPU tensors go through numpy: a reduction this small on torch's thread pool costs
+    more in waking the pool than in reading (milliseconds on a busy machine)."""
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
+        return bool(np.isfinite(t.detach().numpy()).all())
+    return bool(torch.isfinite(t).all())
+
+
+def max_norm(vsq: torch.Tensor, D: int) -> float:
+    """An upper bound on max |v| from float32 squared norms (each off by at most gamma_D relative)."""
+    if not vsq.numel():
+        return 0.0
+    top = float(vsq.detach().numpy().max()) if vsq.device.type == "cpu" else float(vsq.max())
+    return math.sqrt(top * (1.0 + 2.0 * gamma(D)))
+
+
+def check_inputs(queries: torch.Tensor, vectors: torch.Tensor, vsq: torch.Tensor | None, l2: bool,
+                 qnorm: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """The data checks every backend makes (the same input gives the same error everywhere): finite queries
+    and rows, and scores that cannot overflow float32 in any partial sum (|q|·max|v|, l2: (|q| + max|v|)^2,
+    below 1e38). Returns (vsq, an upper bound on max |v|)."""
+    if not all_finite(queries):
+        raise ValueError("queries contains NaN or Inf")
+    vsq = row_sqnorms(vectors) if vsq is None else vsq
+    if not all_finite(vsq):
+        raise ValueError("vectors contains NaN or Inf (or rows whose squared norm overflows float32)")
+    vmax = max_norm(vsq, vectors.shape[1])
+    if qnorm is None:
+        qnorm = torch.linalg.vector_norm(queries, dim=1, dtype=torch.float64)
+    qmax = float(qnorm.max()) if qnorm.numel() else 0.0
+    worst = (qmax + vmax) ** 2 if l2 else qmax * vmax
+    if not worst < _FLT_BIG:
+        raise ValueError(f"queries: scores against these vectors can reach {worst:.3g}, beyond float32's range "
+                         "(rescale the queries or the vectors)")
+    return vsq, vmax
+
+
+def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool) -> torch.Tensor:
+    """Bound on |approximate - exact| of every row's score for queries of norms qn (see the notes above).
+
+    bf16 filter: inputs rounded to 8 significant bits (relative 2^-8 each, so 2^-7 + 2^-16 per product),
+    exact products, float32 sums (gamma_D), and inputs below 2^-126 flushed to zero (absolute
+    2^-126·(sqrt(D)·(|q| + |v|) + D)); times 2 of slack."""
+    if path.bf16:
+        rel = 2.0 ** -7 + 2.0 ** -16 + gamma(D + 2) * (1 + 2.0 ** -8) ** 2
+        tiny = 2.0 ** -126 * (math.sqrt(D) * (qn + vmax) + D)
+        return 2.0 * (rel * ((qn + vmax) ** 2 if l2 else qn * vmax) + tiny) + (4.0 * _U * qn * vmax)
+    if l2:
+        return 2.0 * gamma(D + 4) * (qn + vmax) ** 2
+    return 2.0 * (gamma(D + 2) + _U) * qn * vmax  # + u: x64 rounded to the float32 queries
+
+
+def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, vsq: torch.Tensor | None = None,
+                 *, x64: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+                 excl: torch.Tensor | None = None, threads: int | None = None,
+                 path=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU exact top-k: (scores [Q, k] float32, rows [Q, k] int64), k <= R, ranked in float64.
+
+    queries [Q, D] float32 (what the scan multiplies); x64 [Q, D] float64 and scale [Q] (ip only), when the
+    exact score is scale·(x64.v) with queries ~ scale·x64 in float32 (analogies: the unnormalized sum and
+    its inverse norm); excl [Q, E] rows never returned (-1: none), counted in the candidates.
+    Memory: O(Q·(k + margin)) lists in chunks of at most 16384 queries, one [512, 512] tile per thread,
+    float64 copies of a chunk's queries; never the [Q, R] score matrix.
+    """
+    from . import _search_plan
+
+    Q, D = queries.shape
+    R = vectors.shape[0]
+    vectors = vectors.contiguous()  # (a copy only for a strided view)
+    threads = threads or torch.get_num_threads()
+    if x64 is None:
+        qnorm = torch.linalg.vector_norm(queries, dim=1, dtype=torch.float64)
+    else:
+        qnorm = x64.norm(dim=1) * (1.0 if scale is None else scale)  # the norm of the exact scaled query
+    vsq, vmax = check_inputs(queries, vectors, vsq, l2, qnorm)
+    excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
+    path = path or _search_plan.choose(Q, R, D, threads)
+    out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
+    step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, 3 * k + excl.shape[1] + 32))))
+    for lo in range(0, Q, step):
+        rows = torch.arange(lo, min(Q, lo + step))
+        x = queries[rows].double() if x64 is None else x64[rows]
+        qn = qnorm[rows]
+        use = path
+        if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
+            use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
+        # a bf16 filter keeps more candidates: its bound is wider, so more rows sit near the k-th score
+        K = min(R, (3 * k + 32 if use.bf16 else k + margin(k)) + excl.shape[1])
+        while rows.numel():
+            q = queries[rows].contiguous()
+            vals, cand = scan(use, q, vectors, K, vsq if l2 else None, threads)
+            approx = vals.double()
+            if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
+                approx = q.double().square().sum(1, keepdim=True) - approx
+            s, i, ok = refine(x, vectors, cand, approx, _bound(use, qn, vmax, D, l2), excl[rows], l2, k, threads,
+                              None if scale is None else scale[rows])
+            out_v[rows], out_i[rows] = s, i
+            if K >= R:
+                break
+            if use.bf16:
+                if float((~ok).double().mean()) > 0.1:  # too many near-ties for this filter: float32 from now on
+                    path = _search_plan.choose(Q, R, D, threads, float32=True)
+                use = _search_plan.choose(int((~ok).sum()), R, D, threads, float32=True)
+                K = min(R, k + margin(k) + excl.shape[1])
+            else:
+                K = min(R, 4 * K)
+            rows, x, qn = rows[~ok], x[~ok], qn[~ok]
+    return out_v, out_i
+
+
+def search_path(Q: int, R: int, D: int) -> str:
+    """The CPU path an exact search of Q queries over R x D rows takes here (benchmark rows record it)."""
+    from . import _search_plan
+
+    path = _search_plan.choose(Q, R, D)
+    return f"{path.name}: {path.library}"
 
 
 @torch.library.custom_op("fastrepr::topk_search", mutates_args=())
-def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
-                backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores [Q, k], indices [Q, k]); ip: inner products; l2: squared distances. Inputs float32.
-    backend: "" selects per call (fastrepr._backend.select), or names one."""
+def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, backend: str,
+                vsq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [Q, k'], indices [Q, k']) with k' = min(k, R); ip: inner products, descending; l2: squared
+    distances, ascending; equal scores: lower row first. Inputs float32, queries finite (ValueError naming
+    ``queries`` otherwise, on every backend). vsq: |v|^2 per row [R] when the caller has it (else computed).
+    backend: "" selects per call (fastrepr._backend.select), or names one. The native backend returns the
+    float64 ranking exactly (module notes above); Triton ranks in float32."""
+    k = min(int(k), vectors.shape[0])
     backend = select(OP, queries, force=backend or None)
+    if queries.shape[0] == 0:
+        return queries.new_empty((0, k)), queries.new_empty((0, k), dtype=torch.int64)
+    if backend != "native":  # (the native search makes the same checks itself)
+        check_inputs(queries, vectors, vsq, l2)
     if backend == "torch":
         return reference.topk_search(queries, vectors, k, "l2" if l2 else "ip")
-    if backend == "triton":
-        s, i = topk_search_forward(queries, vectors, k, l2)
-    else:
-        s, i = _native_search(queries, vectors, k, l2)
+    if backend == "native":
+        return exact_search(queries, vectors, k, l2, vsq)
+    s, i = topk_search_forward(queries, vectors, k, l2)
     if l2:  # |q - v|^2 = |q|^2 - (2 q.v - |v|^2); padding stays +inf
         s = torch.where(i >= 0, (queries.square().sum(1, keepdim=True) - s).clamp_min(0), float("inf"))
     return s, i
 
 
 @topk_search.register_fake
-def _(queries, vectors, k, l2, backend):
-    return (queries.new_empty((queries.shape[0], k)),
-            queries.new_empty((queries.shape[0], k), dtype=torch.int64))
+def _(queries, vectors, k, l2, backend, vsq=None):
+    kk = min(k, vectors.shape[0])
+    return (queries.new_empty((queries.shape[0], kk)),
+            queries.new_empty((queries.shape[0], kk), dtype=torch.int64))

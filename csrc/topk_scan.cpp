@@ -1,0 +1,438 @@
+// Candidate scan for exact search (see topk.h): the K best rows of v for each query by float32 score.
+//
+// Work items are (G consecutive tiles of block_q queries, one of P ranges of rows); OpenMP threads take
+// items dynamically. For each block_v rows of its range, an item forms each [block_q, block_v] score tile in
+// a thread-private buffer that stays in the core's L2, and folds every query's row of the tile into that
+// query's running list while the tile is still hot (reading a [Q, C] tile back from memory after one
+// multi-threaded GEMM cost 50% on top of the GEMM itself on the Xeon this was tuned on; this way, 8-10%).
+// The tile comes from
+//   * a single-threaded sgemm call of the BLAS the plan names (MKL from torch, OpenBLAS from numpy), set to one
+//     thread for the calling thread only, so T threads run T independent products; or
+//   * the bfloat16 product of MKL (gemm_bf16bf16f32: AMX or AVX512-BF16 where the CPU has them) from bf16
+//     copies of the queries and the chunk made here, once per item (a filter: the refinement's bound is wider);
+//   * the built-in kernel: 4 queries x 4 rows of dot products held in vector registers (16 accumulators of
+//     16 floats on AVX-512), for CPUs or builds without a usable BLAS.
+//
+// Running list of one query: a buffer of L = 2K entries and a threshold t (the K-th best entry at the last
+// compaction; (-inf, +max) at first). A score enters only if it beats t; when the buffer fills, one
+// nth_element keeps the best K and t moves up to the K-th. Rows of one range arrive in increasing order,
+// so an equal score never ranks before t (t's row is lower): ties keep the lower row, as everywhere. Every
+// row left out scores at most t <= the final K-th score. On x86, 64 (AVX-512) or 32 (AVX2) scores at a time
+// are compared with t as a mask and only the lanes that beat it are visited. Cost: 2·Q·R·D flops for the
+// tiles, one pass over the tiles, and O(K) per compaction (amortized O(1) per accepted score).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "topk.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define FASTREPR_TOPK_X86 1
+#endif
+#define TOPK_INLINE inline __attribute__((always_inline))
+#pragma GCC diagnostic ignored "-Wpsabi"  // vector values never cross a non-inlined call
+
+namespace fastrepr {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kMaxId = std::numeric_limits<int64_t>::max();
+
+// ---- built-in tile kernel: out[i, j] = q_i . v_j ----
+
+typedef float v4 __attribute__((vector_size(16)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v16 __attribute__((vector_size(64)));
+
+template <typename V>
+TOPK_INLINE V vload(const float* p) {
+  V x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+
+// sums[i][j] += q_i . v_j over columns [d, D) in steps of V's lanes; returns the first column left.
+template <typename V, int NQ, int NV>
+TOPK_INLINE int64_t dots_stage(const float* q, int64_t ldq, const float* v, int64_t ldv, int64_t d, int64_t D,
+                               float sums[NQ][NV]) {
+  constexpr int L = sizeof(V) / sizeof(float);
+  if (d + L > D) return d;
+  V acc[NQ][NV];
+  for (int i = 0; i < NQ; ++i)
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (; d + L <= D; d += L) {
+    V vv[NV];
+    for (int j = 0; j < NV; ++j) vv[j] = vload<V>(v + j * ldv + d);
+    for (int i = 0; i < NQ; ++i) {
+      const V qq = vload<V>(q + i * ldq + d);
+      for (int j = 0; j < NV; ++j) acc[i][j] += qq * vv[j];
+    }
+  }
+  for (int i = 0; i < NQ; ++i)
+    for (int j = 0; j < NV; ++j)
+      for (int l = 0; l < L; ++l) sums[i][j] += acc[i][j][l];
+  return d;
+}
+
+// One NQ x NV block of dot products: full vectors, then narrower ones, then scalars (D = 300 = 18·16 + 8 + 4).
+template <typename V, int NQ, int NV>
+TOPK_INLINE void dots_block(const float* q, int64_t ldq, const float* v, int64_t ldv, int64_t D, float* out,
+                            int64_t ldo) {
+  float sums[NQ][NV] = {};
+  int64_t d = dots_stage<V, NQ, NV>(q, ldq, v, ldv, 0, D, sums);
+  if (sizeof(V) > sizeof(v8)) d = dots_stage<v8, NQ, NV>(q, ldq, v, ldv, d, D, sums);
+  if (sizeof(V) > sizeof(v4)) d = dots_stage<v4, NQ, NV>(q, ldq, v, ldv, d, D, sums);
+  for (; d < D; ++d)
+    for (int i = 0; i < NQ; ++i)
+      for (int j = 0; j < NV; ++j) sums[i][j] += q[i * ldq + d] * v[j * ldv + d];
+  for (int i = 0; i < NQ; ++i)
+    for (int j = 0; j < NV; ++j) out[i * ldo + j] = sums[i][j];
+}
+
+// out [nq, nv] (row stride ldo) = queries [nq, D] . rows [nv, D]^T. Each group of NV rows is read once
+// from L1 for all the queries of the tile.
+template <typename V, int NQ, int NV>
+TOPK_INLINE void dots_tile(const float* q, int64_t ldq, int64_t nq, const float* v, int64_t ldv, int64_t nv,
+                           int64_t D, float* out, int64_t ldo) {
+  int64_t j = 0;
+  for (; j + NV <= nv; j += NV) {
+    int64_t i = 0;
+    for (; i + NQ <= nq; i += NQ) dots_block<V, NQ, NV>(q + i * ldq, ldq, v + j * ldv, ldv, D, out + i * ldo + j, ldo);
+    for (; i < nq; ++i) dots_block<V, 1, NV>(q + i * ldq, ldq, v + j * ldv, ldv, D, out + i * ldo + j, ldo);
+  }
+  for (; j < nv; ++j) {
+    int64_t i = 0;
+    for (; i + NQ <= nq; i += NQ) dots_block<V, NQ, 1>(q + i * ldq, ldq, v + j * ldv, ldv, D, out + i * ldo + j, ldo);
+    for (; i < nq; ++i) dots_block<V, 1, 1>(q + i * ldq, ldq, v + j * ldv, ldv, D, out + i * ldo + j, ldo);
+  }
+}
+
+using TileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
+
+void tile_generic(const float* q, int64_t ldq, int64_t nq, const float* v, int64_t ldv, int64_t nv, int64_t D,
+                  float* out, int64_t ldo) {
+  dots_tile<v4, 4, 2>(q, ldq, nq, v, ldv, nv, D, out, ldo);
+}
+#ifdef FASTREPR_TOPK_X86
+__attribute__((target("avx2,fma"))) void tile_avx2(const float* q, int64_t ldq, int64_t nq, const float* v,
+                                                   int64_t ldv, int64_t nv, int64_t D, float* out, int64_t ldo) {
+  dots_tile<v8, 4, 2>(q, ldq, nq, v, ldv, nv, D, out, ldo);  // 8 accumulators of the 16 ymm registers
+}
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) void tile_avx512(
+    const float* q, int64_t ldq, int64_t nq, const float* v, int64_t ldv, int64_t nv, int64_t D, float* out,
+    int64_t ldo) {
+  dots_tile<v16, 4, 4>(q, ldq, nq, v, ldv, nv, D, out, ldo);  // 16 accumulators of the 32 zmm registers
+}
+#endif
+
+std::string pick_isa() {
+  std::string want;
+  if (const char* env = std::getenv("FASTREPR_TOPK_ISA")) want = env;
+#ifdef FASTREPR_TOPK_X86
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512dq");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (want == "generic") return "generic";
+  if (want == "avx2" && avx2) return "avx2";
+  if (avx512) return "avx512";
+  if (avx2) return "avx2";
+#endif
+  return "generic";
+}
+
+const std::string& isa() {
+  static const std::string name = pick_isa();
+  return name;
+}
+
+TileFn tile_fn() {
+#ifdef FASTREPR_TOPK_X86
+  if (isa() == "avx512") return tile_avx512;
+  if (isa() == "avx2") return tile_avx2;
+#endif
+  return tile_generic;
+}
+
+// ---- running lists ----
+
+struct Entry {
+  float v;
+  int64_t i;
+};
+
+inline bool better(const Entry& a, const Entry& b) { return a.v > b.v || (a.v == b.v && a.i < b.i); }
+
+struct List {
+  Entry* e;  // [L]
+  int64_t n;
+  Entry t;  // threshold
+};
+
+inline void compact(List& l, int64_t K) {
+  std::nth_element(l.e, l.e + (K - 1), l.e + l.n, better);
+  l.n = K;
+  l.t = l.e[K - 1];
+}
+
+// Fold scores s[0:n] of rows [col0, col0 + n) into one list; l2 scores are 2 s - vsq. Portable version (the
+// x86 ones below compare lanes as masks): blocks of 128 scores are tested against the threshold through their
+// maximum, taken with four independent vector accumulators (one auto-vectorized reduction ran 4x slower: one
+// dependency chain). Compiled per instruction set (target_clones), the body inlined into each clone.
+template <bool L2>
+TOPK_INLINE v16 scores16(const float* s, const float* vsq) {
+  const v16 x = vload<v16>(s);
+  if (!L2) return x;
+  return 2.0f * x - vload<v16>(vsq);
+}
+
+TOPK_INLINE v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+
+template <bool L2>
+TOPK_INLINE void take(const float* s, const float* vsq, int64_t m, int64_t col0, List& l, int64_t K, int64_t L) {
+  for (int64_t t = 0; t < m; ++t) {
+    const float x = L2 ? 2.0f * s[t] - vsq[t] : s[t];
+    if (!(x > l.t.v)) continue;  // NaN never enters; an equal score has a higher row than t: it never ranks before
+    l.e[l.n++] = {x, col0 + t};
+    if (l.n == L) compact(l, K);
+  }
+}
+
+template <bool L2>
+TOPK_INLINE void scan_body(const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K,
+                           int64_t L) {
+  constexpr int64_t B = 128;
+  int64_t j0 = 0;
+  for (; j0 + B <= n; j0 += B) {
+    const float* sj = s + j0;
+    const float* qj = L2 ? vsq + j0 : nullptr;
+    v16 a0 = scores16<L2>(sj, qj), a1 = scores16<L2>(sj + 16, L2 ? qj + 16 : nullptr);
+    v16 a2 = scores16<L2>(sj + 32, L2 ? qj + 32 : nullptr), a3 = scores16<L2>(sj + 48, L2 ? qj + 48 : nullptr);
+    a0 = vmax(a0, scores16<L2>(sj + 64, L2 ? qj + 64 : nullptr));
+    a1 = vmax(a1, scores16<L2>(sj + 80, L2 ? qj + 80 : nullptr));
+    a2 = vmax(a2, scores16<L2>(sj + 96, L2 ? qj + 96 : nullptr));
+    a3 = vmax(a3, scores16<L2>(sj + 112, L2 ? qj + 112 : nullptr));
+    a0 = vmax(vmax(a0, a1), vmax(a2, a3));
+    float mx = a0[0];
+    for (int t = 1; t < 16; ++t) mx = mx > a0[t] ? mx : a0[t];
+    if (mx > l.t.v) take<L2>(sj, qj, B, col0 + j0, l, K, L);
+  }
+  if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TOPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TOPK_CLONES
+#endif
+TOPK_CLONES void scan_row_ip(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  scan_body<false>(s, nullptr, n, col0, l, K, L);
+}
+TOPK_CLONES void scan_row_l2(const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K,
+                             int64_t L) {
+  scan_body<true>(s, vsq, n, col0, l, K, L);
+}
+
+#ifdef FASTREPR_TOPK_X86
+// x86 versions: compare whole vectors with the threshold and visit only the lanes that beat it (a mask
+// and count-trailing-zeros), so a block costs a few instructions whether or not it holds a candidate.
+// A lane is re-checked against the current threshold before it enters (a compaction may have raised it).
+template <bool L2>
+__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,bmi,bmi2"))) void scan_avx512(
+    const float* s, const float* vsq, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  constexpr int64_t B = 64;
+  int64_t j0 = 0;
+  for (; j0 + B <= n; j0 += B) {
+    const __m512 t = _mm512_set1_ps(l.t.v);
+    uint64_t mask = 0;
+    for (int u = 0; u < 4; ++u) {
+      __m512 x = _mm512_loadu_ps(s + j0 + 16 * u);
+      if (L2) x = _mm512_sub_ps(_mm512_add_ps(x, x), _mm512_loadu_ps(vsq + j0 + 16 * u));
+      mask |= static_cast<uint64_t>(_mm512_cmp_ps_mask(x, t, _CMP_GT_OQ)) << (16 * u);  // NaN: false
+    }
+    while (mask) {
+      const int64_t j = j0 + __builtin_ctzll(mask);
+      mask &= mask - 1;
+      take<L2>(s + j, L2 ? vsq + j : nullptr, 1, col0 + j, l, K, L);
+    }
+  }
+  if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
+}
+
+template <bool L2>
+__attribute__((target("avx2,fma,bmi,bmi2"))) void scan_avx2(const float* s, const float* vsq, int64_t n, int64_t col0,
+                                                             List& l, int64_t K, int64_t L) {
+  constexpr int64_t B = 32;
+  int64_t j0 = 0;
+  for (; j0 + B <= n; j0 += B) {
+    const __m256 t = _mm256_set1_ps(l.t.v);
+    uint32_t mask = 0;
+    for (int u = 0; u < 4; ++u) {
+      __m256 x = _mm256_loadu_ps(s + j0 + 8 * u);
+      if (L2) x = _mm256_sub_ps(_mm256_add_ps(x, x), _mm256_loadu_ps(vsq + j0 + 8 * u));
+      mask |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ))) << (8 * u);
+    }
+    while (mask) {
+      const int64_t j = j0 + __builtin_ctz(mask);
+      mask &= mask - 1;
+      take<L2>(s + j, L2 ? vsq + j : nullptr, 1, col0 + j, l, K, L);
+    }
+  }
+  if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
+}
+#endif
+
+using ScanIp = void (*)(const float*, int64_t, int64_t, List&, int64_t, int64_t);
+using ScanL2 = void (*)(const float*, const float*, int64_t, int64_t, List&, int64_t, int64_t);
+
+#ifdef FASTREPR_TOPK_X86
+void scan_ip_avx512(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  scan_avx512<false>(s, nullptr, n, col0, l, K, L);
+}
+void scan_ip_avx2(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
+  scan_avx2<false>(s, nullptr, n, col0, l, K, L);
+}
+#endif
+
+ScanIp scan_ip_fn() {
+#ifdef FASTREPR_TOPK_X86
+  if (isa() == "avx512") return scan_ip_avx512;
+  if (isa() == "avx2") return scan_ip_avx2;
+#endif
+  return scan_row_ip;
+}
+
+ScanL2 scan_l2_fn() {
+#ifdef FASTREPR_TOPK_X86
+  if (isa() == "avx512") return scan_avx512<true>;
+  if (isa() == "avx2") return scan_avx2<true>;
+#endif
+  return scan_row_l2;
+}
+
+// rows [n, D] (row stride ld) -> contiguous bfloat16 bits [n, D], rounded to nearest even
+TOPK_CLONES void to_bf16_generic(const float* x, int64_t ld, int64_t n, int64_t D, uint16_t* out) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * ld;
+    uint16_t* o = out + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) o[d] = float_to_bf16(row[d]);
+  }
+}
+#ifdef FASTREPR_TOPK_X86
+// vcvtne2ps2bf16: 32 floats per instruction, the same rounding (denormal inputs become zero, which the
+// refinement's bound allows for)
+__attribute__((target("avx512f,avx512bf16"))) void to_bf16_avx512(const float* x, int64_t ld, int64_t n, int64_t D,
+                                                                 uint16_t* out) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * ld;
+    uint16_t* o = out + r * D;
+    int64_t d = 0;
+    for (; d + 32 <= D; d += 32) {
+      const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + d + 16), _mm512_loadu_ps(row + d));
+      _mm512_storeu_si512(o + d, reinterpret_cast<const __m512i&>(h));
+    }
+    for (; d < D; ++d) o[d] = float_to_bf16(row[d]);
+  }
+}
+#endif
+
+using ToBf16 = void (*)(const float*, int64_t, int64_t, int64_t, uint16_t*);
+
+ToBf16 to_bf16_fn() {
+#ifdef FASTREPR_TOPK_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bf16")) return to_bf16_avx512;
+#endif
+  return to_bf16_generic;
+}
+
+}  // namespace
+
+const char* topk_isa() { return isa().c_str(); }
+
+void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t* out_i) {
+  const int nt = clamp_threads(plan.threads);
+  const int64_t K = p.K, L = 2 * p.K;
+  const int64_t bq = std::max<int64_t>(1, plan.block_q), bv = std::max<int64_t>(1, plan.block_v);
+  // An item owns G consecutive query tiles and one range of rows: each chunk of rows is read (and, for
+  // bf16, converted) once per G tiles. G > 1 only when the queries alone give every thread 4+ items.
+  const int64_t tiles = (p.Q + bq - 1) / bq;
+  const int64_t G = tiles >= 16 * nt ? 4 : tiles >= 8 * nt ? 2 : 1;
+  const int64_t nb = (tiles + G - 1) / G, span_q = G * bq;
+  // Row ranges: enough items for every thread (and some slack for the dynamic schedule) when the queries
+  // alone are too few; each range at least one tile long.
+  const int64_t want = nb >= 2 * nt ? 1 : (2 * nt + nb - 1) / nb;
+  const int64_t P = std::max<int64_t>(1, std::min(want, (p.R + bv - 1) / bv));
+  const int64_t span = ((p.R + P - 1) / P + bv - 1) / bv * bv;
+  std::vector<Entry> store(static_cast<size_t>(p.Q * P * L));
+  std::vector<List> lists(static_cast<size_t>(p.Q * P));
+  for (int64_t x = 0; x < p.Q * P; ++x) lists[x] = {store.data() + x * L, 0, {kNegInf, kMaxId}};
+  const TileFn tile = tile_fn();
+  const ScanIp scan_ip = scan_ip_fn();
+  const ScanL2 scan_l2 = scan_l2_fn();
+  const ToBf16 to_bf16 = plan.gemm_bf16 ? to_bf16_fn() : nullptr;
+  const char trans_t = 'T', trans_n = 'N';
+  const float one = 1.0f, zero = 0.0f;
+  (void)nt;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<float> S(static_cast<size_t>(bq * bv));
+    std::vector<uint16_t> q16(plan.gemm_bf16 ? static_cast<size_t>(span_q * p.D) : 0);
+    std::vector<uint16_t> v16(plan.gemm_bf16 ? static_cast<size_t>(bv * p.D) : 0);
+    const int prev = plan.set_threads ? plan.set_threads(1) : 0;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < nb * P; ++item) {
+      const int64_t b = item / P, part = item % P;
+      const int64_t q0 = b * span_q, nq_item = std::min(span_q, p.Q - q0);
+      const int64_t lo = part * span, hi = std::min(p.R, lo + span);
+      if (to_bf16) to_bf16(p.q + q0 * p.ldq, p.ldq, nq_item, p.D, q16.data());
+      for (int64_t c0 = lo; c0 < hi; c0 += bv) {
+        const int64_t nc = std::min(bv, hi - c0);
+        if (to_bf16) to_bf16(p.v + c0 * p.ldv, p.ldv, nc, p.D, v16.data());
+        for (int64_t t0 = 0; t0 < nq_item; t0 += bq) {
+          const int64_t nq = std::min(bq, nq_item - t0), qa = q0 + t0;
+          // row-major S [nq, nc] = Q_tile V_chunk^T is the column-major nc x nq matrix V_chunk Q_tile^T
+          if (to_bf16)
+            plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, v16.data(), &p.D, q16.data() + t0 * p.D,
+                           &p.D, &zero, S.data(), &nc);
+          else if (plan.gemm)
+            plan.gemm(&trans_t, &trans_n, &nc, &nq, &p.D, &one, p.v + c0 * p.ldv, &p.ldv, p.q + qa * p.ldq,
+                      &p.ldq, &zero, S.data(), &nc);
+          else
+            tile(p.q + qa * p.ldq, p.ldq, nq, p.v + c0 * p.ldv, p.ldv, nc, p.D, S.data(), nc);
+          for (int64_t r = 0; r < nq; ++r) {
+            List& l = lists[(qa + r) * P + part];
+            if (p.vsq) scan_l2(S.data() + r * nc, p.vsq + c0, nc, c0, l, K, L);
+            else scan_ip(S.data() + r * nc, nc, c0, l, K, L);
+          }
+        }
+      }
+    }
+    if (plan.set_threads) plan.set_threads(prev);
+  }
+  // Merge the ranges' lists of each query (their entries are contiguous in the store) and sort the best K.
+#pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
+  for (int64_t q = 0; q < p.Q; ++q) {
+    Entry* first = store.data() + q * P * L;
+    int64_t n = 0;
+    for (int64_t part = 0; part < P; ++part) {
+      const List& l = lists[q * P + part];
+      std::memmove(first + n, l.e, static_cast<size_t>(l.n) * sizeof(Entry));
+      n += l.n;
+    }
+    const int64_t m = std::min(n, K);
+    std::partial_sort(first, first + m, first + n, better);
+    for (int64_t j = 0; j < K; ++j) {
+      out_v[q * K + j] = j < m ? first[j].v : kNegInf;
+      out_i[q * K + j] = j < m ? first[j].i : -1;
+    }
+  }
+}
+
+}  // namespace fastrepr

@@ -1,0 +1,321 @@
+"""Which CPU path scans the candidates of an exact search, and how fast each one is on this machine.
+
+Paths (every one is followed by the same float64 refinement, so all return identical results):
+  * ``kernel``   the built-in C++ kernel (4 queries x 4 rows of dot products in vector registers, fused with
+                 the top-k lists); no BLAS: the path for a few queries, which a BLAS spends packing;
+  * ``mkl``      tiles from the MKL that torch ships (its ``sgemm_64_``), one single-threaded product per
+                 core into an L2-sized tile, folded into the lists while hot;
+  * ``openblas`` the same with numpy's OpenBLAS (scipy-openblas, ILP64);
+  * ``faiss``    ``faiss.knn`` (FAISS's flat search: its own SIMD scan below 20 queries, its OpenBLAS above);
+  * ``mkl-bf16`` MKL's bfloat16 product (AMX or AVX512-BF16 where the CPU has them) as a filter: rows and
+                 queries rounded to bfloat16 (8 significant bits), products accumulated in float32, more
+                 candidates kept (the refinement's bound is about 2^-6·|q|·|v| instead of D·2^-23·|q|·|v|),
+                 and questions the bound cannot settle are re-scanned on the best float32 path.
+Why several BLAS: their speed depends on the vendor. On the 2-core Xeon this was built on MKL ran 310
+GFLOP/s on [1000, 300] x [300, 1e5] and numpy's OpenBLAS 270; on the 2-core AMD EPYC of issue 11, torch's
+BLAS ran 137 GFLOP/s and the OpenBLAS inside FAISS was faster. So nothing is assumed: each available path is
+timed once per machine on a synthetic search (R = 32768 rows, D = 256, Q in {1, 8, 64, 512}) and the
+throughputs are cached in ``~/.cache/fastrepr/search-paths.json`` (``FASTREPR_CACHE_DIR`` moves it), keyed by
+CPU model, thread count and library versions.
+
+Rule (``choose``): the predicted time of a path is 2·Q·R·D / F(Q), F its measured throughput interpolated in
+log Q (held constant outside the measured range); the fastest path runs. The paths are timed alternating, best
+of 3 rounds, so that load from other processes hits them alike; still, a measurement taken on a busy machine
+is only as good as that machine was, so one taken while the 1-minute load average exceeds the core count is
+used by this process but not cached; cached ones are re-taken after 30 days, and ``calibrate()`` measures
+again and overwrites the entry. Searches under 2^28 flops (a few
+milliseconds) do not trigger the measurement and use the default rule: the first float32 BLAS found (MKL,
+then OpenBLAS; the kernel without one). ``FASTREPR_SEARCH_PATH=kernel|mkl|openblas|faiss`` forces a path;
+``FASTREPR_SEARCH_CALIBRATE=0`` never measures (default rule only).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path as _FsPath
+
+import numpy as np
+import torch
+
+from .. import _native
+
+NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16")
+CAL_ROWS, CAL_DIM, CAL_QUERIES = 32768, 256, (1, 8, 64, 512)
+SMALL_FLOPS = 2 ** 28
+# Tiles (queries x rows). A [512, 512] float32 tile is 1 MB, which leaves room in a 2 MB L2 for the BLAS's
+# packed panels. Measured single-threaded (CPU time) on the 2-core Xeon (Sapphire Rapids class, 2 MB L2 per
+# core), [2048 x 300] queries against 1e5 rows, GFLOP/s: MKL 122-126 for every tile from 256x512 to 1024x1024
+# (the plain GEMM: 135-150), OpenBLAS 100-111 (best 1024x512), MKL bf16 355-360 at 256x512 / 512x256 and
+# 290-320 with larger tiles. The kernel's [64, 128] tile and 128 rows (128 KB at D = 256) stay near L1/L2.
+BLOCKS = {"kernel": (64, 128), "mkl": (512, 512), "openblas": (1024, 512), "mkl-bf16": (512, 256)}
+
+
+@dataclass(frozen=True)
+class Path:
+    name: str  # one of NAMES
+    handle: int  # topk_scan's blas handle (0: built-in kernel; -1: faiss)
+    block_q: int
+    block_v: int
+    library: str  # what computes the products, e.g. "MKL 2024.2 (torch)"
+    bf16: bool = False  # products of bfloat16-rounded inputs (a wider error bound)
+
+
+_lock = threading.Lock()
+_paths: dict[str, Path] | None = None
+_skipped: dict[str, str] = {}
+_table: dict | None = None
+_calibrating = False
+
+
+def _mkl_version() -> str:
+    line = next((s for s in torch.__config__.show().splitlines() if "Math Kernel Library" in s), "")
+    words = line.split()
+    version = next((w for w in words if w[:1].isdigit()), "")
+    return f"MKL {version.split('-')[0]}".strip()
+
+
+def _discover() -> dict[str, Path]:
+    """The paths usable in this process (BLAS symbols resolved once; see module docstring)."""
+    paths: dict[str, Path] = {}
+    ok, why = _native.available()
+    if not ok:
+        _skipped["native"] = why
+        return paths
+    C = _native.get()
+    paths["kernel"] = Path("kernel", 0, *BLOCKS["kernel"], f"built-in kernel ({C.topk_isa()})")
+    if torch.backends.mkl.is_available():
+        lib = _FsPath(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+        handle, why = C.topk_blas_register(str(lib))
+        if handle:
+            paths["mkl"] = Path("mkl", handle, *BLOCKS["mkl"], f"{_mkl_version()} (torch)")
+        else:
+            _skipped["mkl"] = why
+        handle, why = C.topk_blas_register(str(lib), True)
+        if handle:
+            paths["mkl-bf16"] = Path("mkl-bf16", handle, *BLOCKS["mkl-bf16"], f"{_mkl_version()} bf16 (torch)", True)
+        else:
+            _skipped["mkl-bf16"] = why
+    else:
+        _skipped["mkl"] = "torch is not built with MKL"
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        libs = [x for x in ThreadpoolController().info()
+                if x.get("internal_api") == "openblas" and f"{os.sep}numpy" in x.get("filepath", "")]
+    except Exception as exc:  # threadpoolctl missing or broken: the path is simply not offered
+        libs, _skipped["openblas"] = [], f"threadpoolctl: {exc}"
+    if libs:
+        handle, why = C.topk_blas_register(libs[0]["filepath"])
+        if handle:
+            desc = f"OpenBLAS {libs[0].get('version', '')} {libs[0].get('architecture', '')} (numpy)"
+            paths["openblas"] = Path("openblas", handle, *BLOCKS["openblas"], " ".join(desc.split()))
+        else:
+            _skipped["openblas"] = why
+    elif "openblas" not in _skipped:
+        _skipped["openblas"] = "numpy does not use a loaded OpenBLAS"
+    from .. import _faiss
+
+    if _faiss.available():
+        faiss = _faiss.load()
+        if hasattr(faiss, "knn"):
+            paths["faiss"] = Path("faiss", -1, 0, 0, f"faiss {faiss.__version__} knn (its OpenBLAS)")
+    else:
+        _skipped["faiss"] = "faiss is not importable"
+    return paths
+
+
+def available() -> dict[str, Path]:
+    global _paths
+    with _lock:
+        if _paths is None:
+            _paths = _discover()
+        return _paths
+
+
+def cpu_model() -> str:
+    """'vendor model' of this CPU (from /proc/cpuinfo on Linux)."""
+    vendor, model = "", platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key.strip() == "model name":
+                    model = value.strip()
+                    break
+    except OSError:
+        pass
+    return f"{vendor} {model}".strip()
+
+
+def _key(threads: int) -> str:
+    versions = f"torch {torch.__version__}, numpy {np.__version__}"
+    try:
+        import faiss as _f
+
+        versions += f", faiss {_f.__version__}"
+    except Exception:
+        pass
+    return f"{cpu_model()} | {threads} threads | {versions}"
+
+
+def cache_file() -> _FsPath:
+    root = os.environ.get("FASTREPR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fastrepr")
+    return _FsPath(root) / "search-paths.json"
+
+
+def _load_cache() -> dict:
+    try:
+        data = json.loads(cache_file().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(data: dict) -> None:
+    """Atomic: a temporary file in the same directory, fsync, rename (a crash leaves the old file)."""
+    path = cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".search-paths.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs a re-measurement next time
+
+
+def best_times(fns: dict, reps: int = 3, clock=time.perf_counter) -> dict:
+    """Best time (``clock``: wall by default) of each function over reps rounds, the functions alternating
+    within each round (so a burst of load from elsewhere hits every path alike rather than one of them)."""
+    for fn in fns.values():
+        fn()  # warm-up: thread pools, first-touch pages
+    best = {name: math.inf for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = clock()
+            fn()
+            best[name] = min(best[name], clock() - t0)
+    return best
+
+
+MAX_AGE_S = 30 * 86400  # cached measurements older than this are taken again
+
+
+def _busy() -> bool:
+    """Whether other work keeps this machine's cores busy (1-minute load average above the core count)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False
+
+
+def calibrate(threads: int | None = None, save: bool = True) -> dict:
+    """Measure every available path (effective GFLOP/s of a whole k=10 exact search, scan and refinement, at
+    each calibration query count) and cache the table."""
+    from .topk_search import exact_search
+
+    global _calibrating
+    threads = threads or torch.get_num_threads()
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(CAL_ROWS, CAL_DIM, generator=g)
+    q_all = torch.randn(max(CAL_QUERIES), CAL_DIM, generator=g)
+    vsq = v.square().sum(1)
+    table = {name: [] for name in available()}
+    busy_before = _busy()
+    _calibrating = True  # re-scans inside the measured searches take the default rule
+    try:
+        for Q in CAL_QUERIES:
+            q = q_all[:Q]
+            fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p))
+                   for name, path in available().items()}
+            for name, t in best_times(fns).items():
+                table[name].append(2.0 * Q * CAL_ROWS * CAL_DIM / t / 1e9)
+    finally:
+        _calibrating = False
+    busy = busy_before or _busy()
+    entry = {"queries": list(CAL_QUERIES), "gflops": table, "rows": CAL_ROWS, "dim": CAL_DIM,
+             "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "time": time.time(), "busy": busy}
+    if save and not busy:  # a busy machine's numbers serve this process only
+        data = _load_cache()
+        data[_key(threads)] = entry
+        _save_cache(data)
+    return entry
+
+
+def _calibration(threads: int) -> dict | None:
+    global _table
+    if os.environ.get("FASTREPR_SEARCH_CALIBRATE", "1").strip() == "0":
+        return None
+    key = _key(threads)
+    with _lock:
+        if _table is not None and _table.get("key") == key:
+            return _table["entry"]
+    entry = _load_cache().get(key)
+    if not (isinstance(entry, dict) and isinstance(entry.get("gflops"), dict)
+            and time.time() - float(entry.get("time", 0)) < MAX_AGE_S):
+        entry = calibrate(threads)
+    with _lock:
+        _table = {"key": key, "entry": entry}
+    return entry
+
+
+def _rate(entry: dict, name: str, Q: int) -> float:
+    qs, rates = entry["queries"], entry["gflops"].get(name)
+    if not rates or len(rates) != len(qs):
+        return 0.0
+    x = math.log(max(1, Q))
+    xs = [math.log(q) for q in qs]
+    if x <= xs[0]:
+        return float(rates[0])
+    for (x0, r0), (x1, r1) in zip(zip(xs, rates), zip(xs[1:], rates[1:])):
+        if x <= x1:
+            return float(r0 + (r1 - r0) * (x - x0) / (x1 - x0))
+    return float(rates[-1])
+
+
+def default(Q: int) -> Path:
+    """The rule without measurements: the first float32 BLAS found (MKL, then OpenBLAS), else the kernel.
+    (On the Xeon this was built on, MKL tiles matched or beat the kernel from 1 query up.)"""
+    paths = available()
+    return paths.get("mkl") or paths.get("openblas") or paths["kernel"]
+
+
+def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False) -> Path:
+    """The path for Q queries over R rows of D floats (module docstring: the rule); float32: only among the
+    float32 paths (the re-scan of what a bf16 filter could not settle)."""
+    paths = {n: p for n, p in available().items() if not (float32 and p.bf16)}
+    if not paths:
+        raise RuntimeError(_native.available()[1])
+    forced = os.environ.get("FASTREPR_SEARCH_PATH", "").strip().lower()
+    if forced:
+        if forced not in NAMES:
+            raise ValueError(f"FASTREPR_SEARCH_PATH={forced!r} is not a path; expected one of {', '.join(NAMES)}")
+        if forced not in available():
+            raise RuntimeError(f"FASTREPR_SEARCH_PATH={forced}: not available here ({_skipped.get(forced, '')})")
+        if forced in paths:
+            return paths[forced]
+    if forced or _calibrating or 2.0 * Q * R * D < SMALL_FLOPS:
+        return default(Q)
+    entry = _calibration(threads or torch.get_num_threads())
+    if entry is None:
+        return default(Q)
+    rates = {name: _rate(entry, name, Q) for name in paths}
+    best = max(rates, key=lambda n: rates[n])
+    return paths[best] if rates[best] > 0 else default(Q)
+
+
+def describe() -> dict:
+    """Paths offered here, those skipped and why, and the cached measurements (for ``fastrepr info``)."""
+    return {"cpu": cpu_model(), "paths": {n: p.library for n, p in available().items()},
+            "skipped": dict(_skipped), "cache": str(cache_file()),
+            "calibration": _load_cache().get(_key(torch.get_num_threads()))}
