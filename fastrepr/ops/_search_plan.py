@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 
 from .. import _native
+from .._io import atomic_write
 
 NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16")
 CAL_ROWS, CAL_DIM, CAL_QUERIES = 32768, 256, (1, 8, 64, 512)
@@ -180,16 +180,12 @@ def _load_cache() -> dict:
 
 
 def _save_cache(data: dict) -> None:
-    """Atomic: a temporary file in the same directory, fsync, rename (a crash leaves the old file)."""
+    """Atomic (fastrepr._io.atomic_write): a crash leaves the old file."""
     path = cache_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".search-paths.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with atomic_write(path, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError:
         pass  # a read-only home only costs a re-measurement next time
 
