@@ -45,6 +45,55 @@ def test_forced_backend_errors(monkeypatch):
         _backend.available("tpu")
 
 
+def _impls():
+    def rejects(name, args, kwargs):
+        return "takes no float64" if name == "native" and args[0].dtype == torch.float64 else None
+    return _backend.Impls(native=lambda x: ("native", x), torch=lambda x: ("torch", x), rejects=rejects)
+
+
+def test_dispatch_picks_records_and_passes_over(monkeypatch):
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    impls = _impls()
+    native_ok = _backend.available("native")[0]
+    with _backend.recording() as ran:
+        name, _ = _backend.dispatch("toy", impls, torch.zeros(2))
+    assert name == ("native" if native_ok else "torch") and ran == {"toy": name}
+    assert _backend.dispatch("toy", impls, torch.zeros(2, dtype=torch.float64))[0] == "torch"  # rejected
+    assert _backend.dispatch("toy", impls, torch.zeros(2, device="meta"))[0] == "torch"
+    with pytest.raises(TypeError, match="tensor argument"):
+        _backend.dispatch("toy", impls, 3)
+
+
+def test_dispatch_forced_errors(monkeypatch):
+    impls = _impls()
+    monkeypatch.setenv(_backend.ENV, "triton")
+    with pytest.raises(RuntimeError, match="toy has no triton implementation"):
+        _backend.dispatch("toy", impls, torch.zeros(2))
+    if _backend.available("native")[0]:
+        monkeypatch.setenv(_backend.ENV, "native")
+        with pytest.raises(RuntimeError, match="takes no float64"):
+            _backend.dispatch("toy", impls, torch.zeros(2, dtype=torch.float64))
+        with pytest.raises(RuntimeError, match="takes CPU tensors"):
+            _backend.dispatch("toy", impls, torch.zeros(2, device="meta"))
+    only_native = _backend.Impls(native=lambda x: x)
+    monkeypatch.delenv(_backend.ENV)
+    with pytest.raises(RuntimeError, match="no implementation can take meta tensors"):
+        _backend.dispatch("toy2", only_native, torch.zeros(2, device="meta"))
+
+
+def test_declare_and_table():
+    impls = _impls()
+    assert _backend.declare("toy_table_op", impls) is impls
+    with pytest.raises(ValueError, match="declared twice"):
+        _backend.declare("toy_table_op", _impls())
+    with pytest.raises(ValueError, match="at least one"):
+        _backend.declare("empty_op", _backend.Impls())
+    rows = [r for r in _backend.table() if r[0] == "toy_table_op"]
+    assert [r[1] for r in rows] == ["native", "torch"]
+    assert rows[1][2] is True and rows[0][2] == _backend.available("native")[0]
+    del _backend.OPS["toy_table_op"]
+
+
 BLOCKED_IMPORT = textwrap.dedent("""
     import sys
     for name in {blocked!r}:
