@@ -227,15 +227,17 @@ def _ptxas_usage(log: str) -> dict:
 
 
 def _ptxas_log(ptx: str, arch: int) -> str:
-    """ptxas -v of the compiled PTX (for a cached compile, whose log is gone), with the ptxas triton ships."""
+    """ptxas -v of the compiled PTX (for a cached compile, whose log is gone) with the ptxas triton ships and the
+    flags its make_cubin passes (line info, --regAllocOptLevel=2; FP fusion is on by default, so no --fmad)."""
     from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
 
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "k.ptx")
         with open(src, "w") as f:
             f.write(ptx)
-        done = subprocess.run([get_ptxas(arch).path, "-v", f"--gpu-name={sm_arch_from_capability(arch)}", src,
-                               "-o", os.path.join(tmp, "k.o")], capture_output=True, text=True)
+        done = subprocess.run([get_ptxas(arch).path, "-lineinfo", "-v", "--regAllocOptLevel=2",
+                               f"--gpu-name={sm_arch_from_capability(arch)}", src, "-o", os.path.join(tmp, "k.o")],
+                              capture_output=True, text=True)
     return done.stderr + done.stdout
 
 
