@@ -96,6 +96,21 @@ def _triton_merge(S, rows32, scale, words32, col0, top_v, top_i, mul):
     )
 
 
+def compile_cases():
+    """How _triton_merge launches the kernel on a GPU: 3CosAdd and 3CosMul, each KP of COMPILE_KP with the CUDA
+    tiles it picks for it (restated here from _triton_merge), Q = 19544 questions over a chunk of C = 8192 rows."""
+    from .._triton import CompileCase
+    from .topk_search import COMPILE_KP
+
+    f32, i32, Q, C = torch.float32, torch.int32, 19544, 8192
+    for mul in (False, True):
+        for kp in COMPILE_KP:
+            yield CompileCase(_analogy_topk_kernel, dict(
+                s_ptr=f32, rows_ptr=i32, scale_ptr=f32, words_ptr=i32, top_v_ptr=f32, top_i_ptr=i32, Q=Q, C=C,
+                col0=0, span=C // 4, stride_s=C), dict(MUL=mul, KP=kp, BLOCK_Q=32 if kp <= 32 else 16, BLOCK_V=128),
+                num_warps=4)
+
+
 def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, backend: str,
                          chunk: int | None = None, splits: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Driver shared by the triton and native backends (see the module docstring).

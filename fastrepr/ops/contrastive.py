@@ -44,7 +44,8 @@ import torch
 
 from .. import _checks
 from .._backend import select
-from .._triton import INTERPRET, next_power_of_2, tl, triton
+from .._triton import (INTERPRET, SHARED_MEMORY_PER_BLOCK, CompileCase, SharedMemoryPrune, device_arch,
+                       next_power_of_2, tile_bytes, tl, triton)
 
 OP = "contrastive_stats"
 CHUNK_ELEMENTS = 1 << 19
@@ -199,26 +200,83 @@ def _contrastive_stats_bwd_kernel(
 # (CPU tests) uses 16x16 tiles.
 _TUNING = [(64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 128, 8, 3), (128, 128, 8, 2)]
 _CONFIGS = [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=st) for m, n, w, st in _TUNING]
-_fwd_tuned = triton.autotune(_CONFIGS, key=["D"])(_contrastive_stats_fwd_kernel)
-_bwd_tuned = triton.autotune(_CONFIGS, key=["D", "HAS_ROW", "HAS_COL"])(_contrastive_stats_bwd_kernel)
 
 
-def _feature_tiling(D: int) -> tuple[int, bool]:
-    """(BLOCK_D, SINGLE_D): whole rows in one tile up to D=256, else 128-wide feature chunks."""
+def _shared_bytes(config, named_args, kwargs, arch: int) -> int:
+    """Shared memory of a config (bytes, not below what Triton 3.9 allocates: tests/test_gpu_compile.py). The
+    dot operands are staged there: the rows' tile (loaded once when SINGLE_D) and a ring of buffers for each tile
+    loaded in the loop, num_stages of them for Hopper's wgmma (16-bit or TF32 dots on sm_90+) and num_stages - 1
+    otherwise; backward's T tile too unless wgmma reads it from registers; and up to 2 KB of reduction scratch."""
+    bm, bn, bd, stages = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], kwargs["BLOCK_D"], config.num_stages
+    dtype, bwd = named_args["x_ptr"].dtype, "HAS_ROW" in kwargs
+    wgmma = arch >= 90 and (dtype.itemsize == 2 or kwargs["DOT_PRECISION"] == "tf32")
+    ring = stages if wgmma else max(stages - 1, 1)
+    if kwargs["SINGLE_D"]:
+        tiles = [(bm, bd), (ring * (2 if bwd else 1) * bn, bd)] + ([(bm, bn)] if bwd and not wgmma else [])
+        need = tile_bytes(dtype, *tiles)
+    else:  # the d0 loop streams both operands; backward's second dot comes after it, in memory reused
+        need = max(tile_bytes(dtype, (ring * (bm + bn), bd)), tile_bytes(dtype, (bn, bd), (bm, bn)) if bwd else 0)
+    return need + 2048
+
+
+_SHARED = SharedMemoryPrune(_shared_bytes)
+_PRUNE = {"early_config_prune": _SHARED}
+_fwd_tuned = triton.autotune(_CONFIGS, key=["D"], prune_configs_by=_PRUNE)(_contrastive_stats_fwd_kernel)
+_bwd_tuned = triton.autotune(_CONFIGS, key=["D", "HAS_ROW", "HAS_COL"], prune_configs_by=_PRUNE)(
+    _contrastive_stats_bwd_kernel)
+
+
+def _feature_tiling(D: int, x: torch.Tensor, card: tuple[int, int] | None, **flags) -> tuple[int, bool]:
+    """(BLOCK_D, SINGLE_D): whole rows in one tile up to D=256 when a config of _CONFIGS then fits the card's
+    shared memory (card: (arch, bytes) as _triton.device_arch gives; None in the interpreter), else 128-wide
+    feature chunks: the fp32 backward at 128 < D <= 256 fits no config on A100 or H100 (tests/test_gpu_compile.py).
+    x: the input (its dtype); flags: the launch's other constexprs."""
     block = max(16, next_power_of_2(D))
-    return (block, True) if block <= 256 else (128, False)
+    if block <= 256 and (card is None or _SHARED.keep(
+            _CONFIGS, {"x_ptr": x}, dict(flags, BLOCK_D=block, SINGLE_D=True), *card)):
+        return block, True
+    return 128, False
 
 
-def _launch(kernel, tuned, grid_rows, D, dtype, *args, **constexprs):
-    """Launch one of the two kernels (the autotuned variant on a GPU)."""
-    block_d, single = _feature_tiling(D)
-    meta = dict(BLOCK_D=block_d, SINGLE_D=single, **constexprs)
+def compile_cases():
+    """How the launchers call the kernels on a GPU (tests/test_gpu_compile.py compiles each for sm_80 and sm_90
+    at every config): fp16, bf16 and fp32 inputs (float64 takes the torch path), fp32 with IEEE or TF32 dots,
+    the tiling _feature_tiling picks on each card for D = 16 ... 512, and the backward's weights (rows and columns,
+    rows only when X != Y without column statistics, columns only for dY then), its fused normalization only
+    with whole rows. Contiguous inputs, D a multiple of 16. UPCAST is interpreter-only."""
+    f32, i64 = torch.float32, torch.int64
+    for dt, precision in ((torch.float16, "ieee"), (torch.bfloat16, "ieee"), (f32, "ieee"), (f32, "tf32")):
+        x = torch.empty(0, dtype=dt, device="meta")
+        for D in (16, 32, 64, 128, 256, 512):
+            args = dict(x_ptr=dt, y_ptr=dt, self_ptr=i64, temp_ptr=f32, M=4096, N=4096, D=D, stride_xm=D,
+                        stride_xd=1, stride_ym=D, stride_yd=1)
+            bwd = dict(args, alpha_ptr=f32, beta_ptr=f32, gamma_ptr=f32, delta_ptr=f32, wscale_ptr=f32,
+                       extra_ptr=f32, rnorm_ptr=f32, dx_ptr=f32, stride_om=D, stride_od=1)
+            for card in SHARED_MEMORY_PER_BLOCK.items():
+                flags = dict(DOT_PRECISION=precision, UPCAST=False)
+                block_d, single = _feature_tiling(D, x, card, **flags)
+                flags.update(BLOCK_D=block_d, SINGLE_D=single)
+                yield CompileCase(_fwd_tuned, dict(args, lse_ptr=f32, e_ptr=f32), flags, arches=(card[0],))
+                for row, col in ((True, True), (True, False), (False, True)):
+                    block_d, single = _feature_tiling(D, x, card, **flags, HAS_ROW=row, HAS_COL=col)
+                    for normalize in (True, False) if single else (False,):
+                        yield CompileCase(_bwd_tuned, bwd, dict(flags, BLOCK_D=block_d, SINGLE_D=single, HAS_ROW=row,
+                                                                HAS_COL=col, NORMALIZE=normalize), arches=(card[0],))
+
+
+def _launch(kernel, tuned, grid_rows, tiling, dtype, *args, **constexprs):
+    """Launch one of the two kernels (the autotuned variant on a GPU) with (BLOCK_D, SINGLE_D) = tiling."""
+    meta = dict(BLOCK_D=tiling[0], SINGLE_D=tiling[1], **constexprs)
     if INTERPRET:
         meta.update(BLOCK_M=16, BLOCK_N=16, UPCAST=dtype == torch.bfloat16)
         kernel[grid_rows(meta)](*args, **meta)
     else:
         tuned[grid_rows](*args, UPCAST=False, **meta)
     return meta
+
+
+def _card(x: torch.Tensor):
+    return None if INTERPRET else device_arch(x.device)
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
@@ -231,9 +289,11 @@ def stats_forward(xh, yh, self_col, temperature):
     """Triton launcher: (lse, e) [M] fp32 for rows of xh against yh."""
     M, D = xh.shape
     lse, e = (torch.empty(M, dtype=torch.float32, device=xh.device) for _ in range(2))
-    _launch(_contrastive_stats_fwd_kernel, _fwd_tuned, lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),), D, xh.dtype,
+    precision = _dot_precision(xh.dtype)
+    _launch(_contrastive_stats_fwd_kernel, _fwd_tuned, lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),),
+            _feature_tiling(D, xh, _card(xh), DOT_PRECISION=precision, UPCAST=False), xh.dtype,
             xh, yh, self_col, temperature, lse, e, M, yh.shape[0], D,
-            *xh.stride(), *yh.stride(), DOT_PRECISION=_dot_precision(xh.dtype))
+            *xh.stride(), *yh.stride(), DOT_PRECISION=precision)
     return lse, e
 
 
@@ -247,15 +307,14 @@ def stats_backward(xh, yh, self_col, temperature, alpha, beta, gamma, delta, ext
     wscale = torch.stack([w.abs().max() for w in weights]).max().clamp_min(torch.finfo(torch.float32).tiny)
     zeros = torch.zeros(1, dtype=torch.float32, device=xh.device)
     a, g = ((w / wscale).contiguous() if w is not None else zeros for w in (alpha, gamma))
-    block_d, single = _feature_tiling(D)
+    flags = dict(HAS_ROW=alpha is not None, HAS_COL=gamma is not None, DOT_PRECISION=_dot_precision(xh.dtype))
+    block_d, single = tiling = _feature_tiling(D, xh, _card(xh), UPCAST=False, **flags)
     fuse_norm = rnorm is not None and single  # the epilogue needs whole rows
     _launch(_contrastive_stats_bwd_kernel, _bwd_tuned,
-            lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(D, block_d)), D, xh.dtype,
+            lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(D, block_d)), tiling, xh.dtype,
             xh, yh, self_col, temperature, a, beta if beta is not None else zeros, g,
             delta if delta is not None else zeros, wscale, extra, rnorm if fuse_norm else zeros, dx,
-            M, yh.shape[0], D, *xh.stride(), *yh.stride(), *dx.stride(),
-            HAS_ROW=alpha is not None, HAS_COL=gamma is not None, NORMALIZE=fuse_norm,
-            DOT_PRECISION=_dot_precision(xh.dtype))
+            M, yh.shape[0], D, *xh.stride(), *yh.stride(), *dx.stride(), NORMALIZE=fuse_norm, **flags)
     if rnorm is not None and not fuse_norm:
         dx = _normalize_backward(dx, xh.float(), rnorm)
     return dx

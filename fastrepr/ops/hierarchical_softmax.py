@@ -22,9 +22,9 @@ import torch
 
 from .. import _native, reference
 from .._backend import select
-from .._triton import next_power_of_2, tl, triton
+from .._triton import CompileCase, tl, triton
 from .negative_sampling import (BACKWARD_DENSE, BACKWARD_SPARSE, FORWARD, STEP, _log_sigmoid, _unit_columns,
-                                check_index, check_loss)
+                                check_index, check_loss, compile_launches, row_tiles)
 
 OP = "hierarchical_softmax"
 
@@ -85,9 +85,7 @@ def _launch(mode, h, w_nodes, targets, points, codes, lengths, grad=None, dst_h=
     L = points.shape[1]
     acc = reference._acc_dtype(h.dtype)
     loss = torch.empty(B, dtype=acc, device=h.device)
-    # Untuned (no GPU was available when this was written): a tile of about 4096 elements, 4 warps.
-    BLOCK_D = next_power_of_2(D)
-    BLOCK_B = max(1, min(64, 4096 // BLOCK_D))
+    BLOCK_B, BLOCK_D = row_tiles(D)
     dst_h = h if dst_h is None else dst_h
     dst_w = w_nodes if dst_w is None else dst_w
     _hierarchical_softmax_kernel[(triton.cdiv(B, BLOCK_B),)](
@@ -98,6 +96,19 @@ def _launch(mode, h, w_nodes, targets, points, codes, lengths, grad=None, dst_h=
         BLOCK_B=BLOCK_B, BLOCK_D=BLOCK_D, num_warps=4,
     )
     return loss
+
+
+def compile_cases():
+    """How _launch calls the kernel on a GPU: negative_sampling.compile_launches (h and w_nodes share a dtype, as
+    the op requires) with each mode's destinations (d_h in the accumulation dtype; d_nodes too, or w_nodes itself
+    for the step; the forward passes the inputs unwritten), at B = 16384 and paths of up to L = 20 nodes."""
+    i64 = torch.int64
+    for dt, acc, D, flags in compile_launches():
+        dst_h, dst_w = {FORWARD: (dt, dt), STEP: (acc, dt)}.get(flags["MODE"], (acc, acc))
+        yield CompileCase(_hierarchical_softmax_kernel, dict(
+            h_ptr=dt, w_ptr=dt, dst_h_ptr=dst_h, dst_w_ptr=dst_w, targets_ptr=i64, points_ptr=i64,
+            codes_ptr=torch.uint8, lengths_ptr=i64, grad_ptr=acc, loss_ptr=acc, B=16384, L=20, D=D, stride_h=D,
+            stride_w=D, stride_dst_h=D, stride_dst_w=D, lr=0.025), flags, num_warps=4)
 
 
 def hierarchical_softmax_forward(h, w_nodes, targets, points, codes, lengths) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 
 from .. import _native, reference
 from .._backend import select
-from .._triton import next_power_of_2, tl, triton
+from .._triton import CompileCase, next_power_of_2, tl, triton
 
 OP = "histogram_mutual_info"
 MAX_TRITON_N = 2**24  # fp32 counts stay exact below this
@@ -116,6 +116,31 @@ def _histogram_mutual_info_fwd_kernel(
     tl.store(out_ptr + d * stride_od + f * stride_of + tl.program_id(2), partial)
 
 
+def _tiles(B: int, K: int) -> tuple[int, int, int]:
+    """(BINS_PAD, BLOCK_K, BLOCK_N) for B bins and K labels. Untuned (no GPU was available when this was
+    written): one label tile up to 64 labels, 64 points per step."""
+    return max(16, next_power_of_2(B + 1)), min(max(16, next_power_of_2(K)), 64), 64
+
+
+def compile_cases():
+    """How histogram_mutual_info_forward launches the kernel on a GPU (tests/test_gpu_compile.py): float32 and
+    float64 codes (the op takes no other), with labels (each label tile width) or code against code, each padded
+    bin count the CUDA path takes (MAX_TRITON_BINS_PAD), contiguous inputs, N = 2**16, D = F = 10."""
+    N, D = 1 << 16, 10
+    for dt in (torch.float32, torch.float64):
+        for bins_pad in (16, 32, 64, 128, MAX_TRITON_BINS_PAD):
+            B = bins_pad - 1
+            for self_mi, K in ((True, B + 1), (False, 16), (False, 32), (False, 64)):
+                bp, block_k, block_n = _tiles(B, K)
+                labels = dict(y_ptr=dt, stride_yn=0, stride_yf=0) if self_mi else dict(
+                    y_ptr=torch.int64, stride_yn=D, stride_yf=1)
+                tiles = triton.cdiv(K, block_k)
+                yield CompileCase(_histogram_mutual_info_fwd_kernel, dict(
+                    x_ptr=dt, edges_ptr=dt, out_ptr=torch.float64, N=N, B=B, stride_xn=D, stride_xd=1,
+                    stride_ed=B, stride_od=D * tiles, stride_of=tiles, **labels),
+                    dict(SELF=self_mi, BINS_PAD=bp, BLOCK_K=block_k, BLOCK_N=block_n), num_warps=4)
+
+
 def histogram_mutual_info_forward(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None,
                                   num_labels: int) -> torch.Tensor:
     """Triton launcher. x: [N, D] float32/float64; edges: [D, B] in x's dtype; labels: [N, F] int64 in
@@ -125,10 +150,7 @@ def histogram_mutual_info_forward(x: torch.Tensor, edges: torch.Tensor, labels: 
     self_mi = labels is None
     F = D if self_mi else labels.shape[1]
     K = B + 1 if self_mi else num_labels
-    BINS_PAD = max(16, next_power_of_2(B + 1))
-    # Untuned (no GPU was available when this was written): one label tile up to 64 labels, 64 points per step.
-    BLOCK_K = min(max(16, next_power_of_2(K)), 64)
-    BLOCK_N = 64
+    BINS_PAD, BLOCK_K, BLOCK_N = _tiles(B, K)
     tiles = triton.cdiv(K, BLOCK_K)
     out = torch.empty((D, F, tiles), dtype=torch.float64, device=x.device)
     y = x if self_mi else labels

@@ -35,7 +35,7 @@ import torch
 
 from .. import _checks, _native, reference
 from .._backend import select
-from .._triton import next_power_of_2, tl, triton
+from .._triton import CompileCase, next_power_of_2, tl, triton
 
 OP = "negative_sampling"
 FORWARD, BACKWARD_DENSE, BACKWARD_SPARSE, STEP = 0, 1, 2, 3
@@ -128,15 +128,50 @@ def _negative_sampling_kernel(
                               sem="relaxed")
 
 
+def row_tiles(D: int) -> tuple[int, int]:
+    """(BLOCK_B, BLOCK_D) of the word2vec kernels (this one and hierarchical_softmax's): whole rows, about 4096
+    elements per tile. Untuned (no GPU was available when this was written), 4 warps."""
+    block_d = next_power_of_2(D)
+    return max(1, min(64, 4096 // block_d)), block_d
+
+
+def compile_launches():
+    """(tables' dtype, accumulation dtype, D, constexprs) of the word2vec kernels' compile cases (this one and
+    hierarchical_softmax's; tests/test_gpu_compile.py): every float dtype, each mode, and each row tiling from
+    64 x 8 to 1 x 4096 (the launchers take any D; above 4096 the tile, and the registers, grow with D)."""
+    for dt in _checks.FLOAT_DTYPES:
+        acc = reference._acc_dtype(dt)
+        for D in (8, 32, 64, 256, 1024, 4096):
+            block_b, block_d = row_tiles(D)
+            for mode in (FORWARD, BACKWARD_DENSE, BACKWARD_SPARSE, STEP):
+                yield dt, acc, D, dict(MODE=mode, ACC=tl.float64 if acc == torch.float64 else tl.float32,
+                                       BLOCK_B=block_b, BLOCK_D=block_d)
+
+
+def compile_cases():
+    """How _launch calls the kernel on a GPU: compile_launches, each with and without a context mask (the step
+    with and without the mean), with the destination each mode writes (the tables for the step, the accumulation
+    dtype for gradients; the forward passes the tables unwritten), at a CBOW launch (B = 16384, C = 10, K = 5,
+    contiguous rows)."""
+    i64 = torch.int64
+    for dt, acc, D, flags in compile_launches():
+        dst = acc if flags["MODE"] in (BACKWARD_DENSE, BACKWARD_SPARSE) else dt
+        for has_mask in (False, True):
+            for mean in (True, False) if flags["MODE"] == STEP else (True,):
+                yield CompileCase(_negative_sampling_kernel, dict(
+                    w_in_ptr=dt, w_out_ptr=dt, dst_in_ptr=dst, dst_out_ptr=dst, inputs_ptr=i64,
+                    mask_ptr=torch.uint8 if has_mask else i64, targets_ptr=i64, negatives_ptr=i64, grad_ptr=acc,
+                    loss_ptr=acc, B=16384, C=10, K=5, D=D, stride_in=D, stride_out=D, stride_dst_in=D,
+                    stride_dst_out=D, lr=0.025), dict(flags, HAS_MASK=has_mask, MEAN_GRAD=mean), num_warps=4)
+
+
 def _launch(mode, w_in, w_out, inputs, targets, negatives, mask, grad=None, dst_in=None, dst_out=None, lr=0.0,
             mean_grad=True) -> torch.Tensor:
     B, C = inputs.shape
     K, D = negatives.shape[1], w_in.shape[1]
     acc = reference._acc_dtype(w_in.dtype)
     loss = torch.empty(B, dtype=acc, device=w_in.device)
-    # Untuned (no GPU was available when this was written): a tile of about 4096 elements, 4 warps.
-    BLOCK_D = next_power_of_2(D)
-    BLOCK_B = max(1, min(64, 4096 // BLOCK_D))
+    BLOCK_B, BLOCK_D = row_tiles(D)
     dst_in = w_in if dst_in is None else dst_in
     dst_out = w_out if dst_out is None else dst_out
     _negative_sampling_kernel[(triton.cdiv(B, BLOCK_B),)](

@@ -26,7 +26,7 @@ import torch
 
 from .. import _checks, _native, reference
 from .._backend import select
-from .._triton import next_power_of_2, tl, triton
+from .._triton import CompileCase, next_power_of_2, tl, triton
 
 OP = "pairwise_abs_diff_mean"
 
@@ -69,6 +69,33 @@ def _pairwise_abs_diff_mean_fwd_kernel(
     tl.store(out, acc, mask=mask)
 
 
+def _tiles(D: int) -> tuple[int, int]:
+    """(BLOCK_P, BLOCK_D). Untuned (no GPU was available when this was written): BLOCK_D covers D up to 64, and
+    BLOCK_P keeps a tile near 2048 elements (16 per thread at 4 warps)."""
+    block_d = min(next_power_of_2(D), 64)
+    return max(16, 2048 // block_d), block_d
+
+
+def compile_cases():
+    """How pairwise_abs_diff_mean_forward launches the kernel on a GPU (tests/test_gpu_compile.py): every float
+    dtype, both forms (dense: i and j are placeholders of z1's dtype), each BLOCK_D (D = 1, 2, ..., 64; larger D
+    tiles like 64), contiguous inputs, P = 4096 and B = 64."""
+    P, B = 4096, 64
+    for dt in _checks.FLOAT_DTYPES:
+        for D in (1, 2, 4, 8, 16, 32, 64):
+            block_p, block_d = _tiles(D)
+            flags = dict(ACC=tl.float64 if dt == torch.float64 else tl.float32, BLOCK_P=block_p, BLOCK_D=block_d)
+            out = dict(out_ptr=reference._acc_dtype(dt), P=P, B=B, D=D, stride_op=D, stride_od=1)
+            yield CompileCase(_pairwise_abs_diff_mean_fwd_kernel, dict(
+                a_ptr=dt, b_ptr=dt, i_ptr=dt, j_ptr=dt, stride_ap=B * D, stride_ab=D, stride_ad=1, stride_bp=B * D,
+                stride_bb=D, stride_bd=1, stride_ip=0, stride_ib=0, stride_jp=0, stride_jb=0, **out),
+                dict(INDEXED=False, **flags), num_warps=4)
+            yield CompileCase(_pairwise_abs_diff_mean_fwd_kernel, dict(
+                a_ptr=dt, b_ptr=dt, i_ptr=torch.int64, j_ptr=torch.int64, stride_ap=0, stride_ab=D, stride_ad=1,
+                stride_bp=0, stride_bb=0, stride_bd=0, stride_ip=B, stride_ib=1, stride_jp=B, stride_jb=1, **out),
+                dict(INDEXED=True, **flags), num_warps=4)
+
+
 def _acc_out(like: torch.Tensor, P: int, D: int) -> torch.Tensor:
     """The [P, D] output buffer in the accumulation dtype, on like's device."""
     return torch.empty((P, D), dtype=reference._acc_dtype(like.dtype), device=like.device)
@@ -85,10 +112,7 @@ def pairwise_abs_diff_mean_forward(a: torch.Tensor, b: torch.Tensor | None, i: t
     P, B = (i.shape if indexed else a.shape[:2])
     D = a.shape[-1]
     out = _acc_out(a, P, D)
-    # Tile sizes are untuned (no GPU was available when this was written): BLOCK_D covers D up to 64, and
-    # BLOCK_P keeps a tile near 2048 elements (16 per thread at 4 warps).
-    BLOCK_D = min(next_power_of_2(D), 64)
-    BLOCK_P = max(16, 2048 // BLOCK_D)
+    BLOCK_P, BLOCK_D = _tiles(D)
     grid = (triton.cdiv(P, BLOCK_P), triton.cdiv(D, BLOCK_D))
     if indexed:
         sa = (0, a.stride(0), a.stride(1))

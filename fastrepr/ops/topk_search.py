@@ -178,6 +178,28 @@ def topk_search_forward(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2
     return finalize(out_v, out_i, k)
 
 
+# KP = next_pow2(k) of the compile cases (tests/test_gpu_compile.py); the launchers take any k, and above 1024
+# the lists held in registers (KP scores and indices per query row) grow with it
+COMPILE_KP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def compile_cases():
+    """How topk_search_forward launches the kernel on a GPU: inner product and L2, IEEE and TF32 dots, each
+    KP of COMPILE_KP with the CUDA tiles it picks for it (restated here from the launcher), contiguous float32
+    inputs, Q = 1024, R = 100000, D = 128."""
+    from .._triton import CompileCase
+
+    f32, Q, R, D = torch.float32, 1024, 100_000, 128
+    for l2 in (False, True):
+        for precision in ("ieee", "tf32"):
+            for kp in COMPILE_KP:
+                block_q = 64 if kp <= 16 else 32 if kp <= 64 else 16
+                yield CompileCase(_topk_search_kernel, dict(
+                    q_ptr=f32, v_ptr=f32, vsq_ptr=f32, out_v_ptr=f32, out_i_ptr=torch.int32, Q=Q, R=R, D=D,
+                    span=cdiv(R, 64 * 4) * 64, stride_qq=D, stride_qd=1, stride_vr=D, stride_vd=1), dict(
+                    L2=l2, PRECISION=precision, KP=kp, BLOCK_Q=block_q, BLOCK_V=64, BLOCK_K=32), num_warps=4)
+
+
 def chunk_rows(rows: int, other: int, budget_bytes: int, multiple: int) -> int:
     """Chunk length C (a multiple of `multiple`) so that an [other, C] float32 tile stays near budget_bytes."""
     c = max(multiple, (budget_bytes // (4 * max(other, 1))) // multiple * multiple)
