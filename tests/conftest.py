@@ -1,7 +1,6 @@
 """Shared fixtures: seeds, the `backend` fixture (each test runs once per usable backend), and the `gpu`
 marker, skipped cleanly without a CUDA device."""
 import os
-from typing import NamedTuple
 
 import pytest
 import torch
@@ -13,8 +12,7 @@ if not torch.cuda.is_available():
 
 from fastrepr import _backend  # noqa: E402
 
-HAS_CUDA = torch.cuda.is_available()
-NATIVE_EXPECTED = os.environ.get("FASTREPR_SKIP_NATIVE", "0") in ("", "0")
+from utils import HAS_CUDA, Backend, impl_device, use_impl  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,27 +29,10 @@ def _seed():
     torch.manual_seed(0)
 
 
-def use_backend(name: str, monkeypatch) -> str:
-    """Force `name` for the rest of the test; skip if it cannot run here (fail if the native build is
-    missing from an install that should have it, so a broken build cannot pass as a skip)."""
-    ok, why = _backend.available(name)
-    if not ok:
-        if name == "native" and NATIVE_EXPECTED:
-            pytest.fail(f"native extension missing although FASTREPR_SKIP_NATIVE is not set: {why}")
-        pytest.skip(why)
-    monkeypatch.setenv(_backend.ENV, name)
-    return name
-
-
-class Backend(NamedTuple):
-    name: str
-    device: torch.device  # where this backend's test tensors live: CUDA for triton when there is a GPU
-
-
 @pytest.fixture(params=list(_backend.BACKENDS))
 def backend(request, monkeypatch):
-    name = use_backend(request.param, monkeypatch)
-    return Backend(name, torch.device("cuda" if name == "triton" and HAS_CUDA else "cpu"))
+    name = use_impl(request.param, monkeypatch)
+    return Backend(name, impl_device(name))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import torch
 import fastrepr
 from fastrepr import _checks
 from fastrepr.text.huffman import build_huffman
+from utils import use_impl as use_backend
 
 NAN, INF = float("nan"), float("inf")
 
@@ -17,7 +18,6 @@ NAN, INF = float("nan"), float("inf")
 @pytest.fixture(params=["torch", "triton"])
 def cbackend(request, monkeypatch):
     """The contrastive ops' backends (their CPU path is the chunked torch algorithm; triton: the interpreter)."""
-    from conftest import use_backend
 
     return use_backend(request.param, monkeypatch)
 

@@ -6,13 +6,13 @@ import torch
 import fastrepr
 from fastrepr import bench, reference
 from fastrepr.ops import contrastive as ops
+from utils import HAS_CUDA, Backend, use_impl as use_backend
 
 BACKENDS = ["torch", "triton"]  # the CPU path of these ops is the chunked torch algorithm, not C++
 
 
 @pytest.fixture(params=BACKENDS)
 def cbackend(request, monkeypatch):
-    from conftest import Backend, HAS_CUDA, use_backend
 
     name = use_backend(request.param, monkeypatch)
     return Backend(name, torch.device("cuda" if name == "triton" and HAS_CUDA else "cpu"))
@@ -210,7 +210,6 @@ def test_cpu_memory_is_a_fraction_of_the_reference(monkeypatch):
     """O(N·chunk) on CPU: at 2N=8192 the fused forward+backward needs at most 10% of the extra memory of
     the plain-PyTorch reference (whose 2N x 2N matrices dominate): the issue's CPU bar (D=32 here to keep
     the test short; D only changes the O(N·D) part)."""
-    from conftest import use_backend
 
     use_backend("torch", monkeypatch)
     z1, z2 = _views(4096, 32, "cpu")
@@ -235,7 +234,6 @@ def test_cpu_memory_is_a_fraction_of_the_reference(monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_triton_cuda_large_and_lean(monkeypatch, dtype):
-    from conftest import use_backend
 
     use_backend("triton", monkeypatch)
     torch.backends.cuda.matmul.allow_tf32 = False

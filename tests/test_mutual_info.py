@@ -7,6 +7,7 @@ from sklearn.metrics import mutual_info_score
 
 import fastrepr
 from fastrepr.ops import mutual_info as ops
+from utils import use_impl as use_backend
 
 
 def _digitize(col, bins=20):
@@ -88,7 +89,6 @@ def test_bad_input(call, exc, match):
 
 
 def test_native_entry_point_validates(monkeypatch):
-    from conftest import use_backend
 
     from fastrepr import _native
 

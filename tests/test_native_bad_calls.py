@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from conftest import NATIVE_EXPECTED
+from utils import NATIVE_EXPECTED
 
 pytestmark = pytest.mark.skipif(not NATIVE_EXPECTED, reason="native extension not built (FASTREPR_SKIP_NATIVE=1)")
 

@@ -6,6 +6,7 @@ import torch
 import fastrepr
 from fastrepr import _backend, _native, bench, reference
 from fastrepr.ops import pairwise as ops
+from utils import use_impl as use_backend
 
 DENSE_SHAPES = [(7, 5, 3), (16, 64, 10), (3, 1, 1), (33, 17, 65)]  # odd, typical, B=1, D beyond one tile
 INDEX_SHAPES = [(11, 7, 5, 3), (50, 16, 64, 10), (5, 1, 1, 1), (40, 9, 4, 70)]  # N, P, B, D
@@ -170,7 +171,6 @@ def test_deterministic(backend):
 
 
 def test_native_result_independent_of_thread_count(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     z, i, j = _index((500, 301, 16, 9), torch.float32, "cpu")
@@ -214,7 +214,6 @@ def test_bad_input(backend, call, exc, match):
 
 def test_native_entry_points_validate_buffers(monkeypatch):
     """Direct callers of the extension get ValueErrors, never out-of-bounds reads."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     C = _native.get()
@@ -244,7 +243,6 @@ def test_forced_backend_without_implementation_is_clear(monkeypatch):
 def test_native_index_memory_is_output_plus_constant(monkeypatch):
     """Peak extra memory of the native index form is the [P, D] output plus a small constant, while the
     plain-PyTorch expression needs several [P, B, D] buffers (which shows that the measurement sees them)."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     n, p, b, d = 100_000, 10_000, 64, 10
@@ -263,7 +261,6 @@ def test_native_index_memory_is_output_plus_constant(monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_triton_cuda_large(monkeypatch, dtype):
     """Larger shapes than the interpreter can afford, on the real GPU."""
-    from conftest import use_backend
 
     use_backend("triton", monkeypatch)
     z, i, j = _index((100_000, 20_000, 64, 33), dtype, "cuda")

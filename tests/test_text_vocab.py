@@ -12,6 +12,7 @@ from fastrepr import _native
 from fastrepr.text import sampling
 from fastrepr.text.huffman import build_huffman
 from fastrepr.text.vocab import Vocab, iter_sentences
+from utils import use_impl as use_backend
 
 CORPUS = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"], [], ["a", "cat", "and", "a", "dog"]]
 
@@ -122,7 +123,6 @@ def test_keep_probability_formula_and_gensim_thresholds():
 
 
 def test_native_subsampling_rate_matches_formula(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     counts = np.array([400_000, 100_000, 20_000, 3000, 50])
@@ -164,7 +164,6 @@ def test_alias_table_matches_unigram_power(alpha):
 
 
 def test_native_noise_draws_match_unigram_power(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     counts = np.random.default_rng(1).zipf(1.3, 1000).clip(max=10**7)

@@ -7,6 +7,7 @@ import torch
 from fastrepr import reference
 from fastrepr.ops import analogy_topk as at
 from fastrepr.ops import topk_search as ts
+from utils import use_impl as use_backend
 
 
 def _assert_same(got, want, atol=2e-6):
@@ -90,7 +91,6 @@ def test_analogy_matches_reference(backend, method, shape):
 def test_analogy_chunks_splits_ties(backend_name, method, monkeypatch):
     """Unit vectors with entries in {0, +-1/2} (exact cosines in multiples of 1/4) give many exactly tied
     scores; several vocabulary chunks and column splits must still keep the lower rows first."""
-    from conftest import use_backend
 
     use_backend(backend_name, monkeypatch)
     g = torch.Generator().manual_seed(3)
@@ -375,7 +375,6 @@ def _tied_unit(R, D, seed):
 def test_cosadd_routes_give_identical_answers(data, monkeypatch):
     """3CosAdd through the distinct words' cosines and through one search query per question: the same
     rows and scores (the float64 ranking of the reference), on shared and on nearly distinct question words."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     R, D = 1500, 24

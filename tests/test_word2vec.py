@@ -10,6 +10,7 @@ import fastrepr
 from fastrepr import _native
 from fastrepr.text.corpora import gensim_test_file
 from fastrepr.text.demo import word_scores
+from utils import use_impl as use_backend
 
 HAS_IO = importlib.util.find_spec("fastrepr.text.io") is not None
 HAS_SEARCH = importlib.util.find_spec("fastrepr.search") is not None
@@ -89,7 +90,6 @@ def test_bad_corpora(tmp_path):
 
 @pytest.mark.parametrize("sg, hs, negative", [(1, 0, 5), (0, 0, 5), (1, 1, 0), (0, 1, 0), (1, 1, 3)])
 def test_native_trainer_learns_topics(monkeypatch, sg, hs, negative):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     corpus = topic_corpus()
@@ -139,7 +139,6 @@ def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs,
     implementation (the exact rule has tests/test_word2vec_reference.py): a deterministic setting
     (one thread, no subsampling, fixed windows, constant alpha, a noise table that always draws the same word,
     so that a repeated negative is exercised too)."""
-    from conftest import use_backend
     from fastrepr.text.huffman import build_huffman
 
     use_backend("native", monkeypatch)
@@ -165,7 +164,6 @@ def test_native_trainer_matches_reference_updates(monkeypatch, sg, negative, hs,
 
 
 def test_native_trainer_is_deterministic_with_one_worker(monkeypatch, tmp_path):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     corpus = topic_corpus(100)
@@ -180,7 +178,6 @@ def test_native_trainer_is_deterministic_with_one_worker(monkeypatch, tmp_path):
 
 
 def test_native_trainer_stops_when_asked_and_validates(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     C = _native.get()
@@ -245,7 +242,6 @@ def test_gensim_valid_extremes_train_and_stay_bounded(monkeypatch, tmp_path, sg,
     """gensim trains at alpha 1, 2 and 10 and with 1000 negatives: so does the default (exact rule, gensim's
     saturation skip), with no error and weights of the size gensim's reach (the clamped rule, like the old
     trainer, reached 1e6-1e9 or NaN on these inputs)."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     path = _lee_head(tmp_path, lines)
@@ -263,7 +259,6 @@ def test_gensim_valid_extremes_train_and_stay_bounded(monkeypatch, tmp_path, sg,
 def test_non_finite_weights_stop_with_an_error_naming_alpha(monkeypatch, update, sg, hs, negative, table, bad):
     """A NaN or Inf in any table never indexes the sigmoid table (the old trainer crashed with SIGSEGV): the
     run stops and raises FloatingPointError naming alpha, negative and window."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     corpus = topic_corpus(200)
@@ -281,7 +276,6 @@ def test_non_finite_weights_stop_with_an_error_naming_alpha(monkeypatch, update,
 @pytest.mark.parametrize("window_update", [0, 1])
 def test_native_trainer_reports_non_finite_scores(monkeypatch, isa, window_update):
     """The binding's own report: status 2 with the learning rate, no crash, at every ISA and both rules."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     monkeypatch.setenv("FASTREPR_W2V_ISA", isa)
@@ -302,7 +296,6 @@ def test_native_trainer_reports_non_finite_scores(monkeypatch, isa, window_updat
 def test_clamped_rule_divergence_is_an_error(monkeypatch):
     """word2vec.c's clamped gradient (saturation='clamp') grows CBOW's weights to 1e9 at alpha 0.75 while they
     stay finite: the trainer stops with an error instead of returning them. The default stays bounded."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     path = _lee_head(None)
@@ -315,7 +308,6 @@ def test_clamped_rule_divergence_is_an_error(monkeypatch):
 def test_update_rules_and_their_backends(monkeypatch):
     """exact is the CPU default, window an explicit option with other numbers; the device trainer's rule is
     "batched", and asking it for a CPU rule is an error rather than a silent substitution."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     corpus = topic_corpus(100)
@@ -333,7 +325,6 @@ def test_update_rules_and_their_backends(monkeypatch):
 
 @pytest.mark.parametrize("sg, hs, negative", [(1, 0, 5), (0, 0, 5), (1, 1, 0), (0, 1, 2)])
 def test_batched_trainer_learns_topics_torch_backend(monkeypatch, sg, hs, negative):
-    from conftest import use_backend
 
     use_backend("torch", monkeypatch)
     model = fastrepr.Word2Vec(topic_corpus(200), sg=sg, hs=hs, negative=negative, batch_words=250, **SMALL)
@@ -344,7 +335,6 @@ def test_batched_trainer_learns_topics_torch_backend(monkeypatch, sg, hs, negati
 @pytest.mark.parametrize("sg, hs, negative", [(1, 0, 3), (0, 1, 0)])
 def test_batched_trainer_runs_the_triton_kernels(monkeypatch, sg, hs, negative):
     """Triton's interpreter on a tiny corpus: the GPU code path end to end (the real check needs a GPU)."""
-    from conftest import use_backend
 
     use_backend("triton", monkeypatch)
     model = fastrepr.Word2Vec(topic_corpus(40, words_per_topic=5, length=6), sg=sg, hs=hs, negative=negative,
@@ -387,7 +377,6 @@ def test_quality_matches_gensim_on_its_corpus(monkeypatch, sg, hs, negative, see
     and the exactness of the updates is tests/test_word2vec_reference.py's."""
     from gensim.models import Word2Vec as GensimWord2Vec
 
-    from conftest import use_backend
     from fastrepr.text.corpora import wiki_lee_corpus
 
     use_backend("native", monkeypatch)

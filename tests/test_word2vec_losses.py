@@ -9,6 +9,7 @@ from fastrepr import bench, reference
 from fastrepr.ops import hierarchical_softmax as hs_ops
 from fastrepr.ops import negative_sampling as ns_ops
 from fastrepr.text.huffman import build_huffman
+from utils import use_impl as use_backend
 
 # (V, D, B, K, C): odd sizes, K = 0, one example, D past one power of two
 NS_SHAPES = [(13, 7, 5, 3, 4), (50, 32, 16, 5, 6), (9, 5, 1, 0, 1), (40, 33, 9, 2, 3)]
@@ -155,7 +156,6 @@ def test_hierarchical_softmax_gradients_match_reference(backend, sparse, shape):
 
 @pytest.mark.parametrize("name", ["torch", "native"])
 def test_gradcheck_float64(name, monkeypatch):
-    from conftest import use_backend
 
     use_backend(name, monkeypatch)
     w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(9, 4, 5, 3, 3, torch.float64, "cpu")
@@ -185,7 +185,6 @@ def test_sparse_gradient_works_with_sparse_optimizers():
 
 
 def test_native_dense_backward_independent_of_threads(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(30, 20, 500, 5, 4, torch.float32, "cpu")
@@ -373,7 +372,6 @@ def test_bad_input(backend, call, exc, match):
 
 
 def test_native_entry_points_validate_buffers(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     from fastrepr import _native
@@ -401,7 +399,6 @@ def test_native_entry_points_validate_buffers(monkeypatch):
 def test_native_forward_memory_is_output_plus_constant(monkeypatch):
     """The fused forward needs the [B] output and O(threads·D) scratch; the plain-PyTorch expression gathers
     [B, 1 + K, D] (which shows that the measurement sees allocations)."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     V, D, B, K = 50_000, 100, 65_536, 5
@@ -421,7 +418,6 @@ def test_native_forward_memory_is_output_plus_constant(monkeypatch):
 def test_triton_cuda_large(monkeypatch, dtype):
     """Realistic sizes on the GPU: losses and dense/sparse gradients against the float64 reference, and the
     fused step on fp32 tables."""
-    from conftest import use_backend
 
     use_backend("triton", monkeypatch)
     V, D, B, K, C = 100_000, 128, 8192, 5, 10

@@ -13,6 +13,7 @@ import pytest
 
 import fastrepr
 from fastrepr import _native
+from utils import use_impl as use_backend
 
 MASK48 = (1 << 48) - 1
 MAX_EXP = 6.0
@@ -123,7 +124,6 @@ CASES = {  # name: (sg, hs, negative, cbow_mean, saturation)
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])  # unsupported ones fall back to another
 @pytest.mark.parametrize("case", list(CASES))
 def test_exact_mode_equals_numpy_transcription(monkeypatch, case, isa):
-    from conftest import use_backend
     from fastrepr.text.sampling import keep_thresholds
 
     use_backend("native", monkeypatch)
@@ -170,7 +170,6 @@ def fastrepr_tensor(a):
 def test_exact_mode_saturation_rules_differ(monkeypatch):
     """The two saturation rules give different weights once scores saturate (so the test above can tell them
     apart), and the same weights when nothing saturates (small weights, few epochs)."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     sentences = corpus()
@@ -190,7 +189,6 @@ def test_exact_mode_saturation_rules_differ(monkeypatch):
 
 def test_random_stream_is_the_documented_lcg(monkeypatch):
     """The exposed samplers draw from thread 0's LCG stream exactly as the transcription above does."""
-    from conftest import use_backend
     from fastrepr.text.sampling import noise_table
 
     use_backend("native", monkeypatch)
@@ -223,7 +221,6 @@ def reference_table_sigmoid(f):
 
 
 def test_table_sigmoid_is_the_references_lookup_bit_for_bit(monkeypatch):
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     C = _native.get()
@@ -244,7 +241,6 @@ def test_table_sigmoid_is_the_references_lookup_bit_for_bit(monkeypatch):
 
 def test_default_trains_with_the_table_sigmoid(monkeypatch):
     """The default reads the references' table; only the sigmoid separates it from the interpolated run."""
-    from conftest import use_backend
 
     use_backend("native", monkeypatch)
     sentences = corpus()

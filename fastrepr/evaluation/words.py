@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .._io import FormatError, open_read, stream_errors
+from .._progress import Progress
 from ..ops.topk_search import unique_inverse
 from ..search import EmbeddingIndex
 
@@ -319,7 +320,7 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
     index = table.index
     fold = (lambda r: table.keys[r].upper()) if case_insensitive else (lambda r: table.keys[r])
     words = torch.tensor([[ok[q[0]], ok[q[1]], ok[q[2]]] for _, q in asked], dtype=torch.int64).reshape(-1, 3)
-    bar = _progress(len(asked), progress)
+    bar = Progress(len(asked), progress, unit="q", desc="analogies", leave=False)
     predictions, rescored = [], 0
     k = min(CANDIDATES, rows)
     for lo in range(0, len(asked), batch_size):
@@ -370,22 +371,6 @@ def _ieee_matmuls():
         yield
     finally:
         torch.set_float32_matmul_precision(before)
-
-
-def _progress(total: int, enabled: bool):
-    if enabled:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, unit="q", desc="analogies", leave=False)
-
-    class _Silent:
-        def update(self, n):
-            pass
-
-        def close(self):
-            pass
-
-    return _Silent()
 
 
 # -------------------------------------------------------------------------------------------------------

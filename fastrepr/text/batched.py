@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 
+from .._progress import Progress
 from ..ops.hierarchical_softmax import hierarchical_softmax_step_
 from ..ops.negative_sampling import negative_sampling_step_
 
@@ -52,7 +53,6 @@ def train_batched(model, tokens: np.ndarray, offsets: np.ndarray, epochs: int, p
     """Train ``model`` (a fastrepr.Word2Vec whose tables live on model.device) in place; returns the mean loss
     per prediction over the run. Shapes stay fixed within a step (invalid pairs are masked, not removed), so a
     step runs without host synchronization; the host syncs once per epoch and for the progress bar."""
-    from .word2vec import _progress_bar, _update_bar
 
     device = model.device
     if not model.cbow_mean and not model.sg:
@@ -68,7 +68,7 @@ def train_batched(model, tokens: np.ndarray, offsets: np.ndarray, epochs: int, p
     total = float(epochs * N)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     terms = torch.zeros((), dtype=torch.float64, device=device)
-    bar = _progress_bar(int(total), progress)
+    bar = Progress(int(total), progress, unit="word", desc="word2vec", unit_scale=True)
     shown = time.perf_counter()
     try:
         for epoch in range(epochs):
@@ -103,12 +103,11 @@ def train_batched(model, tokens: np.ndarray, offsets: np.ndarray, epochs: int, p
                     model.syn0.index_add_(0, inputs.reshape(-1), (delta_h.unsqueeze(1) * m).reshape(-1, D))
                     loss_sum += (loss * weight).sum()
                     terms += (tree[2][targets] * weight).sum()
-                if bar is not None and time.perf_counter() - shown > 0.5:
+                if bar.enabled and time.perf_counter() - shown > 0.5:
                     shown = time.perf_counter()
-                    _update_bar(bar, done, float(loss_sum), float(terms))
-            if bar is not None:
-                _update_bar(bar, (epoch + 1) * N, float(loss_sum), float(terms))
+                    bar.to(done, float(loss_sum), float(terms))
+            if bar.enabled:
+                bar.to((epoch + 1) * N, float(loss_sum), float(terms))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return float(loss_sum) / max(float(terms), 1.0)

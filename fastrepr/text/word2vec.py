@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .. import _native
+from .._progress import Progress
 from .._backend import select
 from .huffman import build_huffman
 from .sampling import keep_probability, keep_thresholds, noise_table
@@ -243,20 +244,19 @@ class Word2Vec:
                 errors.append(exc)
 
         worker = threading.Thread(target=run, name="fastrepr-word2vec", daemon=True)
-        bar = _progress_bar(tokens.size * epochs, progress)
+        bar = Progress(tokens.size * epochs, progress, unit="word", desc="word2vec", unit_scale=True)
         worker.start()
         try:
             while worker.is_alive():
                 worker.join(0.2)
-                _update_bar(bar, stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
-            _update_bar(bar, stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
+                bar.to(stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
+            bar.to(stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
         except BaseException:
             stop[0] = 1  # Ctrl-C: the threads return at their next sentence
             worker.join()
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if errors:
             raise errors[0]
         status, words, alpha = result[0]
@@ -307,21 +307,3 @@ class Word2Vec:
         except ImportError as exc:
             raise RuntimeError(f"fastrepr.text.io is not available in this build ({exc})") from None
         save_word2vec_format(path, self.vectors, self.keys, binary=binary)
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="word", unit_scale=True, desc="word2vec", dynamic_ncols=True)
-
-
-def _update_bar(bar, done: float, loss_sum: float, terms: float) -> None:
-    if bar is None:
-        return
-    prev = getattr(bar, "_fastrepr_loss", (0.0, 0.0))
-    if terms > prev[1]:
-        bar.set_postfix(loss=f"{(loss_sum - prev[0]) / (terms - prev[1]):.4f}", refresh=False)
-        bar._fastrepr_loss = (loss_sum, terms)
-    bar.update(int(done) - bar.n)

@@ -1,0 +1,81 @@
+"""Shared test helpers: the tolerance table, the assert-close-to-oracle helper, and parametrization over an
+op's declared implementations (its ``IMPLS``, read from ``fastrepr._backend``).
+
+Import at the top of a test module (``from utils import TOL, assert_close, impl_params, use_impl``); pytest puts
+this directory on ``sys.path`` (tests/ has no ``__init__.py``).
+"""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from fastrepr import _backend
+
+HAS_CUDA = torch.cuda.is_available()
+NATIVE_EXPECTED = os.environ.get("FASTREPR_SKIP_NATIVE", "0") in ("", "0")
+
+
+class Tol(NamedTuple):
+    rtol: float
+    atol: float
+
+
+# Against a float64 oracle. fp32: DESIGN.md's 1e-5 relative (atol for entries near 0). bf16/fp16: the error of
+# PyTorch's own op in that precision is about one unit in the last place (2^-8, 2^-11); an implementation may
+# be up to 2x of that. float64: accumulation-order differences only. Gradients get GRAD_TOL (issue bars: 1e-4).
+TOL = {
+    torch.float64: Tol(1e-10, 1e-12),
+    torch.float32: Tol(1e-5, 1e-6),
+    torch.bfloat16: Tol(2 * 2.0 ** -8, 2 * 2.0 ** -8),
+    torch.float16: Tol(2 * 2.0 ** -11, 2 * 2.0 ** -11),
+}
+GRAD_TOL = {
+    torch.float64: Tol(1e-9, 1e-11),
+    torch.float32: Tol(1e-4, 1e-6),
+    torch.bfloat16: Tol(4 * 2.0 ** -8, 4 * 2.0 ** -8),
+    torch.float16: Tol(4 * 2.0 ** -11, 4 * 2.0 ** -11),
+}
+
+
+def assert_close(actual, expected, dtype: torch.dtype | None = None, *, grad: bool = False, what: str = "",
+                 scale: float = 1.0) -> None:
+    """``actual`` (any implementation) close to ``expected`` (the oracle, usually float64) at the tolerance of
+    ``dtype`` (default: ``actual``'s dtype), widened by ``scale`` for a documented reason at the call site."""
+    actual = torch.as_tensor(actual)
+    expected = torch.as_tensor(expected)
+    dtype = dtype or actual.dtype
+    tol = (GRAD_TOL if grad else TOL)[dtype]
+    torch.testing.assert_close(actual.detach().to(torch.float64).cpu(), expected.detach().to(torch.float64).cpu(),
+                               rtol=tol.rtol * scale, atol=tol.atol * scale,
+                               msg=lambda m: f"{what} ({dtype}, {'grad' if grad else 'value'}): {m}" if what else m)
+
+
+def use_impl(name: str, monkeypatch) -> str:
+    """Force implementation ``name`` for the rest of the test; skip if it cannot run here (fail if the native
+    build is missing from an install that should have it, so a broken build cannot pass as a skip)."""
+    ok, why = _backend.available(name)
+    if not ok:
+        if name == "native" and NATIVE_EXPECTED:
+            pytest.fail(f"native extension missing although FASTREPR_SKIP_NATIVE is not set: {why}")
+        pytest.skip(why)
+    monkeypatch.setenv(_backend.ENV, name)
+    return name
+
+
+def impl_device(name: str) -> torch.device:
+    """Where an implementation's test tensors live: CUDA for triton when there is a GPU, else CPU."""
+    return torch.device("cuda" if name == "triton" and HAS_CUDA else "cpu")
+
+
+class Backend(NamedTuple):
+    name: str
+    device: torch.device  # where this implementation's test tensors live (impl_device)
+
+
+def impl_params(impls: _backend.Impls) -> list:
+    """pytest params over the implementations an op declares (use with ``@pytest.mark.parametrize("impl",
+    impl_params(IMPLS))`` and ``use_impl(impl, monkeypatch)`` in the test)."""
+    return [pytest.param(name, id=name) for name in impls.names]
