@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Accumulation dtype: float64 stays float64, everything else accumulates in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from .ops._precision import acc_dtype
 
 
 def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, i: torch.Tensor | None = None,
@@ -20,7 +17,7 @@ def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, 
     Materializes the [P, B, D] differences. Accumulates in float32 (float64 for float64 input) and returns
     the input dtype.
     """
-    acc = _acc_dtype(z1.dtype)
+    acc = acc_dtype(z1.dtype)
     if i is not None:
         z = z1.to(acc)
         a, b = z[i], z[j]
@@ -185,7 +182,7 @@ def negative_sampling(w_in: torch.Tensor, w_out: torch.Tensor, inputs: torch.Ten
     Accumulates in float32 (float64 for float64 input). Materializes [B, C, D] and [B, 1 + K, D] gathers.
     Masked-out rows are never read. An example with a non-finite score (NaN/Inf in a row it reads, or an
     overflowing dot product) has loss NaN, not the 0 that log sigmoid(+inf) would give."""
-    acc = _acc_dtype(w_in.dtype)
+    acc = acc_dtype(w_in.dtype)
     x = w_in.to(acc)[inputs]                                    # [B, C, D]
     if mask is None:
         h = x.mean(1)
@@ -206,7 +203,7 @@ def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.
     loss_b = -sum_{j < lengths[t]} log sigmoid((1 - 2 codes[t, j]) h_b·w_nodes[points[t, j]]), t = targets[b].
     Accumulates in float32 (float64 for float64 input). Materializes the [B, L, D] gather of path nodes.
     Positions past a path's end are never read; a non-finite score on the path makes the example's loss NaN."""
-    acc = _acc_dtype(h.dtype)
+    acc = acc_dtype(h.dtype)
     p, c = points[targets], codes[targets].to(acc)              # [B, L]
     valid = torch.arange(points.shape[1], device=h.device) < lengths[targets].unsqueeze(1)
     s = torch.einsum("bjd,bd->bj", w_nodes.to(acc)[p], h.to(acc))

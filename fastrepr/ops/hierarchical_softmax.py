@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .. import _native, reference
+from ._precision import acc_dtype
 from .._backend import select
 from .._triton import CompileCase, tl, triton
 from .negative_sampling import (BACKWARD_DENSE, BACKWARD_SPARSE, FORWARD, STEP, _log_sigmoid, _unit_columns,
@@ -83,7 +84,7 @@ def _hierarchical_softmax_kernel(
 def _launch(mode, h, w_nodes, targets, points, codes, lengths, grad=None, dst_h=None, dst_w=None, lr=0.0):
     B, D = h.shape
     L = points.shape[1]
-    acc = reference._acc_dtype(h.dtype)
+    acc = acc_dtype(h.dtype)
     loss = torch.empty(B, dtype=acc, device=h.device)
     BLOCK_B, BLOCK_D = row_tiles(D)
     dst_h = h if dst_h is None else dst_h
@@ -120,7 +121,7 @@ def hierarchical_softmax_backward(grad, h, w_nodes, targets, points, codes, leng
     """Triton launcher: (d_h [B, D], d_nodes dense [N, D] or sparse rows [B, L, D]) in the accumulation dtype."""
     h, w_nodes = _unit_columns(h), _unit_columns(w_nodes)
     B, D = h.shape
-    acc = reference._acc_dtype(h.dtype)
+    acc = acc_dtype(h.dtype)
     d_h = torch.empty(B, D, dtype=acc, device=h.device)
     d_w = (torch.empty(B, points.shape[1], D, dtype=acc, device=h.device) if sparse
            else torch.zeros(w_nodes.shape[0], D, dtype=acc, device=h.device))
@@ -130,7 +131,7 @@ def hierarchical_softmax_backward(grad, h, w_nodes, targets, points, codes, leng
 
 
 def _native_forward(h, w_nodes, targets, points, codes, lengths):
-    loss = torch.empty(h.shape[0], dtype=reference._acc_dtype(h.dtype))
+    loss = torch.empty(h.shape[0], dtype=acc_dtype(h.dtype))
     _native.get().hierarchical_softmax_forward(
         _native.as_buffer(h), _native.as_buffer(w_nodes), _native.as_buffer(targets), _native.as_buffer(points),
         _native.as_buffer(codes), _native.as_buffer(lengths), loss.numpy(), _native.dtype_name(h.dtype),
@@ -139,7 +140,7 @@ def _native_forward(h, w_nodes, targets, points, codes, lengths):
 
 
 def _native_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse):
-    acc = reference._acc_dtype(h.dtype)
+    acc = acc_dtype(h.dtype)
     B, D = h.shape
     d_h = torch.empty(B, D, dtype=acc)
     d_w = torch.empty(B, points.shape[1], D, dtype=acc) if sparse else torch.zeros(w_nodes.shape[0], D, dtype=acc)
@@ -152,7 +153,7 @@ def _native_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse):
 
 def _reference_backward(grad, h, w_nodes, targets, points, codes, lengths, sparse):
     """Closed-form gradients (the torch backend's backward)."""
-    acc = reference._acc_dtype(h.dtype)
+    acc = acc_dtype(h.dtype)
     p, y = points[targets], 1 - codes[targets].to(acc)                     # [B, L]
     on = (torch.arange(points.shape[1], device=h.device) < lengths[targets].unsqueeze(1)).to(acc)
     w = w_nodes.to(acc)[p]                                                 # [B, L, D]
@@ -219,7 +220,7 @@ def hierarchical_softmax_backward_op(grad: torch.Tensor, h: torch.Tensor, w_node
 
 @hierarchical_softmax.register_fake
 def _(h, w_nodes, targets, points, codes, lengths, sparse):
-    return h.new_empty(h.shape[0], dtype=reference._acc_dtype(h.dtype))
+    return h.new_empty(h.shape[0], dtype=acc_dtype(h.dtype))
 
 
 @hierarchical_softmax_backward_op.register_fake
@@ -255,7 +256,7 @@ def hierarchical_softmax_step_(h: torch.Tensor, w_nodes: torch.Tensor, targets: 
     -lr · d/dh [B, D]). Triton: atomics as it goes (Hogwild); other backends: one minibatch step from the values
     before it. Indices are trusted."""
     backend = select(OP, h)
-    acc = reference._acc_dtype(h.dtype)
+    acc = acc_dtype(h.dtype)
     weight = torch.ones(h.shape[0], dtype=acc, device=h.device) if weight is None else weight.to(acc).contiguous()
     if backend == "triton":
         delta_h = torch.empty(h.shape, dtype=acc, device=h.device)

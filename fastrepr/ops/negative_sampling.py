@@ -34,6 +34,7 @@ from typing import Optional
 import torch
 
 from .. import _checks, _native, reference
+from ._precision import acc_dtype
 from .._backend import select
 from .._triton import CompileCase, next_power_of_2, tl, triton
 
@@ -140,7 +141,7 @@ def compile_launches():
     hierarchical_softmax's; tests/test_gpu_compile.py): every float dtype, each mode, and each row tiling from
     64 x 8 to 1 x 4096 (the launchers take any D; above 4096 the tile, and the registers, grow with D)."""
     for dt in _checks.FLOAT_DTYPES:
-        acc = reference._acc_dtype(dt)
+        acc = acc_dtype(dt)
         for D in (8, 32, 64, 256, 1024, 4096):
             block_b, block_d = row_tiles(D)
             for mode in (FORWARD, BACKWARD_DENSE, BACKWARD_SPARSE, STEP):
@@ -169,7 +170,7 @@ def _launch(mode, w_in, w_out, inputs, targets, negatives, mask, grad=None, dst_
             mean_grad=True) -> torch.Tensor:
     B, C = inputs.shape
     K, D = negatives.shape[1], w_in.shape[1]
-    acc = reference._acc_dtype(w_in.dtype)
+    acc = acc_dtype(w_in.dtype)
     loss = torch.empty(B, dtype=acc, device=w_in.device)
     BLOCK_B, BLOCK_D = row_tiles(D)
     dst_in = w_in if dst_in is None else dst_in
@@ -204,7 +205,7 @@ def negative_sampling_backward(grad, w_in, w_out, inputs, targets, negatives, ma
     w_in, w_out = _unit_columns(w_in), _unit_columns(w_out)
     B, C = inputs.shape
     K, D = negatives.shape[1], w_in.shape[1]
-    acc = reference._acc_dtype(w_in.dtype)
+    acc = acc_dtype(w_in.dtype)
     if sparse:
         d_in = torch.empty(B, C, D, dtype=acc, device=w_in.device)
         d_out = torch.empty(B, K + 1, D, dtype=acc, device=w_in.device)
@@ -217,7 +218,7 @@ def negative_sampling_backward(grad, w_in, w_out, inputs, targets, negatives, ma
 
 
 def _native_forward(w_in, w_out, inputs, targets, negatives, mask):
-    acc = reference._acc_dtype(w_in.dtype)
+    acc = acc_dtype(w_in.dtype)
     loss = torch.empty(inputs.shape[0], dtype=acc)
     _native.get().negative_sampling_forward(
         _native.as_buffer(w_in), _native.as_buffer(w_out), _native.as_buffer(inputs), _mask_buffer(mask),
@@ -227,7 +228,7 @@ def _native_forward(w_in, w_out, inputs, targets, negatives, mask):
 
 
 def _native_backward(grad, w_in, w_out, inputs, targets, negatives, mask, sparse):
-    acc = reference._acc_dtype(w_in.dtype)
+    acc = acc_dtype(w_in.dtype)
     (B, C), K, D = inputs.shape, negatives.shape[1], w_in.shape[1]
     if sparse:
         d_in, d_out = torch.empty(B, C, D, dtype=acc), torch.empty(B, K + 1, D, dtype=acc)
@@ -246,7 +247,7 @@ def _mask_buffer(mask):
 
 def _reference_backward(grad, w_in, w_out, inputs, targets, negatives, mask, sparse):
     """Per-index gradient rows from the closed form above (the torch backend's backward)."""
-    acc = reference._acc_dtype(w_in.dtype)
+    acc = acc_dtype(w_in.dtype)
     wi, wo = w_in.to(acc), w_out.to(acc)
     m = torch.ones(inputs.shape, dtype=acc, device=w_in.device) if mask is None else mask.to(acc)
     n = m.sum(1, keepdim=True).clamp_min(1)
@@ -332,7 +333,7 @@ def negative_sampling_backward_op(grad: torch.Tensor, w_in: torch.Tensor, w_out:
 
 @negative_sampling.register_fake
 def _(w_in, w_out, inputs, targets, negatives, mask, sparse):
-    return w_in.new_empty(inputs.shape[0], dtype=reference._acc_dtype(w_in.dtype))
+    return w_in.new_empty(inputs.shape[0], dtype=acc_dtype(w_in.dtype))
 
 
 @negative_sampling_backward_op.register_fake

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks, _native, reference
+from ._precision import acc_dtype
 from .._backend import select
 from .._triton import CompileCase, next_power_of_2, tl, triton
 
@@ -85,7 +86,7 @@ def compile_cases():
         for D in (1, 2, 4, 8, 16, 32, 64):
             block_p, block_d = _tiles(D)
             flags = dict(ACC=tl.float64 if dt == torch.float64 else tl.float32, BLOCK_P=block_p, BLOCK_D=block_d)
-            out = dict(out_ptr=reference._acc_dtype(dt), P=P, B=B, D=D, stride_op=D, stride_od=1)
+            out = dict(out_ptr=acc_dtype(dt), P=P, B=B, D=D, stride_op=D, stride_od=1)
             yield CompileCase(_pairwise_abs_diff_mean_fwd_kernel, dict(
                 a_ptr=dt, b_ptr=dt, i_ptr=dt, j_ptr=dt, stride_ap=B * D, stride_ab=D, stride_ad=1, stride_bp=B * D,
                 stride_bb=D, stride_bd=1, stride_ip=0, stride_ib=0, stride_jp=0, stride_jb=0, **out),
@@ -98,7 +99,7 @@ def compile_cases():
 
 def _acc_out(like: torch.Tensor, P: int, D: int) -> torch.Tensor:
     """The [P, D] output buffer in the accumulation dtype, on like's device."""
-    return torch.empty((P, D), dtype=reference._acc_dtype(like.dtype), device=like.device)
+    return torch.empty((P, D), dtype=acc_dtype(like.dtype), device=like.device)
 
 
 def pairwise_abs_diff_mean_forward(a: torch.Tensor, b: torch.Tensor | None, i: torch.Tensor | None,
@@ -207,14 +208,14 @@ def _save_inputs(ctx, inputs, output):
 
 def _dense_backward(ctx, grad):
     z1, z2 = ctx.saved_tensors
-    acc = reference._acc_dtype(z1.dtype)
+    acc = acc_dtype(z1.dtype)
     s = torch.sign(z1.to(acc) - z2.to(acc)) * (grad.to(acc) / z1.shape[1]).unsqueeze(1)
     return s.to(z1.dtype), (-s).to(z2.dtype)
 
 
 def _index_backward(ctx, grad):
     z, i, j = ctx.saved_tensors
-    acc = reference._acc_dtype(z.dtype)
+    acc = acc_dtype(z.dtype)
     za = z.to(acc)
     s = torch.sign(za[i] - za[j]) * (grad.to(acc) / i.shape[1]).unsqueeze(1)  # [P, B, D]
     s = s.reshape(-1, z.shape[1])
