@@ -106,6 +106,32 @@ def divisor(value: float, name: str, dtype: torch.dtype, terms: int = 1) -> floa
     return rounded
 
 
+def temperature(value, dtype: torch.dtype = torch.float64, terms: int = 1, *, read: bool = False):
+    """The one temperature check (fastrepr.functional's losses and fastrepr.losses' modules).
+
+    A float (any real number) is checked as ``dtype`` (the compute dtype: float32, or float64 for float64
+    embeddings) stores it, with quotients summed over ``terms`` scores (see ``divisor``), and returned rounded
+    so. A tensor must hold one floating element; its value is checked inside the op, on the device (no host
+    sync here), and the tensor is returned as it is, unless ``read`` (a module's constructor, which stores a
+    float): then its value, or any number float() accepts, is read and checked like a float.
+    """
+    kind = "temperature must be a float or a 0-dim float tensor"
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or not value.is_floating_point():
+            raise TypeError(f"{kind}, got {value.dtype} of shape {tuple(value.shape)}")
+        if not read:
+            return value
+    import numbers
+
+    if isinstance(value, (bool, str)) or not (read or isinstance(value, numbers.Real)):
+        raise TypeError(f"{kind}, got {type(value).__name__}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{kind}, got {type(value).__name__}") from None
+    return divisor(value, "temperature", dtype, terms)
+
+
 def int_arg(value, name: str, lo: int, hi: int | None = None) -> int:
     """A Python (or numpy) integer in [lo, hi]: TypeError for other types (bool included), ValueError outside
     the range. ``hi`` is the sane bound for arguments that size an allocation."""

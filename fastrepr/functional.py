@@ -1,13 +1,15 @@
 """Functional API: validate arguments at the edge, then call the registered op (torch.ops.fastrepr.*).
 
-Each function picks its backend per call (``fastrepr._backend.select``): Triton for CUDA tensors, the native
-C++ extension for CPU tensors, the plain-PyTorch reference otherwise; ``FASTREPR_BACKEND`` forces one.
+Each op picks its implementation per call (``fastrepr._backend.dispatch`` over the op's declared ``IMPLS``):
+Triton for CUDA tensors, the native C++ extension for CPU tensors, the op's plain-PyTorch implementation
+otherwise; ``FASTREPR_BACKEND`` forces one.
 """
 from __future__ import annotations
 
 import torch
 
 from . import _checks
+from .ops._precision import acc_dtype
 from .ops import contrastive as _contrastive
 from .ops import mutual_info as _mutual_info
 from .ops import pairwise as _pairwise
@@ -70,19 +72,21 @@ def pairwise_abs_diff_mean(z1: torch.Tensor, z2: torch.Tensor | None = None, *, 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_temperature(temperature, dtype: torch.dtype, columns: int, normalize: bool = True) -> None:
-    """Type of the temperature; a float's value too, as the compute dtype (float32, or float64 for float64
-    embeddings) stores it, with scores summed over ``columns`` (see _checks.divisor). A tensor's value is
-    checked inside the op."""
-    if isinstance(temperature, torch.Tensor):
-        if temperature.numel() != 1 or not temperature.is_floating_point():
-            raise TypeError(f"temperature must be a float or a 0-dim float tensor, got {temperature.dtype} "
-                            f"of shape {tuple(temperature.shape)}")
-        return  # its value is checked inside the op (no host sync here)
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
-        raise TypeError(f"temperature must be a float or a 0-dim tensor, got {type(temperature).__name__}")
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    _checks.divisor(temperature, "temperature", acc, columns if normalize else 1)
+def _temperature(temperature, dtype: torch.dtype, columns: int, normalize: bool) -> None:
+    """The temperature as the compute dtype (float32, or float64 for float64 embeddings) stores it, with scores
+    summed over ``columns`` when normalized (see _checks.temperature; a tensor's value is checked in the op)."""
+    _checks.temperature(temperature, acc_dtype(dtype), columns if normalize else 1)
+
+
+def _reduction(reduction: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The one reduction of per-example losses: "mean", "sum" or "none" (the losses as they are)."""
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
 def _check_embeddings(name: str, x, min_rows: int = 2) -> torch.Tensor:
@@ -133,10 +137,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     single-process training exactly. Every rank must pass the same N.
     """
     _check_pair("z1", z1, "z2", z2)
-    _check_temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return _contrastive.nt_xent(z1, z2, temperature, reduction, normalize, gather_distributed)
+    _temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
+    _reduction(reduction)
+    return _reduce(_contrastive.nt_xent(z1, z2, temperature, normalize, gather_distributed), reduction)
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool = True, normalize: bool = True,
@@ -151,7 +154,7 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
     gradient scaling is that of nt_xent (W times the single-process gradient).
     """
     _check_pair("q", q, "k", k)
-    _check_temperature(temperature, q.dtype, q.shape[0], normalize)
+    _temperature(temperature, q.dtype, q.shape[0], normalize)
     return _contrastive.info_nce(q, k, temperature, symmetric, normalize, gather_distributed)
 
 
@@ -179,7 +182,7 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
     if labels.shape[0] != z.shape[0]:
         raise ValueError(f"labels has {labels.shape[0]} entries for {z.shape[0]} embeddings")
     _checks.same_device(z=z, labels=labels)
-    _check_temperature(temperature, z.dtype, z.shape[0], normalize)
+    _temperature(temperature, z.dtype, z.shape[0], normalize)
     return _contrastive.sup_con(z, labels.long(), temperature, normalize, gather_distributed)
 def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = None, num_bins: int = 20) -> torch.Tensor:
     """Mutual information (nats) between histogram-discretized codes and discrete labels, fused.
@@ -237,13 +240,8 @@ def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = Non
 
 # ---- word2vec losses ----------------------------------------------------------------------------------------
 
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
-
-
 def _check_tables(reduction: str, **tables: torch.Tensor) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    _reduction(reduction)
     for name, t in tables.items():
         _checks.floating(t, name)
         _checks.ndim(t, 2, name, "[rows, D]")

@@ -1,5 +1,7 @@
 """Thin nn.Modules over fastrepr.functional: they hold settings (and learnable temperatures, or their own
-weight tables), check them once, and call the functional op."""
+weight tables), check them once, and call the functional op. A temperature is checked here in float64 (as a
+float: it is stored as one); whether it suits the embeddings' compute dtype (1e-40 does not in float32: its
+reciprocal overflows) is checked at each forward, by fastrepr.functional."""
 from __future__ import annotations
 
 import math
@@ -9,18 +11,6 @@ from torch import nn
 
 from . import _checks
 from . import functional as F
-
-
-def _check_temperature(temperature) -> float:
-    """A positive finite float (in float64). Whether it also suits the embeddings' compute dtype (1e-40 does
-    not in float32: its reciprocal overflows) is checked at each forward, by fastrepr.functional."""
-    if isinstance(temperature, (bool, str)):
-        raise TypeError(f"temperature must be a float, got {type(temperature).__name__}")
-    try:
-        value = float(temperature)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"temperature must be a float, got {type(temperature).__name__}") from None
-    return _checks.divisor(value, "temperature", torch.float64)
 
 
 class NTXentLoss(nn.Module):
@@ -36,7 +26,7 @@ class NTXentLoss(nn.Module):
         if memory_bank_size not in (0, None):
             raise ValueError("fastrepr.NTXentLoss has no memory bank (memory_bank_size must be 0); use "
                              "in-batch negatives, or gather_distributed=True for more of them")
-        self.temperature = _check_temperature(temperature)
+        self.temperature = _checks.temperature(temperature, read=True)
         self.gather_distributed = bool(gather_distributed)
 
     def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:
@@ -53,7 +43,7 @@ class InfoNCELoss(nn.Module):
     def __init__(self, temperature: float = 0.07, symmetric: bool = True, learnable: bool = False,
                  gather_distributed: bool = False):
         super().__init__()
-        temperature = _check_temperature(temperature)
+        temperature = _checks.temperature(temperature, read=True)
         self.symmetric, self.gather_distributed = bool(symmetric), bool(gather_distributed)
         if learnable:
             self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
@@ -74,7 +64,7 @@ class SupConLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = False):
         super().__init__()
-        self.temperature = _check_temperature(temperature)
+        self.temperature = _checks.temperature(temperature, read=True)
         self.gather_distributed = bool(gather_distributed)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -42,71 +42,19 @@ from __future__ import annotations
 
 import torch
 
-from .. import _checks
-from .._backend import select
+from .. import _backend, _checks
+from ..distributed import all_gather, all_gather_with_grad, rank_and_world
 from .._triton import (INTERPRET, SHARED_MEMORY_PER_BLOCK, CompileCase, SharedMemoryPrune, device_arch,
                        next_power_of_2, tile_bytes, tl, triton)
+from ._contrastive_tiles import load_rows, masked_score_tile, row_tile
+from ._positives import positive_grad, positive_sums, self_rows
+from ._precision import acc_dtype
 
 OP = "contrastive_stats"
 CHUNK_ELEMENTS = 1 << 19
 
 
 # ------------------------------------------------------------------------------------------- Triton
-
-@triton.jit
-def _load_rows(ptr, idx, ok, dd, D, stride_m, stride_d, UPCAST: tl.constexpr):
-    """Rows idx, features dd of a [*, D] matrix (zeros outside); UPCAST: as fp32 (interpreter, see _scores)."""
-    t = tl.load(ptr + idx[:, None] * stride_m + dd[None, :] * stride_d, mask=ok[:, None] & (dd < D)[None, :],
-                other=0.0)
-    if UPCAST:
-        t = t.to(tl.float32)
-    return t
-
-
-@triton.jit
-def _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym, stride_yd,
-            DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-            SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
-    """X̂[rows] · Ŷ[cols]ᵀ in fp32, [BLOCK_M, BLOCK_N]; the rows' tile is passed in when D fits one tile.
-    UPCAST (interpreter only): Triton's interpreter multiplies bfloat16 tiles as their raw integer bits, so
-    operands go through fp32 there (bf16 x bf16 products are exact in fp32, as on tensor cores)."""
-    offs_d = tl.arange(0, BLOCK_D)
-    if SINGLE_D:
-        y = _load_rows(y_ptr, cols, col_ok, offs_d, D, stride_ym, stride_yd, UPCAST)
-        acc = tl.dot(x_single, tl.trans(y), input_precision=DOT_PRECISION)
-    else:
-        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            x = _load_rows(x_ptr, rows, row_ok, d0 + offs_d, D, stride_xm, stride_xd, UPCAST)
-            y = _load_rows(y_ptr, cols, col_ok, d0 + offs_d, D, stride_ym, stride_yd, UPCAST)
-            acc += tl.dot(x, tl.trans(y), input_precision=DOT_PRECISION)
-    return acc
-
-
-@triton.jit
-def _masked_scores(x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
-                   stride_yd, DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                   BLOCK_D: tl.constexpr, SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
-    """Column tile at n0: (cols, col_ok, valid, S) with S = -inf where invalid (padding or the row's own
-    column), so that exp(S - anything) is 0 there and never overflows (S[a, a] may exceed lse[a])."""
-    cols = n0 + tl.arange(0, BLOCK_N)
-    col_ok = cols < N
-    s = _scores(x_ptr, y_ptr, rows, cols, row_ok, col_ok, x_single, D, stride_xm, stride_xd, stride_ym,
-                stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST) * inv_t
-    valid = col_ok[None, :] & (cols[None, :] != self_c[:, None])
-    return cols, col_ok, valid, tl.where(valid, s, float("-inf"))
-
-
-@triton.jit
-def _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
-              SINGLE_D: tl.constexpr, UPCAST: tl.constexpr):
-    """The rows' whole [BLOCK_M, BLOCK_D] tile when D fits one tile (loaded once per program), else zeros."""
-    if SINGLE_D:
-        x = _load_rows(x_ptr, rows, row_ok, tl.arange(0, BLOCK_D), D, stride_xm, stride_xd, UPCAST)
-    else:
-        x = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32 if UPCAST else x_ptr.dtype.element_ty)
-    return x
-
 
 @triton.jit
 def _contrastive_stats_fwd_kernel(
@@ -124,13 +72,13 @@ def _contrastive_stats_fwd_kernel(
     row_ok = rows < M
     inv_t = 1.0 / tl.load(temp_ptr).to(tl.float32)
     self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
-    x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
+    x_single = row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
     # online softmax in log2 units; a finite initial max keeps all-masked tiles free of inf - inf
     m = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
     l_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     e_acc = tl.zeros([BLOCK_M], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
-        cols, col_ok, valid, s = _masked_scores(
+        cols, col_ok, valid, s = masked_score_tile(
             x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
             stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
         s2 = s * 1.4426950408889634  # -inf where invalid
@@ -167,10 +115,10 @@ def _contrastive_stats_bwd_kernel(
     self_c = tl.load(self_ptr + rows, mask=row_ok, other=-1)
     a_r = tl.load(alpha_ptr + rows, mask=row_ok, other=0.0)
     b_r = tl.load(beta_ptr + rows, mask=row_ok, other=float("inf"))  # padding: exp(s - inf) = 0
-    x_single = _row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
+    x_single = row_tile(x_ptr, rows, row_ok, D, stride_xm, stride_xd, BLOCK_M, BLOCK_D, SINGLE_D, UPCAST)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
-        cols, col_ok, valid, s = _masked_scores(
+        cols, col_ok, valid, s = masked_score_tile(
             x_ptr, y_ptr, rows, row_ok, n0, N, self_c, inv_t, x_single, D, stride_xm, stride_xd, stride_ym,
             stride_yd, DOT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_D, SINGLE_D, UPCAST)
         t = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
@@ -180,8 +128,8 @@ def _contrastive_stats_bwd_kernel(
             g_c = tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
             d_c = tl.load(delta_ptr + cols, mask=col_ok, other=float("inf"))
             t += g_c[None, :] * tl.exp2((s - d_c[None, :]) * 1.4426950408889634)
-        y = _load_rows(y_ptr, cols, col_ok, out_d, D, stride_ym, stride_yd, False)
-        if UPCAST:  # round T like the GPU path does, then multiply in fp32 (see _scores)
+        y = load_rows(y_ptr, cols, col_ok, out_d, D, stride_ym, stride_yd, False)
+        if UPCAST:  # round T like the GPU path does, then multiply in fp32 (see score_tile)
             acc += tl.dot(t.to(y.dtype).to(tl.float32), y.to(tl.float32), input_precision=DOT_PRECISION)
         else:
             acc += tl.dot(t.to(y.dtype), y, input_precision=DOT_PRECISION)
@@ -285,8 +233,9 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "ieee"
 
 
-def stats_forward(xh, yh, self_col, temperature):
-    """Triton launcher: (lse, e) [M] fp32 for rows of xh against yh."""
+def contrastive_stats_triton(xh, yh, self_col, temperature):
+    """Triton launcher: (lse, e) [M] fp32 for rows of xh [M, D] against yh [Nc, D] (self_col [M] int64, the
+    column excluded from each row, -1: none; temperature: 0-dim). Extra memory O(M)."""
     M, D = xh.shape
     lse, e = (torch.empty(M, dtype=torch.float32, device=xh.device) for _ in range(2))
     precision = _dot_precision(xh.dtype)
@@ -297,7 +246,7 @@ def stats_forward(xh, yh, self_col, temperature):
     return lse, e
 
 
-def stats_backward(xh, yh, self_col, temperature, alpha, beta, gamma, delta, extra, rnorm=None):
+def contrastive_stats_backward_triton(xh, yh, self_col, temperature, alpha, beta, gamma, delta, extra, rnorm=None):
     """Triton launcher: dX [M, D] fp32 (w.r.t. x when rnorm is given, else w.r.t. x̂) of the lse terms plus
     `extra` ([M, D] fp32, w.r.t. x̂). alpha/gamma may be None (that term absent)."""
     M, D = xh.shape
@@ -342,9 +291,10 @@ def _masked_chunk(x, y, inv_t, self_col, c0, c1):
     return s, r, c
 
 
-def stats_forward_torch(xh, yh, self_col, temperature):
-    """The same (lse, e) in row chunks with plain torch ops (CPU, or float64 anywhere)."""
-    acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
+def contrastive_stats_torch(xh, yh, self_col, temperature):
+    """The same (lse, e) as contrastive_stats_triton in row chunks of plain torch ops (CPU, or float64
+    anywhere), in the accumulation dtype. Extra memory O(Nc·chunk) (see _chunk_rows)."""
+    acc = acc_dtype(xh.dtype)
     x, y, inv_t = xh.to(acc), yh.to(acc), (1.0 / temperature).to(acc)
     M = x.shape[0]
     lse, e = (torch.empty(M, dtype=acc, device=x.device) for _ in range(2))
@@ -361,8 +311,9 @@ def stats_forward_torch(xh, yh, self_col, temperature):
     return lse, e
 
 
-def stats_backward_torch(xh, yh, self_col, temperature, alpha, beta, gamma, delta, extra, rnorm=None):
-    acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
+def contrastive_stats_backward_torch(xh, yh, self_col, temperature, alpha, beta, gamma, delta, extra, rnorm=None):
+    """The same dX as contrastive_stats_backward_triton, in row chunks of plain torch ops."""
+    acc = acc_dtype(xh.dtype)
     x, y, inv_t = xh.to(acc), yh.to(acc), (1.0 / temperature).to(acc)
     M = x.shape[0]
     dx = extra.to(acc).clone()
@@ -382,43 +333,19 @@ def stats_backward_torch(xh, yh, self_col, temperature, alpha, beta, gamma, delt
     return dx
 
 
-# ------------------------------------------------------------------------------------------- positives
+# ------------------------------------------------------------------------------------------- IMPLS
 
-def _compact_labels(lab_x: torch.Tensor, lab_y: torch.Tensor):
-    """Labels of both sides as 0..C-1 (same value, same id) and C."""
-    values, ids = torch.unique(torch.cat([lab_x, lab_y]), return_inverse=True)
-    return ids[:lab_x.shape[0]], ids[lab_x.shape[0]:], values.shape[0]
-
-
-def _own_positive(self_col, ix, iy):
-    """[M] 1.0 where the row's own column exists and shares its label (it must leave the class sums), and
-    that column (0 where none)."""
-    col = self_col.clamp_min(0)
-    return ((self_col >= 0) & (iy[col] == ix)), col
+def _rejects(name, args, kwargs):
+    """Triton's dots take fp32 at most: float64 inputs run on the torch implementation, in float64."""
+    return "takes no float64 inputs on triton (its dots are fp32 at most)" if (
+        name == "triton" and args[0].dtype == torch.float64) else None
 
 
-def positive_sums(xh, yh, lab_x, lab_y, self_col, temperature):
-    """pos[a] = sum over valid columns k with lab_y[k] == lab_x[a] of S[a, k], via class sums: O((M + Nc)·D)."""
-    acc = torch.float64 if xh.dtype == torch.float64 else torch.float32
-    x, y = xh.to(acc), yh.to(acc)
-    ix, iy, n = _compact_labels(lab_x, lab_y)
-    own, col = _own_positive(self_col, ix, iy)
-    sums = torch.zeros(n, y.shape[1], dtype=acc, device=y.device).index_add_(0, iy, y)
-    others = sums[ix] - own[:, None].to(acc) * y[col]
-    return (x * others).sum(1) / temperature.to(acc)
-
-
-def positive_grad(yh, lab_x, lab_y, self_col, temperature, rho, sigma):
-    """dX̂ of sum_a rho[a] pos[a] + sum_k sigma[k] pos_c[k]: P[a] = 1/τ sum_{k positive for a} (rho[a] + sigma[k]) ŷ_k."""
-    acc = torch.float64 if yh.dtype == torch.float64 else torch.float32
-    y = yh.to(acc)
-    ix, iy, n = _compact_labels(lab_x, lab_y)
-    own, col = _own_positive(self_col, ix, iy)
-    sums = torch.zeros(n, y.shape[1], dtype=acc, device=y.device).index_add_(0, iy, y)
-    weighted = torch.zeros_like(sums).index_add_(0, iy, y * sigma.to(acc)[:, None])
-    own = own.to(acc)[:, None]
-    p = rho.to(acc)[:, None] * (sums[ix] - own * y[col]) + weighted[ix] - own * sigma.to(acc)[col, None] * y[col]
-    return p / temperature.to(acc)
+# No native (C++) implementation: on CPU the chunked torch one runs (BLAS matmuls, as fast per flop).
+IMPLS = _backend.declare(OP, _backend.Impls(triton=contrastive_stats_triton, torch=contrastive_stats_torch,
+                                            rejects=_rejects))
+BACKWARD_IMPLS = _backend.declare(OP + "_backward", _backend.Impls(
+    triton=contrastive_stats_backward_triton, torch=contrastive_stats_backward_torch, rejects=_rejects))
 
 
 # ------------------------------------------------------------------------------------------- the op
@@ -426,8 +353,7 @@ def positive_grad(yh, lab_x, lab_y, self_col, temperature, rho, sigma):
 def _scaled_rows(x: torch.Tensor):
     """(u, m, ||u||) in fp32/fp64: u = x / m with m = max_d |x_d| per row (1 for zero rows), so that ||u|| lies in
     [1, sqrt(D)] for nonzero rows and never overflows; ||x|| = m ||u||."""
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    xa = x.to(acc)
+    xa = x.to(acc_dtype(x.dtype))
     m = xa.abs().amax(1, keepdim=True)
     m = torch.where(m > 0, m, torch.ones_like(m))
     u = xa / m
@@ -447,19 +373,6 @@ def _normalize(x: torch.Tensor):
 def _normalize_backward(dxh: torch.Tensor, xh: torch.Tensor, rnorm: torch.Tensor) -> torch.Tensor:
     """d/dx of x̂ = x / ||x||: (dx̂ - x̂ (x̂ · dx̂)) / ||x||."""
     return (dxh - xh * (xh * dxh).sum(1, keepdim=True)) * rnorm[:, None]
-
-
-def self_rows(self_col: torch.Tensor, n_cols: int) -> torch.Tensor:
-    """Inverse of self_col: for each column, the row whose own column it is (-1 if none)."""
-    inv = torch.full((n_cols,), -1, dtype=torch.long, device=self_col.device)
-    rows = torch.nonzero(self_col >= 0).squeeze(1)
-    inv[self_col[rows]] = rows
-    return inv
-
-
-def _backend(x: torch.Tensor) -> str:
-    impls = ("torch",) if x.dtype == torch.float64 else ("triton", "torch")
-    return select(OP, x, impls=impls)
 
 
 def _check_finite_rows(t: torch.Tensor, names: str) -> None:
@@ -507,12 +420,11 @@ def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, 
     temperature = _check_values(x, y, temperature, normalize, same, names)
     xh, _ = _normalize(x) if normalize else (x, None)
     yh = xh if same else (_normalize(y)[0] if normalize else y)
-    fwd = stats_forward if _backend(x) == "triton" else stats_forward_torch
-    lse, e = fwd(xh, yh, self_col, temperature)
+    lse, e = _backend.dispatch(OP, IMPLS, xh, yh, self_col, temperature)
     pos = positive_sums(xh, yh, labels_x, labels_y, self_col, temperature).to(lse.dtype)
     if col_stats:
         self_row = self_rows(self_col, y.shape[0])
-        lse_c, e_c = fwd(yh, xh, self_row, temperature)
+        lse_c, e_c = _backend.dispatch(OP, IMPLS, yh, xh, self_row, temperature)
         pos_c = positive_sums(yh, xh, labels_y, labels_x, self_row, temperature).to(lse.dtype)
     else:
         lse_c, pos_c, e_c = (lse.new_empty(0) for _ in range(3))
@@ -521,7 +433,7 @@ def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, 
 
 @contrastive_stats.register_fake
 def _(x, y, labels_x, labels_y, self_col, temperature, normalize, same, col_stats, names="x|y"):
-    dt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dt = acc_dtype(x.dtype)
     m, nc = x.shape[0], (y.shape[0] if col_stats else 0)
     return (x.new_empty(m, dtype=dt), x.new_empty(m, dtype=dt), x.new_empty(m, dtype=dt),
             x.new_empty(nc, dtype=dt), x.new_empty(nc, dtype=dt), x.new_empty(nc, dtype=dt))
@@ -543,7 +455,9 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
                                col_stats: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dy, dtemperature) of contrastive_stats given the gradients of its statistics (see module doc);
     dy is empty when same. A custom op of its own so that torch.compile traces the backward too."""
-    bwd = stats_backward if _backend(x) == "triton" else stats_backward_torch
+    def bwd(*args):
+        return _backend.dispatch(OP + "_backward", BACKWARD_IMPLS, *args)
+
     xh, rnx = _normalize(x) if normalize else (x, None)
     dtemp_sum = (g_lse * e + g_pos * pos).sum()
     if same:
@@ -589,31 +503,20 @@ contrastive_stats.register_autograd(_backward, setup_context=_setup_context)
 def temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
     """A 0-dim tensor on like's device, float64 for float64 embeddings, else float32 (a learnable tensor keeps
     its graph)."""
-    dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
+    dtype = acc_dtype(like.dtype)
     if isinstance(temperature, torch.Tensor):
         return temperature.to(device=like.device, dtype=dtype).reshape(())
     return torch.tensor(float(temperature), dtype=dtype, device=like.device)
-
-
-def reduce(per_anchor: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return per_anchor.mean()
-    if reduction == "sum":
-        return per_anchor.sum()
-    return per_anchor
-
-
 
 
 def _local_ids(n: int, rank: int, device) -> torch.Tensor:
     return torch.arange(n, device=device) + rank * n
 
 
-def nt_xent(z1, z2, temperature, reduction="mean", normalize=True, gather_distributed=False):
-    """Per-anchor NT-Xent over the 2N anchors [z1; z2], reduced. With gather_distributed and W > 1 ranks the
-    columns are every rank's embeddings (see fastrepr.functional.nt_xent for the gradient scaling)."""
-    from ..distributed import all_gather_with_grad, rank_and_world
-
+def nt_xent(z1, z2, temperature, normalize=True, gather_distributed=False):
+    """Per-anchor NT-Xent [2N] over the anchors [z1; z2] (fastrepr.functional.nt_xent reduces). With
+    gather_distributed and W > 1 ranks the columns are every rank's embeddings (see fastrepr.functional.nt_xent
+    for the gradient scaling)."""
     n = z1.shape[0]
     z = torch.cat([z1, z2])
     t = temperature_tensor(temperature, z)
@@ -628,13 +531,11 @@ def nt_xent(z1, z2, temperature, reduction="mean", normalize=True, gather_distri
         self_col = torch.where(idx < n, rank * n + idx, world * n + rank * n + idx - n)
         lse, pos, *_ = contrastive_stats(z, y, labels, labels_y, self_col, t, normalize, False, False,
                                          "z1+z2|z1+z2 (gathered from every rank)")
-    return reduce(lse - pos, reduction)
+    return lse - pos
 
 
 def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False):
     """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction."""
-    from ..distributed import all_gather_with_grad, rank_and_world
-
     n = q.shape[0]
     t = temperature_tensor(temperature, q)
     rank, world = rank_and_world() if gather_distributed else (0, 1)
@@ -657,8 +558,6 @@ def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distribut
 
 def sup_con(z, labels, temperature, normalize=True, gather_distributed=False):
     """SupCon (L_out): mean over anchors that have a positive of lse[a] - pos[a] / |P(a)|; 0 when none has."""
-    from ..distributed import all_gather, all_gather_with_grad, rank_and_world
-
     n = z.shape[0]
     t = temperature_tensor(temperature, z)
     rank, world = rank_and_world() if gather_distributed else (0, 1)

@@ -13,7 +13,10 @@ float32 (float64 for float64 input) and return the input dtype.
 
 Gradient: d|x|/dx = sign(x) (0 at x = 0, as torch.abs), so dL/dz1[p, b, d] = sign(z1 - z2) * g[p, d] / B and
 dL/dz2 = -dL/dz1; the index form scatter-adds those into the rows named by i and j. The backward runs in
-plain PyTorch for every backend (it needs [P, B, D] memory); the op is mostly used without gradients.
+plain PyTorch for every implementation (it needs [P, B, D] memory); the op is mostly used without gradients.
+
+Implementations (IMPLS): triton (below), native (csrc/pairwise.cpp, OpenMP over points) and torch (the plain
+expression in chunks of points, so that its [chunk, B, D] differences stay bounded).
 
 Non-finite policy (fastrepr._checks): NaN/Inf inputs raise a ValueError naming z1, z2 or z, and so does a mean
 that overflows the output dtype (|z1 - z2| of finite float32 values near 3e38 overflows; float16 results above
@@ -24,12 +27,12 @@ from __future__ import annotations
 
 import torch
 
-from .. import _checks, _native, reference
+from .. import _backend, _checks, _native
 from ._precision import acc_dtype
-from .._backend import select
 from .._triton import CompileCase, next_power_of_2, tl, triton
 
 OP = "pairwise_abs_diff_mean"
+CHUNK_ELEMENTS = 1 << 20  # the torch implementation's [chunk, B, D] differences: 4 MB in fp32
 
 
 @triton.jit
@@ -78,7 +81,7 @@ def _tiles(D: int) -> tuple[int, int]:
 
 
 def compile_cases():
-    """How pairwise_abs_diff_mean_forward launches the kernel on a GPU (tests/test_gpu_compile.py): every float
+    """How pairwise_abs_diff_mean_triton launches the kernel on a GPU (tests/test_gpu_compile.py): every float
     dtype, both forms (dense: i and j are placeholders of z1's dtype), each BLOCK_D (D = 1, 2, ..., 64; larger D
     tiles like 64), contiguous inputs, P = 4096 and B = 64."""
     P, B = 4096, 64
@@ -102,8 +105,8 @@ def _acc_out(like: torch.Tensor, P: int, D: int) -> torch.Tensor:
     return torch.empty((P, D), dtype=acc_dtype(like.dtype), device=like.device)
 
 
-def pairwise_abs_diff_mean_forward(a: torch.Tensor, b: torch.Tensor | None, i: torch.Tensor | None,
-                                   j: torch.Tensor | None) -> torch.Tensor:
+def pairwise_abs_diff_mean_triton(a: torch.Tensor, b: torch.Tensor | None, i: torch.Tensor | None,
+                                  j: torch.Tensor | None) -> torch.Tensor:
     """Triton launcher. Dense: a=z1, b=z2 [P, B, D], i=j=None. Index: a=z [N, D], b=None, i, j [P, B] int64.
 
     Returns [P, D] in a's dtype. Any strides. Extra memory: the output, in float32 for 16-bit input (then
@@ -134,20 +137,37 @@ def pairwise_abs_diff_mean_forward(a: torch.Tensor, b: torch.Tensor | None, i: t
     return out.to(a.dtype)
 
 
-def _native_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    P, _, D = z1.shape
-    out = _acc_out(z1, P, D)
-    _native.get().pairwise_abs_diff_mean_dense(_native.as_buffer(z1), _native.as_buffer(z2), out.numpy(),
-                                               _native.dtype_name(z1.dtype), torch.get_num_threads())
-    return out.to(z1.dtype)
+def pairwise_abs_diff_mean_native(a: torch.Tensor, b: torch.Tensor | None, i: torch.Tensor | None,
+                                  j: torch.Tensor | None) -> torch.Tensor:
+    """The C++ kernels (CPU tensors; arguments as pairwise_abs_diff_mean_triton). Extra memory: the output (in
+    float32 for 16-bit input)."""
+    P, D = (i.shape[0], a.shape[1]) if i is not None else (a.shape[0], a.shape[2])
+    out = _acc_out(a, P, D)
+    C, kind, threads = _native.get(), _native.dtype_name(a.dtype), torch.get_num_threads()
+    if i is None:
+        C.pairwise_abs_diff_mean_dense(_native.as_buffer(a), _native.as_buffer(b), out.numpy(), kind, threads)
+    else:
+        C.pairwise_abs_diff_mean_index(_native.as_buffer(a), _native.as_buffer(i), _native.as_buffer(j), out.numpy(),
+                                       kind, threads)
+    return out.to(a.dtype)
 
 
-def _native_index(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-    P, D = i.shape[0], z.shape[1]
-    out = _acc_out(z, P, D)
-    _native.get().pairwise_abs_diff_mean_index(_native.as_buffer(z), _native.as_buffer(i), _native.as_buffer(j),
-                                               out.numpy(), _native.dtype_name(z.dtype), torch.get_num_threads())
-    return out.to(z.dtype)
+def pairwise_abs_diff_mean_torch(a: torch.Tensor, b: torch.Tensor | None, i: torch.Tensor | None,
+                                 j: torch.Tensor | None) -> torch.Tensor:
+    """Plain PyTorch (any device; arguments as pairwise_abs_diff_mean_triton), in chunks of points: extra memory
+    the output plus O(CHUNK_ELEMENTS) for the [chunk, B, D] differences, never the whole [P, B, D] gather."""
+    (P, B), D = (i.shape if i is not None else a.shape[:2]), a.shape[-1]
+    acc, out = acc_dtype(a.dtype), _acc_out(a, P, D)
+    step = max(1, CHUNK_ELEMENTS // (B * D))
+    for p0 in range(0, P, step):
+        rows = slice(p0, p0 + step)
+        x, y = (a[rows], b[rows]) if i is None else (a[i[rows]], a[j[rows]])
+        out[rows] = (x.to(acc) - y.to(acc)).abs_().mean(1)
+    return out.to(a.dtype)
+
+
+IMPLS = _backend.declare(OP, _backend.Impls(triton=pairwise_abs_diff_mean_triton,
+                                            native=pairwise_abs_diff_mean_native, torch=pairwise_abs_diff_mean_torch))
 
 
 def _checked(out: torch.Tensor, inputs: str) -> torch.Tensor:
@@ -163,14 +183,7 @@ def pairwise_abs_diff_mean_dense(z1: torch.Tensor, z2: torch.Tensor) -> torch.Te
     if _checks.data_checks(z1):
         _checks.finite(z1, "z1")
         _checks.finite(z2, "z2")
-    backend = select(OP, z1)
-    if backend == "triton":
-        out = pairwise_abs_diff_mean_forward(z1, z2, None, None)
-    elif backend == "native":
-        out = _native_dense(z1, z2)
-    else:
-        out = reference.pairwise_abs_diff_mean(z1, z2)
-    return _checked(out, "z1 and z2")
+    return _checked(_backend.dispatch(OP, IMPLS, z1, z2, None, None), "z1 and z2")
 
 
 @torch.library.custom_op("fastrepr::pairwise_abs_diff_mean_index", mutates_args=())
@@ -182,14 +195,7 @@ def pairwise_abs_diff_mean_index(z: torch.Tensor, i: torch.Tensor, j: torch.Tens
             raise ValueError(f"{name} has pair indices in [{lo.item()}, {hi.item()}], outside [0, {n}) (rows of z)")
     if _checks.data_checks(z):
         _checks.finite(z, "z")
-    backend = select(OP, z)
-    if backend == "triton":
-        out = pairwise_abs_diff_mean_forward(z, None, i, j)
-    elif backend == "native":
-        out = _native_index(z, i, j)
-    else:
-        out = reference.pairwise_abs_diff_mean(z, i=i, j=j)
-    return _checked(out, "z")
+    return _checked(_backend.dispatch(OP, IMPLS, z, None, i, j), "z")
 
 
 @pairwise_abs_diff_mean_dense.register_fake
