@@ -7,7 +7,10 @@ import textwrap
 import pytest
 import torch
 
+import fastrepr
 from fastrepr import _backend
+from fastrepr.ops import contrastive, mutual_info, pairwise
+from utils import impl_device, use_impl
 
 
 def test_auto_selection_by_device(monkeypatch):
@@ -94,6 +97,70 @@ def test_declare_and_table():
     del _backend.OPS["toy_table_op"]
 
 
+# What each op of the losses track declares (its IMPLS): the table that `fastrepr info --ops`, the tests and the
+# benchmarks read must list exactly these. contrastive_stats has no native implementation (on CPU the chunked
+# torch one runs).
+LOSS_OPS = {
+    "contrastive_stats": ("triton", "torch"),
+    "contrastive_stats_backward": ("triton", "torch"),
+    "pairwise_abs_diff_mean": ("triton", "native", "torch"),
+    "histogram_mutual_info": ("triton", "native", "torch"),
+}
+DECLARED = {"contrastive_stats": contrastive.IMPLS, "contrastive_stats_backward": contrastive.BACKWARD_IMPLS,
+            "pairwise_abs_diff_mean": pairwise.IMPLS, "histogram_mutual_info": mutual_info.IMPLS}
+
+
+def test_table_lists_the_loss_ops_with_exactly_their_implementations():
+    rows = _backend.table()
+    for op, names in LOSS_OPS.items():
+        assert _backend.OPS[op] is DECLARED[op] and DECLARED[op].names == names
+        assert tuple(r[1] for r in rows if r[0] == op) == names, op
+        for _, name, ok, why in (r for r in rows if r[0] == op):
+            assert (ok, why) == _backend.available(name)
+
+
+def _run_op(op: str, device: torch.device) -> None:
+    """One call of the public function behind each op (the backward op through a loss's backward)."""
+    z1, z2 = torch.randn(4, 3, device=device, requires_grad=True), torch.randn(4, 3, device=device)
+    if op.startswith("contrastive_stats"):
+        fastrepr.nt_xent(z1, z2).backward()
+    elif op == "pairwise_abs_diff_mean":
+        fastrepr.pairwise_abs_diff_mean(torch.randn(2, 3, 4, device=device), torch.randn(2, 3, 4, device=device))
+    else:
+        fastrepr.histogram_mutual_info(torch.randn(20, 2, device=device))
+
+
+@pytest.mark.parametrize("op, name", [(op, name) for op, names in LOSS_OPS.items() for name in names])
+def test_recording_reports_the_implementation_that_ran(monkeypatch, op, name):
+    use_impl(name, monkeypatch)
+    with _backend.recording() as ran:
+        _run_op(op, impl_device(name))
+    assert ran[op] == name
+
+
+def test_recording_reports_the_automatic_choice_on_cpu(monkeypatch):
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    native = "native" if _backend.available("native")[0] else "torch"
+    expect = {"contrastive_stats": "torch", "contrastive_stats_backward": "torch",
+              "pairwise_abs_diff_mean": native, "histogram_mutual_info": native}
+    for op in LOSS_OPS:
+        with _backend.recording() as ran:
+            _run_op(op, torch.device("cpu"))
+        assert ran[op] == expect[op], op
+
+
+def test_float64_contrastive_passes_over_triton(monkeypatch):
+    """On CUDA tensors contrastive_stats takes triton, except float64 (Impls.rejects), which the torch
+    implementation computes in float64 (the choice only reads dtypes, so CPU tensors stand in for CUDA ones)."""
+    if not _backend.available("triton")[0]:
+        pytest.skip(_backend.available("triton")[1])
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    cuda = torch.device("cuda")
+    for impls in (contrastive.IMPLS, contrastive.BACKWARD_IMPLS):
+        for dtype, expect in ((torch.float32, "triton"), (torch.bfloat16, "triton"), (torch.float64, "torch")):
+            assert _backend.choose("contrastive_stats", impls, cuda, (torch.zeros(2, 3, dtype=dtype),)) == expect
+
+
 BLOCKED_IMPORT = textwrap.dedent("""
     import sys
     for name in {blocked!r}:
@@ -102,9 +169,10 @@ BLOCKED_IMPORT = textwrap.dedent("""
     import fastrepr
     from fastrepr import _backend, cli
     z1, z2 = torch.randn(4, 3, 2), torch.randn(4, 3, 2)
-    out = fastrepr.pairwise_abs_diff_mean(z1, z2)
+    with _backend.recording() as ran:
+        out = fastrepr.pairwise_abs_diff_mean(z1, z2)
     assert torch.allclose(out, (z1 - z2).abs().mean(1))
-    print("SELECTED", _backend.select("pairwise_abs_diff_mean", z1))
+    print("SELECTED", ran["pairwise_abs_diff_mean"])
     for b in _backend.BACKENDS:
         print("AVAILABLE", b, *_backend.available(b))
     cli.main(["info"])

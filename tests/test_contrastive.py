@@ -4,18 +4,13 @@ import pytest
 import torch
 
 import fastrepr
-from fastrepr import bench, reference
+from fastrepr import _backend, bench, reference
 from fastrepr.ops import contrastive as ops
-from utils import HAS_CUDA, Backend, use_impl as use_backend
+from utils import assert_close, impl_params, use_impl
 
-BACKENDS = ["torch", "triton"]  # the CPU path of these ops is the chunked torch algorithm, not C++
-
-
-@pytest.fixture(params=BACKENDS)
-def cbackend(request, monkeypatch):
-
-    name = use_backend(request.param, monkeypatch)
-    return Backend(name, torch.device("cuda" if name == "triton" and HAS_CUDA else "cpu"))
+# every test taking `backend` runs once per implementation the op declares (triton, torch: no native one; the
+# CPU path is the chunked torch algorithm): the conftest fixture forces each through use_impl
+IMPLS = pytest.mark.parametrize("backend", impl_params(ops.IMPLS), indirect=True)
 
 
 def _grads(fn, tensors):
@@ -26,9 +21,13 @@ def _grads(fn, tensors):
     return out.detach(), [l.grad for l in leaves if l.requires_grad]
 
 
-def _rel(a, b):
-    a, b = a.double().cpu(), b.double().cpu()
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+def _close_to_oracle(loss, grads, ref, ref_grads, grad_tol=False):
+    """fp32 loss and gradients against the float64 oracle's, elementwise at tests/utils' fp32 value tolerance
+    (DESIGN.md: 1e-5 relative; the gradients meet it too at these small sizes), or with grad_tol the gradients
+    at GRAD_TOL (large GPU sizes, where the sums run over thousands of columns)."""
+    assert_close(loss, ref, torch.float32, what="loss")
+    for n, (g, r) in enumerate(zip(grads, ref_grads)):
+        assert_close(g, r, torch.float32, grad=grad_tol, what=f"gradient {n}")
 
 
 def _views(n, d, device, dtype=torch.float32):
@@ -36,23 +35,23 @@ def _views(n, d, device, dtype=torch.float32):
             torch.randn(n, d, device=device, dtype=dtype, requires_grad=True))
 
 
+@IMPLS
 @pytest.mark.parametrize("n, d", [(2, 3), (5, 16), (33, 70), (20, 300)])  # 300: D split over tiles
 @pytest.mark.parametrize("tau", [1.0, 0.1, 0.01])
-def test_nt_xent_fp32_matches_float64(cbackend, n, d, tau):
-    z1, z2 = _views(n, d, cbackend.device)
-    t = torch.tensor(tau, device=cbackend.device, requires_grad=True)
+def test_nt_xent_fp32_matches_float64(backend, n, d, tau):
+    z1, z2 = _views(n, d, backend.device)
+    t = torch.tensor(tau, device=backend.device, requires_grad=True)
     loss, grads = _grads(lambda a, b, c: fastrepr.nt_xent(a, b, c), (z1, z2, t))
     ref, ref_grads = _grads(lambda a, b, c: reference.nt_xent(a, b, c), (z1.double(), z2.double(), t.double()))
     assert loss.dtype == torch.float32
-    assert _rel(loss, ref) < 1e-5
-    for g, r in zip(grads, ref_grads):  # dz1, dz2 and the learnable temperature's gradient
-        assert _rel(g, r) < 1e-5, (_rel(g, r))
+    _close_to_oracle(loss, grads, ref, ref_grads)  # dz1, dz2 and the learnable temperature's gradient
 
 
+@IMPLS
 @pytest.mark.parametrize("reduction", ["sum", "none"])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_nt_xent_reduction_and_unnormalized(cbackend, reduction, normalize):
-    z1, z2 = _views(9, 12, cbackend.device)
+def test_nt_xent_reduction_and_unnormalized(backend, reduction, normalize):
+    z1, z2 = _views(9, 12, backend.device)
     scale = 1.0 if normalize else 0.3  # unnormalized logits stay moderate
     fn = lambda a, b: (fastrepr.nt_xent(a * scale, b * scale, 0.5, reduction, normalize) * torch.linspace(  # noqa: E731
         1, 2, 18 if reduction == "none" else 1, device=a.device, dtype=torch.float64 if a.dtype == torch.float64 else torch.float32)).sum()
@@ -60,47 +59,48 @@ def test_nt_xent_reduction_and_unnormalized(cbackend, reduction, normalize):
         1, 2, 18 if reduction == "none" else 1, device=a.device, dtype=torch.float64)).sum()
     loss, grads = _grads(fn, (z1, z2))
     ref, ref_grads = _grads(ref_fn, (z1.double(), z2.double()))
-    assert _rel(loss, ref) < 1e-5
-    assert all(_rel(g, r) < 1e-5 for g, r in zip(grads, ref_grads))
+    _close_to_oracle(loss, grads, ref, ref_grads)
 
 
+@IMPLS
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("n, d", [(3, 5), (19, 40)])
-def test_info_nce_matches_float64(cbackend, symmetric, n, d):
-    q, k = _views(n, d, cbackend.device)
-    t = torch.tensor(0.07, device=cbackend.device, requires_grad=True)
+def test_info_nce_matches_float64(backend, symmetric, n, d):
+    q, k = _views(n, d, backend.device)
+    t = torch.tensor(0.07, device=backend.device, requires_grad=True)
     loss, grads = _grads(lambda a, b, c: fastrepr.info_nce(a, b, c, symmetric), (q, k, t))
     ref, ref_grads = _grads(lambda a, b, c: reference.info_nce(a, b, c, symmetric), (q.double(), k.double(), t.double()))
-    assert _rel(loss, ref) < 1e-5
-    assert all(_rel(g, r) < 1e-5 for g, r in zip(grads, ref_grads))
+    _close_to_oracle(loss, grads, ref, ref_grads)
 
 
+@IMPLS
 @pytest.mark.parametrize("n, classes", [(12, 3), (25, 20)])  # 20 classes in 25 samples: many anchors lack positives
-def test_sup_con_matches_float64(cbackend, n, classes):
-    z = torch.randn(n, 24, device=cbackend.device, requires_grad=True)
-    labels = torch.randint(0, classes, (n,), device=cbackend.device)
-    t = torch.tensor(0.1, device=cbackend.device, requires_grad=True)
+def test_sup_con_matches_float64(backend, n, classes):
+    z = torch.randn(n, 24, device=backend.device, requires_grad=True)
+    labels = torch.randint(0, classes, (n,), device=backend.device)
+    t = torch.tensor(0.1, device=backend.device, requires_grad=True)
     loss, grads = _grads(lambda a, c: fastrepr.sup_con(a, labels, c), (z, t))
     ref, ref_grads = _grads(lambda a, c: reference.sup_con(a, labels, c), (z.double(), t.double()))
-    assert _rel(loss, ref) < 1e-5
-    assert all(_rel(g, r) < 1e-5 for g, r in zip(grads, ref_grads))
+    _close_to_oracle(loss, grads, ref, ref_grads)
 
 
-def test_sup_con_multiview_and_no_positives(cbackend):
-    z = torch.randn(6, 2, 8, device=cbackend.device)
-    labels = torch.tensor([0, 1, 2, 0, 1, 2], device=cbackend.device)
+@IMPLS
+def test_sup_con_multiview_and_no_positives(backend):
+    z = torch.randn(6, 2, 8, device=backend.device)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2], device=backend.device)
     flat = fastrepr.sup_con(z.reshape(12, 8), labels.repeat_interleave(2))
     torch.testing.assert_close(fastrepr.sup_con(z, labels), flat)
-    lonely = torch.randn(4, 8, device=cbackend.device, requires_grad=True)
-    loss = fastrepr.sup_con(lonely, torch.arange(4, device=cbackend.device))
+    lonely = torch.randn(4, 8, device=backend.device, requires_grad=True)
+    loss = fastrepr.sup_con(lonely, torch.arange(4, device=backend.device))
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(lonely.grad, torch.zeros_like(lonely))
 
 
+@IMPLS
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_error_within_twice_torch(cbackend, dtype):
+def test_half_precision_error_within_twice_torch(backend, dtype):
     """16-bit inputs: error against float64 at most 2x that of the plain-PyTorch loss run in that dtype."""
-    z1, z2 = _views(24, 32, cbackend.device, dtype)
+    z1, z2 = _views(24, 32, backend.device, dtype)
     loss, grads = _grads(lambda a, b: fastrepr.nt_xent(a, b, 0.1), (z1, z2))
     ref, ref_grads = _grads(lambda a, b: reference.nt_xent(a, b, 0.1), (z1.double(), z2.double()))
     same, same_grads = _grads(lambda a, b: reference.nt_xent(a, b, 0.1), (z1, z2))
@@ -124,10 +124,9 @@ def test_parity_with_pytorch_metric_learning():
     losses = pytest.importorskip("pytorch_metric_learning.losses")
     z1, z2 = torch.randn(32, 16), torch.randn(32, 16)
     pml = losses.SelfSupervisedLoss(losses.NTXentLoss(temperature=0.07))(z1, z2)
-    torch.testing.assert_close(fastrepr.nt_xent(z1, z2, 0.07), pml, rtol=1e-5, atol=1e-6)
+    assert_close(fastrepr.nt_xent(z1, z2, 0.07), pml, torch.float32)
     z, labels = torch.randn(48, 16), torch.randint(0, 5, (48,))
-    torch.testing.assert_close(fastrepr.sup_con(z, labels, 0.1), losses.SupConLoss(temperature=0.1)(z, labels),
-                               rtol=1e-5, atol=1e-6)
+    assert_close(fastrepr.sup_con(z, labels, 0.1), losses.SupConLoss(temperature=0.1)(z, labels), torch.float32)
 
 
 def test_modules():
@@ -147,27 +146,29 @@ def test_modules():
         fastrepr.NTXentLoss(temperature=0.0)
 
 
-def test_deterministic(cbackend):
-    z1, z2 = _views(20, 17, cbackend.device)
+@IMPLS
+def test_deterministic(backend):
+    z1, z2 = _views(20, 17, backend.device)
     _, g1 = _grads(lambda a, b: fastrepr.nt_xent(a, b), (z1, z2))
     _, g2 = _grads(lambda a, b: fastrepr.nt_xent(a, b), (z1, z2))
     assert all(torch.equal(a, b) for a, b in zip(g1, g2))
 
 
-def test_opcheck_and_compile(cbackend):
-    z = torch.randn(6, 5, device=cbackend.device, requires_grad=True)
-    lab = torch.arange(6, device=cbackend.device) % 3
-    t = torch.tensor(0.3, device=cbackend.device)
-    torch.library.opcheck(ops.contrastive_stats, (z, z, lab, lab, torch.arange(6, device=cbackend.device), t,
+@IMPLS
+def test_opcheck_and_compile(backend):
+    z = torch.randn(6, 5, device=backend.device, requires_grad=True)
+    lab = torch.arange(6, device=backend.device) % 3
+    t = torch.tensor(0.3, device=backend.device)
+    torch.library.opcheck(ops.contrastive_stats, (z, z, lab, lab, torch.arange(6, device=backend.device), t,
                                                   True, True, False))
     torch._dynamo.reset()
     f = torch.compile(lambda a, b: fastrepr.nt_xent(a, b, 0.2) + fastrepr.info_nce(a, b, 0.2), fullgraph=True,
                       backend="aot_eager")
-    z1, z2 = _views(6, 5, cbackend.device)
+    z1, z2 = _views(6, 5, backend.device)
     out = f(z1, z2)
     out.backward()
     expect = reference.nt_xent(z1.detach(), z2.detach(), 0.2) + reference.info_nce(z1.detach(), z2.detach(), 0.2)
-    torch.testing.assert_close(out.detach(), expect, rtol=1e-5, atol=1e-6)
+    assert_close(out, expect, torch.float32)
     assert torch.isfinite(z1.grad).all()
 
 
@@ -193,7 +194,8 @@ def test_opcheck_and_compile(cbackend):
     (lambda: fastrepr.sup_con(torch.randn(4, 3), torch.zeros(4)), TypeError, "labels must be an integer"),
     (lambda: fastrepr.sup_con(torch.randn(1, 3), torch.zeros(1, dtype=torch.long)), ValueError, "N >= 2"),
 ])
-def test_bad_input(cbackend, call, exc, match):
+@IMPLS
+def test_bad_input(backend, call, exc, match):
     with pytest.raises(exc, match=match):
         call()
 
@@ -211,7 +213,7 @@ def test_cpu_memory_is_a_fraction_of_the_reference(monkeypatch):
     the plain-PyTorch reference (whose 2N x 2N matrices dominate): the issue's CPU bar (D=32 here to keep
     the test short; D only changes the O(N·D) part)."""
 
-    use_backend("torch", monkeypatch)
+    use_impl("torch", monkeypatch)
     z1, z2 = _views(4096, 32, "cpu")
 
     def run(fn):
@@ -235,13 +237,13 @@ def test_cpu_memory_is_a_fraction_of_the_reference(monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_triton_cuda_large_and_lean(monkeypatch, dtype):
 
-    use_backend("triton", monkeypatch)
+    use_impl("triton", monkeypatch)
     torch.backends.cuda.matmul.allow_tf32 = False
     z1, z2 = _views(2048, 128, "cuda", dtype)
     loss, grads = _grads(lambda a, b: fastrepr.nt_xent(a, b, 0.1), (z1, z2))
     ref, ref_grads = _grads(lambda a, b: reference.nt_xent(a, b, 0.1), (z1.double(), z2.double()))
     if dtype == torch.float32:
-        assert _rel(loss, ref) < 1e-5 and all(_rel(g, r) < 1e-5 for g, r in zip(grads, ref_grads))
+        _close_to_oracle(loss, grads, ref, ref_grads, grad_tol=True)
     else:
         same, same_grads = _grads(lambda a, b: reference.nt_xent(a, b, 0.1), (z1, z2))
         assert abs(loss.double() - ref).item() <= 2 * abs(same.double() - ref).item() + 1e-6

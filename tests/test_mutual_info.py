@@ -6,8 +6,12 @@ import torch
 from sklearn.metrics import mutual_info_score
 
 import fastrepr
+from fastrepr import _backend
 from fastrepr.ops import mutual_info as ops
-from utils import use_impl as use_backend
+from utils import impl_params, use_impl
+
+# every test taking `backend` runs once per implementation the op declares (the conftest fixture forces each)
+IMPLS = pytest.mark.parametrize("backend", impl_params(ops.IMPLS), indirect=True)
 
 
 def _digitize(col, bins=20):
@@ -34,6 +38,7 @@ def _data(n, d, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(97, 5), (1000, 3)])
+@IMPLS
 def test_matches_sklearn(backend, dtype, shape):
     n, d = shape
     if backend.name == "triton" and not torch.cuda.is_available() and n > 200:
@@ -59,6 +64,7 @@ def test_edges_match_numpy_bit_for_bit():
             assert np.array_equal(edges[d], np.histogram(x[:, d], 20)[1][:-1])
 
 
+@IMPLS
 def test_large_labels_are_relabelled(backend):
     x, _ = _data(120, 3, np.float32)
     y = np.random.RandomState(1).choice([5, 10**7, 3 * 10**9], size=(120, 2))
@@ -92,7 +98,7 @@ def test_native_entry_point_validates(monkeypatch):
 
     from fastrepr import _native
 
-    use_backend("native", monkeypatch)
+    use_impl("native", monkeypatch)
     C = _native.get()
     x = np.random.randn(10, 2).astype(np.float32)
     e = np.zeros((2, 4), np.float32)
@@ -104,6 +110,7 @@ def test_native_entry_point_validates(monkeypatch):
         C.histogram_mutual_info(x, e, None, np.zeros((2, 2)), 0, "int8")
 
 
+@IMPLS
 def test_opcheck(backend):
     x = torch.randn(40, 3, device=backend.device)
     edges = ops.histogram_edges(x, 5)
@@ -120,3 +127,34 @@ def test_triton_cuda_large():
     y = np.random.RandomState(0).randint(0, 300, size=(50_000, 2))  # several label tiles
     out = fastrepr.histogram_mutual_info(torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda())
     np.testing.assert_allclose(out.cpu().numpy(), _oracle(x, y), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_triton_above_the_row_limit_adds_chunk_tables(monkeypatch, labelled):
+    """Above MAX_TRITON_N rows (2^24 on a GPU: fp32 counts stop being exact) the Triton implementation counts
+    row chunks below the limit and adds their tables in float64: a limit of 64 rows makes 3 chunks of 150."""
+    use_impl("triton", monkeypatch)
+    x, y = _data(150, 3, np.float32)
+    codes, labels = torch.from_numpy(x), (torch.from_numpy(y) if labelled else None)
+    whole = fastrepr.histogram_mutual_info(codes, labels)
+    monkeypatch.setattr(ops, "MAX_TRITON_N", 64)
+    with _backend.recording() as ran:
+        chunked = fastrepr.histogram_mutual_info(codes, labels)
+    assert ran == {"histogram_mutual_info": "triton"}
+    np.testing.assert_allclose(chunked.numpy(), _oracle(x, y if labelled else None), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(chunked.numpy(), whole.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_more_bins_than_the_triton_tile_pass_over_triton(monkeypatch):
+    """On CUDA tensors the automatic choice takes triton up to 255 bins and the torch implementation above (the
+    choice only reads shapes, so CPU tensors stand in for CUDA ones); a forced triton says why it cannot."""
+    if not _backend.available("triton")[0]:
+        pytest.skip(_backend.available("triton")[1])
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    x = torch.randn(40, 2)
+    cuda = torch.device("cuda")
+    for bins, expect in ((255, "triton"), (256, "torch")):
+        assert _backend.choose(ops.OP, ops.IMPLS, cuda, (x, ops.histogram_edges(x, bins), None, 0)) == expect
+    use_impl("triton", monkeypatch)
+    with pytest.raises(RuntimeError, match="FASTREPR_BACKEND=triton: histogram_mutual_info takes at most 255 bins"):
+        fastrepr.histogram_mutual_info(x, num_bins=300)
