@@ -128,7 +128,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     without it such input gives a NaN loss.
 
     Memory: O(N·D) — the normalized inputs and O(N) row statistics; never the 2N x 2N similarity matrix
-    (CPU: row chunks of ~16 MB). Deterministic (no atomics).
+    (CPU: row chunks of ~2 MB). Deterministic (no atomics).
 
     gather_distributed: with torch.distributed initialized and W > 1 ranks, negatives come from every rank
     (an all_gather that carries gradients); each rank's loss is the mean over its own 2N anchors. Then the

@@ -8,7 +8,7 @@ from sklearn.metrics import mutual_info_score
 import fastrepr
 from fastrepr import _backend
 from fastrepr.ops import mutual_info as ops
-from utils import impl_params, use_impl
+from utils import impl_device, impl_params, use_impl
 
 # every test taking `backend` runs once per implementation the op declares (the conftest fixture forces each)
 IMPLS = pytest.mark.parametrize("backend", impl_params(ops.IMPLS), indirect=True)
@@ -133,13 +133,13 @@ def test_triton_cuda_large():
 def test_triton_above_the_row_limit_adds_chunk_tables(monkeypatch, labelled):
     """Above MAX_TRITON_N rows (2^24 on a GPU: fp32 counts stop being exact) the Triton implementation counts
     row chunks below the limit and adds their tables in float64: a limit of 64 rows makes 3 chunks of 150."""
-    use_impl("triton", monkeypatch)
+    device = impl_device(use_impl("triton", monkeypatch))
     x, y = _data(150, 3, np.float32)
-    codes, labels = torch.from_numpy(x), (torch.from_numpy(y) if labelled else None)
-    whole = fastrepr.histogram_mutual_info(codes, labels)
+    codes, labels = torch.from_numpy(x).to(device), (torch.from_numpy(y).to(device) if labelled else None)
+    whole = fastrepr.histogram_mutual_info(codes, labels).cpu()
     monkeypatch.setattr(ops, "MAX_TRITON_N", 64)
     with _backend.recording() as ran:
-        chunked = fastrepr.histogram_mutual_info(codes, labels)
+        chunked = fastrepr.histogram_mutual_info(codes, labels).cpu()
     assert ran == {"histogram_mutual_info": "triton"}
     np.testing.assert_allclose(chunked.numpy(), _oracle(x, y if labelled else None), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(chunked.numpy(), whole.numpy(), rtol=1e-12, atol=1e-14)

@@ -37,6 +37,10 @@ zero with 1/||x|| = 1e12, as F.normalize (eps = 1e-12) treats them. Checks (fast
 the op, on real tensors even under torch.compile: NaN/Inf, a temperature that rounds to 0 or whose reciprocal
 overflows the sums of scores, and (normalize=False) scores that could overflow. On CUDA only under
 FASTREPR_CHECK=1; otherwise an invalid temperature becomes NaN on the device, and so does the loss.
+
+Implementations (IMPLS, BACKWARD_IMPLS): triton (the kernels below; not float64) and torch (the same algorithm in
+row chunks of BLAS matmuls: CPU, and float64 anywhere). There is no native one: on CPU the chunked torch one
+runs. The normalization, the checks and the positive sums (ops/_positives.py) are shared by both.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from ._positives import positive_grad, positive_sums, self_rows
 from ._precision import acc_dtype
 
 OP = "contrastive_stats"
+BACKWARD_OP = "contrastive_stats_backward"  # a custom op of its own, with its own IMPLS
 CHUNK_ELEMENTS = 1 << 19
 
 
@@ -344,7 +349,7 @@ def _rejects(name, args, kwargs):
 # No native (C++) implementation: on CPU the chunked torch one runs (BLAS matmuls, as fast per flop).
 IMPLS = _backend.declare(OP, _backend.Impls(triton=contrastive_stats_triton, torch=contrastive_stats_torch,
                                             rejects=_rejects))
-BACKWARD_IMPLS = _backend.declare(OP + "_backward", _backend.Impls(
+BACKWARD_IMPLS = _backend.declare(BACKWARD_OP, _backend.Impls(
     triton=contrastive_stats_backward_triton, torch=contrastive_stats_backward_torch, rejects=_rejects))
 
 
@@ -456,7 +461,7 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
     """(dx, dy, dtemperature) of contrastive_stats given the gradients of its statistics (see module doc);
     dy is empty when same. A custom op of its own so that torch.compile traces the backward too."""
     def bwd(*args):
-        return _backend.dispatch(OP + "_backward", BACKWARD_IMPLS, *args)
+        return _backend.dispatch(BACKWARD_OP, BACKWARD_IMPLS, *args)
 
     xh, rnx = _normalize(x) if normalize else (x, None)
     dtemp_sum = (g_lse * e + g_pos * pos).sum()

@@ -163,9 +163,9 @@ def _launch(x: torch.Tensor, edges: torch.Tensor, labels: torch.Tensor | None, n
     N, D = x.shape
     B = edges.shape[1]
     self_mi = labels is None
-    F = D if self_mi else labels.shape[1]
-    BINS_PAD, BLOCK_K, BLOCK_N = _tiles(B, B + 1 if self_mi else num_labels)
-    tiles = triton.cdiv(B + 1 if self_mi else num_labels, BLOCK_K)
+    F, K = (D, B + 1) if self_mi else (labels.shape[1], num_labels)
+    BINS_PAD, BLOCK_K, BLOCK_N = _tiles(B, K)
+    tiles = triton.cdiv(K, BLOCK_K)
     if store_table:
         out = torch.empty((D, F, BINS_PAD, tiles * BLOCK_K), dtype=torch.float32, device=x.device)
     else:
