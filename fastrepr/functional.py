@@ -201,8 +201,7 @@ def histogram_mutual_info(codes: torch.Tensor, labels: torch.Tensor | None = Non
     whose range overflows its dtype, negative labels, mismatched N, num_bins outside [1, 1024], or a count
     table above the limit.
     """
-    from .ops.mutual_info import MAX_BINS, MAX_TABLE
-
+    MAX_BINS, MAX_TABLE = _mutual_info.MAX_BINS, _mutual_info.MAX_TABLE
     _checks.floating(codes, "codes")
     _checks.ndim(codes, 2, "codes", "[N, D]")
     _checks.nonempty(codes, "codes", "[N, D]")
