@@ -192,7 +192,7 @@ def test_native_dense_backward_independent_of_threads(monkeypatch):
     threads = torch.get_num_threads()
 
     def grads():
-        return ns_ops.negative_sampling_backward_op(g, w_in, w_out, inputs, targets, negatives, mask, False)
+        return ns_ops.negative_sampling_backward(g, w_in, w_out, inputs, targets, negatives, mask, False)
 
     try:
         torch.set_num_threads(1)
