@@ -6,7 +6,8 @@ threads over chunks of the corpus held as one int32 array, lock-free (Hogwild) u
 Python thread draws the progress bar; ``torch`` and ``triton`` are ``fastrepr.text.batched``, which generates
 (center, context) batches on the device and feeds them to the fused step ops (themselves dispatched: Triton
 kernels on CUDA). The automatic choice: native on a CPU with the native build, else the batched trainer;
-update="batched" passes over the native trainer.
+update="batched" passes over the native trainer (so FASTREPR_BACKEND=native with update="batched" is an error
+saying so), and a CPU rule where only the batched trainer can run is a ValueError.
 
 Semantics follow gensim 4 / word2vec.c: vocabulary by descending count with min_count (ties and
 max_final_vocab as gensim); subsampling with keep probability sqrt(t/f) + t/f; shrinking windows (a window
