@@ -357,6 +357,19 @@ def test_recording_names_the_implementation_that_ran(impl, monkeypatch):
     assert ran == dict.fromkeys(W2V_OPS, impl)
 
 
+def test_torch_entries_never_run_the_oracle(monkeypatch):
+    """The torch implementations are the op files' closed forms; fastrepr.reference is only compared against."""
+    use_impl("torch", monkeypatch)
+    for name in ("negative_sampling", "hierarchical_softmax"):
+        monkeypatch.setattr(reference, name, lambda *a, **k: pytest.fail("an op ran its oracle"))
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, "cpu")
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, "cpu")
+    fastrepr.cbow_ns_loss(w_in.requires_grad_(), w_out, inputs, targets, negatives, mask).backward()
+    fastrepr.hierarchical_softmax_loss(h.requires_grad_(), w_nodes, t, tree).backward()
+    ns_ops.negative_sampling_step_(w_in.detach().clone(), w_out.clone(), inputs, targets, negatives, mask, 0.1)
+    hs_ops.hierarchical_softmax_step_(h.detach(), w_nodes.clone(), t, *tree.tensors("cpu"), lr=0.1)
+
+
 def test_automatic_choice_and_rejected_step(monkeypatch):
     """Unforced, CPU tensors take the native implementation; the native step takes float32/float64 contiguous
     tables only, so a bfloat16 step runs the torch entry, and forcing native on it is an error saying why."""
