@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import fastrepr
-from fastrepr import _native
+from fastrepr import _backend, _native
+from fastrepr.text import word2vec
 from fastrepr.text.corpora import gensim_test_file
 from fastrepr.text.demo import word_scores
 from utils import use_impl as use_backend
@@ -319,6 +320,32 @@ def test_update_rules_and_their_backends(monkeypatch):
     assert fastrepr.Word2Vec(corpus, batch_words=250, **SMALL).update_rule == "batched"
     with pytest.raises(ValueError, match="update='exact' is a rule of the native CPU trainer"):
         fastrepr.Word2Vec(corpus, update="exact", **SMALL)
+
+
+def test_trainer_is_a_declared_op(monkeypatch):
+    """word2vec_train is dispatched like every op: native unforced on a CPU, update="batched" passes over it to
+    the batched trainer (whose steps still take the native step op), FASTREPR_BACKEND=torch forces the batched
+    trainer and its torch steps, and forcing native on update="batched" says why it cannot."""
+
+    table = {(op, name) for op, name, _, _ in _backend.table()}
+    assert {("word2vec_train", n) for n in ("triton", "native", "torch")} <= table
+    assert _backend.OPS["word2vec_train"] is word2vec.TRAIN_IMPLS
+    use_backend("native", monkeypatch)  # fails if the build is missing where it should exist
+    monkeypatch.delenv(_backend.ENV)
+    corpus = topic_corpus(40)
+    with _backend.recording() as ran:
+        fastrepr.Word2Vec(corpus, workers=1, **SMALL)
+    assert ran == {"word2vec_train": "native"}
+    with _backend.recording() as ran:
+        assert fastrepr.Word2Vec(corpus, update="batched", batch_words=250, **SMALL).update_rule == "batched"
+    assert ran == {"word2vec_train": "torch", "negative_sampling_step": "native"}
+    use_backend("torch", monkeypatch)
+    with _backend.recording() as ran:
+        fastrepr.Word2Vec(corpus, hs=1, batch_words=250, **SMALL)
+    assert ran == {"word2vec_train": "torch", "negative_sampling_step": "torch", "hierarchical_softmax_step": "torch"}
+    use_backend("native", monkeypatch)
+    with pytest.raises(RuntimeError, match="update='batched' is the device trainer's rule"):
+        fastrepr.Word2Vec(corpus, update="batched", **SMALL)
 
 
 # ------------------------------------------------------------------------------------------- batched trainer

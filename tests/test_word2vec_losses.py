@@ -1,14 +1,16 @@
-"""Negative-sampling (skip-gram, CBOW) and hierarchical-softmax losses on every backend against the float64
-reference: losses, dense and sparse gradients, gradcheck, opcheck, torch.compile, fused steps, modules, bad input."""
+"""Negative-sampling (skip-gram, CBOW) and hierarchical-softmax losses on every implementation each op declares
+(its IMPLS) against the float64 oracle: losses, dense and sparse gradients, gradcheck, opcheck, torch.compile,
+fused steps, modules, bad input; the dispatch table and the record of what ran."""
 import numpy as np
 import pytest
 import torch
 
 import fastrepr
-from fastrepr import bench, reference
+from fastrepr import _backend, bench, reference
 from fastrepr.ops import hierarchical_softmax as hs_ops
 from fastrepr.ops import negative_sampling as ns_ops
 from fastrepr.text.huffman import build_huffman
+from utils import Backend, assert_close, impl_device, impl_params, use_impl
 from utils import use_impl as use_backend
 
 # (V, D, B, K, C): odd sizes, K = 0, one example, D past one power of two
@@ -42,57 +44,68 @@ def _cpu64(*ts):
     return [t.detach().cpu().double() if t.is_floating_point() else t.cpu() for t in ts]
 
 
-def _tol(dtype):
-    return dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-11, rtol=1e-11)
+def _impl_fixture(impls):
+    """A fixture over the implementations ``impls`` declares: the forced one, with where its tensors live."""
+    @pytest.fixture(params=impl_params(impls))
+    def fixture(request, monkeypatch):
+        name = use_impl(request.param, monkeypatch)
+        return Backend(name, impl_device(name))
+    return fixture
+
+
+ns = _impl_fixture(ns_ops.IMPLS)
+hs = _impl_fixture(hs_ops.IMPLS)
+ns_step = _impl_fixture(ns_ops.STEP_IMPLS)
+hs_step = _impl_fixture(hs_ops.STEP_IMPLS)
 
 
 # ------------------------------------------------------------------------------------------- forward
 
 @pytest.mark.parametrize("shape", NS_SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_sgns_matches_reference(backend, shape, dtype):
+def test_sgns_matches_reference(ns, shape, dtype):
     V, D, B, K, _ = shape
-    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(V, D, B, K, 1, dtype, backend.device)
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(V, D, B, K, 1, dtype, ns.device)
     centers = inputs[:, 0]
     loss = fastrepr.sgns_loss(w_in, w_out, centers, targets, negatives, reduction="none")
     assert loss.shape == (B,) and loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives))
-    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    assert_close(loss, ref, dtype)
     mean = fastrepr.sgns_loss(w_in, w_out, centers, targets, negatives)
     total = fastrepr.sgns_loss(w_in, w_out, centers, targets, negatives, reduction="sum")
-    torch.testing.assert_close(mean.cpu().double(), ref.mean(), **_tol(dtype))
-    torch.testing.assert_close(total.cpu().double(), ref.sum(), **_tol(dtype))
+    assert_close(mean, ref.mean(), dtype)
+    assert_close(total, ref.sum(), dtype)
 
 
 @pytest.mark.parametrize("shape", NS_SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cbow_matches_reference(backend, shape, dtype):
-    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(*shape, dtype, backend.device)
+def test_cbow_matches_reference(ns, shape, dtype):
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(*shape, dtype, ns.device)
     loss = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask, reduction="none")
     ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives, mask))
-    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    assert_close(loss, ref, dtype)
     # no mask = every context used = the plain mean
     loss = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, reduction="none")
     ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives))
-    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    assert_close(loss, ref, dtype)
 
 
-def test_cbow_with_one_context_is_sgns(backend):
-    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(20, 8, 6, 4, 1, torch.float64, backend.device)
+def test_cbow_with_one_context_is_sgns(ns):
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(20, 8, 6, 4, 1, torch.float64, ns.device)
     torch.testing.assert_close(fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives),
                                fastrepr.sgns_loss(w_in, w_out, inputs[:, 0], targets, negatives))
 
 
 @pytest.mark.parametrize("shape", HS_SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_hierarchical_softmax_matches_reference(backend, shape, dtype):
-    h, w_nodes, targets, tree = _hs_inputs(*shape, dtype, backend.device)
+def test_hierarchical_softmax_matches_reference(hs, shape, dtype):
+    h, w_nodes, targets, tree = _hs_inputs(*shape, dtype, hs.device)
     loss = fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, tree, reduction="none")
     p, c, n = tree.tensors("cpu")
     ref = reference.hierarchical_softmax(*_cpu64(h, w_nodes, targets), p, c, n)
-    torch.testing.assert_close(loss.cpu().double(), ref, **_tol(dtype))
+    assert_close(loss, ref, dtype)
     # the tuple form of the tree gives the same
-    loss2 = fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, tuple(t.to(backend.device) for t in (p, c, n)),
+    loss2 = fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, tuple(t.to(hs.device) for t in (p, c, n)),
                                                reduction="none")
     torch.testing.assert_close(loss2, loss)
 
@@ -121,10 +134,10 @@ def _ns_grads(fn, w_in, w_out, weight, sparse):
 @pytest.mark.parametrize("mode", ["sg", "cbow"])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("shape", [(13, 7, 5, 3, 4), (30, 17, 12, 5, 3)])
-def test_negative_sampling_gradients_match_reference(backend, mode, sparse, shape):
-    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(*shape, torch.float32, backend.device)
+def test_negative_sampling_gradients_match_reference(ns, mode, sparse, shape):
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(*shape, torch.float32, ns.device)
     B = inputs.shape[0]
-    weight = torch.rand(B, device=backend.device)
+    weight = torch.rand(B, device=ns.device)
     if mode == "sg":
         fn = lambda a, b, s: fastrepr.sgns_loss(a, b, inputs[:, 0], targets, negatives, reduction="none", sparse=s)  # noqa: E731
         ref_args = (inputs[:, :1], targets, negatives, None)
@@ -135,23 +148,23 @@ def test_negative_sampling_gradients_match_reference(backend, mode, sparse, shap
     a, b = (t.detach().cpu().double().requires_grad_() for t in (w_in, w_out))
     ref_args = [None if t is None else t.cpu() for t in ref_args]
     (reference.negative_sampling(a, b, *ref_args) * weight.cpu().double()).sum().backward()
-    torch.testing.assert_close(ga, a.grad, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(gb, b.grad, atol=1e-5, rtol=1e-5)
+    assert_close(ga, a.grad, torch.float32, grad=True, what="d w_in")
+    assert_close(gb, b.grad, torch.float32, grad=True, what="d w_out")
 
 
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("shape", [(13, 7, 5), (40, 33, 9)])
-def test_hierarchical_softmax_gradients_match_reference(backend, sparse, shape):
-    h, w_nodes, targets, tree = _hs_inputs(*shape, torch.float32, backend.device)
-    weight = torch.rand(h.shape[0], device=backend.device)
+def test_hierarchical_softmax_gradients_match_reference(hs, sparse, shape):
+    h, w_nodes, targets, tree = _hs_inputs(*shape, torch.float32, hs.device)
+    weight = torch.rand(h.shape[0], device=hs.device)
     hh, ww = h.clone().requires_grad_(), w_nodes.clone().requires_grad_()
     (fastrepr.hierarchical_softmax_loss(hh, ww, targets, tree, reduction="none", sparse=sparse) * weight).sum().backward()
     assert ww.grad.is_sparse == sparse and not hh.grad.is_sparse
     gw = ww.grad.to_dense() if sparse else ww.grad
     rh, rw = (t.detach().cpu().double().requires_grad_() for t in (h, w_nodes))
     (reference.hierarchical_softmax(rh, rw, targets.cpu(), *tree.tensors("cpu")) * weight.cpu().double()).sum().backward()
-    torch.testing.assert_close(hh.grad.cpu().double(), rh.grad, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(gw.cpu().double(), rw.grad, atol=1e-5, rtol=1e-5)
+    assert_close(hh.grad, rh.grad, grad=True, what="d h")
+    assert_close(gw, rw.grad, grad=True, what="d w_nodes")
 
 
 @pytest.mark.parametrize("name", ["torch", "native"])
@@ -192,7 +205,7 @@ def test_native_dense_backward_independent_of_threads(monkeypatch):
     threads = torch.get_num_threads()
 
     def grads():
-        return ns_ops.negative_sampling_backward_op(g, w_in, w_out, inputs, targets, negatives, mask, False)
+        return ns_ops.negative_sampling_backward(g, w_in, w_out, inputs, targets, negatives, mask, False)
 
     try:
         torch.set_num_threads(1)
@@ -202,38 +215,51 @@ def test_native_dense_backward_independent_of_threads(monkeypatch):
     assert all(torch.equal(x, y) for x, y in zip(one, grads()))
 
 
-def test_opcheck(backend):
-    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, backend.device)
+def test_opcheck_negative_sampling(ns):
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, ns.device)
     torch.library.opcheck(ns_ops.negative_sampling, (w_in.requires_grad_(), w_out, inputs, targets, negatives, mask, False))
-    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, backend.device)
-    torch.library.opcheck(hs_ops.hierarchical_softmax, (h.requires_grad_(), w_nodes, t, *tree.tensors(backend.device), False))
 
 
-def test_torch_compile_fullgraph(backend):
+def test_opcheck_hierarchical_softmax(hs):
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, hs.device)
+    torch.library.opcheck(hs_ops.hierarchical_softmax, (h.requires_grad_(), w_nodes, t, *tree.tensors(hs.device), False))
+
+
+def test_torch_compile_fullgraph_negative_sampling(ns):
     torch._dynamo.reset()
 
     @torch.compile(fullgraph=True, backend="aot_eager")
-    def f(w_in, w_out, centers, contexts, negatives, h, w_nodes, targets, points, codes, lengths):
-        return (fastrepr.sgns_loss(w_in, w_out, centers, contexts, negatives)
-                + fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, (points, codes, lengths)))
+    def f(w_in, w_out, centers, contexts, negatives):
+        return fastrepr.sgns_loss(w_in, w_out, centers, contexts, negatives)
 
-    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(13, 7, 5, 3, 1, torch.float32, backend.device)
-    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, backend.device)
+    w_in, w_out, inputs, targets, negatives, _ = _ns_inputs(13, 7, 5, 3, 1, torch.float32, ns.device)
     w_in.requires_grad_()
-    w_nodes.requires_grad_()
-    out = f(w_in, w_out, inputs[:, 0], targets, negatives, h, w_nodes, t, *tree.tensors(backend.device))
+    out = f(w_in, w_out, inputs[:, 0], targets, negatives)
     out.backward()
-    expect = (reference.negative_sampling(w_in.detach(), w_out, inputs, targets, negatives).mean()
-              + reference.hierarchical_softmax(h, w_nodes.detach(), t, *tree.tensors(backend.device)).mean())
-    torch.testing.assert_close(out.detach(), expect, atol=1e-5, rtol=1e-5)
-    assert torch.isfinite(w_in.grad).all() and torch.isfinite(w_nodes.grad).all()
+    assert_close(out, reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives)).mean())
+    assert torch.isfinite(w_in.grad).all()
+
+
+def test_torch_compile_fullgraph_hierarchical_softmax(hs):
+    torch._dynamo.reset()
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def f(h, w_nodes, targets, points, codes, lengths):
+        return fastrepr.hierarchical_softmax_loss(h, w_nodes, targets, (points, codes, lengths))
+
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, hs.device)
+    w_nodes.requires_grad_()
+    out = f(h, w_nodes, t, *tree.tensors(hs.device))
+    out.backward()
+    assert_close(out, reference.hierarchical_softmax(*_cpu64(h, w_nodes, t), *tree.tensors("cpu")).mean())
+    assert torch.isfinite(w_nodes.grad).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_error_within_twice_torch(backend, dtype):
+def test_half_precision_error_within_twice_torch(ns, dtype):
     """16-bit tables: our loss error against float64 is at most 2x that of the plain-PyTorch expression in the
     same precision (which also computes its products in that precision)."""
-    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(40, 32, 64, 5, 4, dtype, backend.device)
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(40, 32, 64, 5, 4, dtype, ns.device)
     ref = reference.negative_sampling(*_cpu64(w_in, w_out, inputs, targets, negatives, mask))
     ours = fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask, reduction="none")
     m = mask.to(dtype).unsqueeze(-1)
@@ -248,45 +274,120 @@ def test_half_precision_error_within_twice_torch(backend, dtype):
 
 # ------------------------------------------------------------------------------------------- fused steps
 
-def test_negative_sampling_step_is_one_sgd_step(backend):
+def test_negative_sampling_step_is_one_sgd_step(ns_step):
     """With no row shared between examples, the fused step equals w - lr * grad of the summed loss."""
     V, D, B, K, C = 120, 9, 6, 3, 2
     g = torch.Generator().manual_seed(3)
     perm = torch.randperm(V, generator=g)
-    inputs = perm[: B * C].view(B, C).to(backend.device)
-    rows = perm[B * C: B * C + B * (K + 1)].view(B, K + 1).to(backend.device)
+    inputs = perm[: B * C].view(B, C).to(ns_step.device)
+    rows = perm[B * C: B * C + B * (K + 1)].view(B, K + 1).to(ns_step.device)
     targets, negatives = rows[:, 0].contiguous(), rows[:, 1:].contiguous()
-    w_in = torch.randn(V, D, generator=g).to(backend.device)
-    w_out = torch.randn(V, D, generator=g).to(backend.device)
-    mask = torch.ones(B, C, dtype=torch.bool, device=backend.device)
+    w_in = torch.randn(V, D, generator=g).to(ns_step.device)
+    w_out = torch.randn(V, D, generator=g).to(ns_step.device)
+    mask = torch.ones(B, C, dtype=torch.bool, device=ns_step.device)
     mask[0, 1] = False
+    cpu = [t.cpu() for t in (inputs, targets, negatives, mask)]
     for mean_grad in (True, False):
-        a, b = w_in.clone().requires_grad_(), w_out.clone().requires_grad_()
-        loss_ref = reference.negative_sampling(a, b, inputs, targets, negatives, mask)
+        a, b = (t.cpu().double().requires_grad_() for t in (w_in, w_out))   # the float64 oracle's step
+        loss_ref = reference.negative_sampling(a, b, *cpu)
         loss_ref.sum().backward()
         # word2vec's CBOW update (mean_grad=False) gives each context row n_b times its share of the gradient
-        n_b = mask.sum(1, keepdim=True).float().expand(-1, C).reshape(-1, 1)
-        n_rows = torch.ones(V, 1, device=backend.device).index_copy_(0, inputs.reshape(-1), n_b)
+        n_b = cpu[3].sum(1, keepdim=True).double().expand(-1, C).reshape(-1, 1)
+        n_rows = torch.ones(V, 1, dtype=torch.float64).index_copy_(0, cpu[0].reshape(-1), n_b)
         gin = a.grad if mean_grad else a.grad * n_rows
         wi, wo = w_in.clone(), w_out.clone()
         loss = ns_ops.negative_sampling_step_(wi, wo, inputs, targets, negatives, mask, 0.1, mean_grad=mean_grad)
-        torch.testing.assert_close(loss, loss_ref.detach(), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(wo, w_out - 0.1 * b.grad, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(wi, w_in - 0.1 * gin, atol=1e-5, rtol=1e-5)
+        assert_close(loss, loss_ref, what="loss before the step")
+        assert_close(wo, b.detach() - 0.1 * b.grad, grad=True, what="w_out after the step")
+        assert_close(wi, a.detach() - 0.1 * gin, grad=True, what="w_in after the step")
 
 
-def test_hierarchical_softmax_step_is_one_sgd_step(backend):
+def test_hierarchical_softmax_step_is_one_sgd_step(hs_step):
     """Targets with disjoint paths cannot exist (all share the root), so compare against the minibatch step,
     which a single example makes exact."""
-    h, w_nodes, targets, tree = _hs_inputs(30, 8, 1, torch.float32, backend.device)
-    hh, ww = h.clone().requires_grad_(), w_nodes.clone().requires_grad_()
-    ref = reference.hierarchical_softmax(hh, ww, targets, *tree.tensors(backend.device))
+    h, w_nodes, targets, tree = _hs_inputs(30, 8, 1, torch.float32, hs_step.device)
+    hh, ww = (t.cpu().double().requires_grad_() for t in (h, w_nodes))     # the float64 oracle's step
+    ref = reference.hierarchical_softmax(hh, ww, targets.cpu(), *tree.tensors("cpu"))
     ref.sum().backward()
     w = w_nodes.clone()
-    loss, delta_h = hs_ops.hierarchical_softmax_step_(h, w, targets, *tree.tensors(backend.device), lr=0.2)
-    torch.testing.assert_close(loss, ref.detach(), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(w, w_nodes - 0.2 * ww.grad, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(delta_h, -0.2 * hh.grad, atol=1e-5, rtol=1e-5)
+    loss, delta_h = hs_ops.hierarchical_softmax_step_(h, w, targets, *tree.tensors(hs_step.device), lr=0.2)
+    assert_close(loss, ref, what="loss before the step")
+    assert_close(w, ww.detach() - 0.2 * ww.grad, grad=True, what="w_nodes after the step")
+    assert_close(delta_h, -0.2 * hh.grad, grad=True, what="delta_h")
+
+
+# ------------------------------------------------------------------------------------------- dispatch
+
+W2V_OPS = {"negative_sampling": ns_ops.IMPLS, "negative_sampling_backward": ns_ops.BACKWARD_IMPLS,
+           "negative_sampling_step": ns_ops.STEP_IMPLS, "hierarchical_softmax": hs_ops.IMPLS,
+           "hierarchical_softmax_backward": hs_ops.BACKWARD_IMPLS, "hierarchical_softmax_step": hs_ops.STEP_IMPLS}
+
+
+def test_table_lists_the_declared_implementations():
+    """``fastrepr info --ops`` reads _backend.table(): every word2vec op with the three implementations its file
+    declares, each bound to the function of the ladder's name (<op>_triton / _native / _torch)."""
+    rows = {(op, name): ok for op, name, ok, _ in _backend.table()}
+    for op, impls in W2V_OPS.items():
+        assert _backend.OPS[op] is impls
+        assert impls.names == ("triton", "native", "torch")
+        for name in impls.names:
+            assert (op, name) in rows
+            assert getattr(impls, name).__name__ == f"{op}_{name}"
+    assert rows[("negative_sampling", "torch")] is True
+
+
+def test_custom_ops_carry_the_op_names():
+    assert torch.ops.fastrepr.negative_sampling.default is ns_ops.negative_sampling._opoverload
+    assert torch.ops.fastrepr.negative_sampling_backward.default is ns_ops.negative_sampling_backward._opoverload
+    assert torch.ops.fastrepr.hierarchical_softmax.default is hs_ops.hierarchical_softmax._opoverload
+    assert torch.ops.fastrepr.hierarchical_softmax_backward.default is hs_ops.hierarchical_softmax_backward._opoverload
+
+
+@pytest.mark.parametrize("impl", impl_params(ns_ops.IMPLS))
+def test_recording_names_the_implementation_that_ran(impl, monkeypatch):
+    use_impl(impl, monkeypatch)
+    device = impl_device(impl)
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, device)
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, device)
+    with _backend.recording() as ran:
+        fastrepr.cbow_ns_loss(w_in.requires_grad_(), w_out, inputs, targets, negatives, mask).backward()
+        fastrepr.hierarchical_softmax_loss(h.requires_grad_(), w_nodes, t, tree).backward()
+        ns_ops.negative_sampling_step_(w_in.detach().clone(), w_out.clone(), inputs, targets, negatives, mask, 0.1)
+        hs_ops.hierarchical_softmax_step_(h.detach(), w_nodes.clone(), t, *tree.tensors(device), lr=0.1)
+    assert ran == dict.fromkeys(W2V_OPS, impl)
+
+
+def test_torch_entries_never_run_the_oracle(monkeypatch):
+    """The torch implementations are the op files' closed forms; fastrepr.reference is only compared against."""
+    use_impl("torch", monkeypatch)
+    for name in ("negative_sampling", "hierarchical_softmax"):
+        monkeypatch.setattr(reference, name, lambda *a, **k: pytest.fail("an op ran its oracle"))
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, "cpu")
+    h, w_nodes, t, tree = _hs_inputs(13, 7, 5, torch.float32, "cpu")
+    fastrepr.cbow_ns_loss(w_in.requires_grad_(), w_out, inputs, targets, negatives, mask).backward()
+    fastrepr.hierarchical_softmax_loss(h.requires_grad_(), w_nodes, t, tree).backward()
+    ns_ops.negative_sampling_step_(w_in.detach().clone(), w_out.clone(), inputs, targets, negatives, mask, 0.1)
+    hs_ops.hierarchical_softmax_step_(h.detach(), w_nodes.clone(), t, *tree.tensors("cpu"), lr=0.1)
+
+
+def test_automatic_choice_and_rejected_step(monkeypatch):
+    """Unforced, CPU tensors take the native implementation; the native step takes float32/float64 contiguous
+    tables only, so a bfloat16 step runs the torch entry, and forcing native on it is an error saying why."""
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    if not _backend.available("native")[0]:
+        use_impl("native", monkeypatch)  # fails where the build should exist, skips where it may not
+    w_in, w_out, inputs, targets, negatives, mask = _ns_inputs(13, 7, 5, 3, 4, torch.float32, "cpu")
+    with _backend.recording() as ran:
+        fastrepr.cbow_ns_loss(w_in, w_out, inputs, targets, negatives, mask)
+        ns_ops.negative_sampling_step_(w_in.clone(), w_out.clone(), inputs, targets, negatives, mask, 0.1)
+    assert ran == {"negative_sampling": "native", "negative_sampling_step": "native"}
+    half = [w.bfloat16() for w in (w_in, w_out)]
+    with _backend.recording() as ran:
+        loss = ns_ops.negative_sampling_step_(*half, inputs, targets, negatives, mask, 0.1)
+    assert ran == {"negative_sampling_step": "torch"} and torch.isfinite(loss).all()
+    monkeypatch.setenv(_backend.ENV, "native")
+    with pytest.raises(RuntimeError, match="native step takes contiguous float32/float64 tables, got torch.bfloat16"):
+        ns_ops.negative_sampling_step_(*half, inputs, targets, negatives, mask, 0.1)
 
 
 # ------------------------------------------------------------------------------------------- modules
@@ -366,7 +467,7 @@ N2 = torch.zeros(3, 2, dtype=torch.long)
     (lambda: fastrepr.NegativeSamplingLoss(5, 4, counts=[1, 2]), ValueError, "5 entries"),
     (lambda: fastrepr.HierarchicalSoftmaxLoss([1, 2], 0), ValueError, "embedding_dim"),
 ])
-def test_bad_input(backend, call, exc, match):
+def test_bad_input(ns, call, exc, match):
     with pytest.raises(exc, match=match):
         call()
 

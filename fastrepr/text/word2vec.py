@@ -1,9 +1,13 @@
 """``fastrepr.Word2Vec``: word2vec training with gensim's parameter names and semantics.
 
-CPU: the native trainer (csrc/word2vec.cpp), C++ threads over chunks of the corpus held as one int32 array,
-lock-free (Hogwild) updates, the GIL released while a Python thread draws the progress bar. CUDA (or a CPU
-without the native build, or FASTREPR_BACKEND=torch|triton): ``fastrepr.text.batched``, which generates
-(center, context) batches on the device and feeds them to the fused step kernels.
+Training is the declared op ``word2vec_train`` (``TRAIN_IMPLS``, dispatched on the model's syn0 like every op,
+so FASTREPR_BACKEND and ``fastrepr info --ops`` cover it): ``native`` is the C++ trainer (csrc/word2vec.cpp), C++
+threads over chunks of the corpus held as one int32 array, lock-free (Hogwild) updates, the GIL released while a
+Python thread draws the progress bar; ``torch`` and ``triton`` are ``fastrepr.text.batched``, which generates
+(center, context) batches on the device and feeds them to the fused step ops (themselves dispatched: Triton
+kernels on CUDA). The automatic choice: native on a CPU with the native build, else the batched trainer;
+update="batched" passes over the native trainer (so FASTREPR_BACKEND=native with update="batched" is an error
+saying so), and a CPU rule where only the batched trainer can run is a ValueError.
 
 Semantics follow gensim 4 / word2vec.c: vocabulary by descending count with min_count (ties and
 max_final_vocab as gensim); subsampling with keep probability sqrt(t/f) + t/f; shrinking windows (a window
@@ -35,8 +39,9 @@ import numpy as np
 import torch
 
 from .. import _native
+from .._backend import Impls, declare, dispatch
 from .._progress import Progress
-from .._backend import select
+from .batched import train_batched
 from .huffman import build_huffman
 from .sampling import keep_probability, keep_thresholds, noise_table
 from .vocab import Vocab
@@ -178,19 +183,9 @@ class Word2Vec:
         tokens, offsets = self.vocab.encode(corpus)
         if tokens.size == 0:
             raise ValueError("no token of the corpus is in the vocabulary")
-        native = select("word2vec", self.syn0) == "native" and self.update != "batched"
-        rule = self.update or ("exact" if native else "batched")
-        if not native and rule != "batched":
-            raise ValueError(f"update={rule!r} is a rule of the native CPU trainer, which does not run here "
-                             f"(device {self.device}, FASTREPR_BACKEND); the device trainer uses update='batched'")
         t0 = time.perf_counter()
-        if native:
-            self.loss = self._train_native(tokens, offsets, epochs, progress, rule == "window")
-        else:
-            from .batched import train_batched
-
-            self.loss = train_batched(self, tokens, offsets, epochs, progress)
-            self._check_finite(None, None, epochs * tokens.size)
+        self.loss, rule = dispatch("word2vec_train", TRAIN_IMPLS, self.syn0, self, tokens, offsets, epochs,
+                                   progress, self.update)
         self.update_rule = rule
         self.train_seconds = time.perf_counter() - t0
         self.words_per_second = tokens.size * epochs / max(self.train_seconds, 1e-9)
@@ -212,57 +207,6 @@ class Word2Vec:
             f"word2vec training diverged: {what}{where} (alpha={self.alpha}{extra}, sg={self.sg}, hs={self.hs}); "
             f"the vectors are unusable. Lower alpha (gensim's default is 0.025), use saturation='skip', or check "
             f"the initial weights if you set them yourself")
-
-    def _train_native(self, tokens: np.ndarray, offsets: np.ndarray, epochs: int, progress: bool,
-                      window_update: bool) -> float:
-        C = _native.get()
-        empty_u32, empty_i32 = np.zeros(0, np.uint32), np.zeros(0, np.int32)
-        keep = keep_thresholds(self.vocab.counts, self.sample) if self.sample else empty_u32
-        prob, alias = self.noise.native_arrays() if self.noise is not None else (empty_u32, empty_i32)
-        if self.tree is not None:
-            points, codes = self.tree.points.astype(np.int32), self.tree.codes
-            lengths = self.tree.lengths.astype(np.int32)
-        else:
-            points, codes, lengths = np.zeros((0, 0), np.int32), np.zeros((0, 0), np.uint8), empty_i32
-        none2 = np.zeros((0, 0), np.float32)
-        stats = np.zeros((self.workers, 3), np.float64)
-        stop = np.zeros(1, np.int32)
-        errors: list[BaseException] = []
-        result: list = []
-
-        def run():
-            try:
-                result.append(C.word2vec_train(
-                    tokens, offsets, keep, prob, alias, points, codes, lengths, self.syn0.numpy(),
-                    self.syn1neg.numpy() if self.syn1neg is not None else none2,
-                    self.syn1.numpy() if self.syn1 is not None else none2, stats, stop,
-                    sg=self.sg, hs=self.hs, negative=self.negative, window=self.window, cbow_mean=self.cbow_mean,
-                    shrink_windows=int(self.shrink_windows), epochs=epochs, alpha=self.alpha,
-                    min_alpha=self.min_alpha, seed=self.seed, threads=self.workers, window_update=int(window_update),
-                    clamp=int(self.saturation == "clamp"), smooth_sigmoid=int(self.sigmoid == "interpolated")))
-            except BaseException as exc:  # re-raised in the caller's thread
-                errors.append(exc)
-
-        worker = threading.Thread(target=run, name="fastrepr-word2vec", daemon=True)
-        bar = Progress(tokens.size * epochs, progress, unit="word", desc="word2vec", unit_scale=True)
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.2)
-                bar.to(stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
-            bar.to(stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
-        except BaseException:
-            stop[0] = 1  # Ctrl-C: the threads return at their next sentence
-            worker.join()
-            raise
-        finally:
-            bar.close()
-        if errors:
-            raise errors[0]
-        status, words, alpha = result[0]
-        self.loss = float(stats[:, 1].sum() / max(stats[:, 2].sum(), 1.0))
-        self._check_finite(words if status in (2, 3) else None, alpha, tokens.size * epochs, exploded=status == 3)
-        return self.loss
 
     # ---------------------------------------------------------------------------------------- results
     def _require_trained(self):
@@ -307,3 +251,86 @@ class Word2Vec:
         except ImportError as exc:
             raise RuntimeError(f"fastrepr.text.io is not available in this build ({exc})") from None
         save_word2vec_format(path, self.vectors, self.keys, binary=binary)
+
+
+def word2vec_train_native(syn0: torch.Tensor, model: "Word2Vec", tokens: np.ndarray, offsets: np.ndarray,
+                          epochs: int, progress: bool, update: str | None) -> tuple[float, str]:
+    """The C++ trainer (update "exact", the default, or "window") on the model's CPU tables in place (syn0 is
+    model.syn0, the tensor the dispatch reads); returns (mean loss per prediction, the rule it ran)."""
+    rule = update or "exact"
+    window_update = rule == "window"
+    C = _native.get()
+    empty_u32, empty_i32 = np.zeros(0, np.uint32), np.zeros(0, np.int32)
+    keep = keep_thresholds(model.vocab.counts, model.sample) if model.sample else empty_u32
+    prob, alias = model.noise.native_arrays() if model.noise is not None else (empty_u32, empty_i32)
+    if model.tree is not None:
+        points, codes = model.tree.points.astype(np.int32), model.tree.codes
+        lengths = model.tree.lengths.astype(np.int32)
+    else:
+        points, codes, lengths = np.zeros((0, 0), np.int32), np.zeros((0, 0), np.uint8), empty_i32
+    none2 = np.zeros((0, 0), np.float32)
+    stats = np.zeros((model.workers, 3), np.float64)
+    stop = np.zeros(1, np.int32)
+    errors: list[BaseException] = []
+    result: list = []
+
+    def run():
+        try:
+            result.append(C.word2vec_train(
+                tokens, offsets, keep, prob, alias, points, codes, lengths, model.syn0.numpy(),
+                model.syn1neg.numpy() if model.syn1neg is not None else none2,
+                model.syn1.numpy() if model.syn1 is not None else none2, stats, stop,
+                sg=model.sg, hs=model.hs, negative=model.negative, window=model.window, cbow_mean=model.cbow_mean,
+                shrink_windows=int(model.shrink_windows), epochs=epochs, alpha=model.alpha,
+                min_alpha=model.min_alpha, seed=model.seed, threads=model.workers, window_update=int(window_update),
+                clamp=int(model.saturation == "clamp"), smooth_sigmoid=int(model.sigmoid == "interpolated")))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, name="fastrepr-word2vec", daemon=True)
+    bar = Progress(tokens.size * epochs, progress, unit="word", desc="word2vec", unit_scale=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+            bar.to(stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
+        bar.to(stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].sum())
+    except BaseException:
+        stop[0] = 1  # Ctrl-C: the threads return at their next sentence
+        worker.join()
+        raise
+    finally:
+        bar.close()
+    if errors:
+        raise errors[0]
+    status, words, alpha = result[0]
+    model.loss = float(stats[:, 1].sum() / max(stats[:, 2].sum(), 1.0))
+    model._check_finite(words if status in (2, 3) else None, alpha, tokens.size * epochs, exploded=status == 3)
+    return model.loss, rule
+
+
+
+def word2vec_train_batched(syn0: torch.Tensor, model: "Word2Vec", tokens: np.ndarray, offsets: np.ndarray,
+                           epochs: int, progress: bool, update: str | None) -> tuple[float, str]:
+    """The device trainer (fastrepr.text.batched, update "batched") on the model's tables in place; returns
+    (mean loss per prediction, "batched"). Its steps are the dispatched ops negative_sampling_step and
+    hierarchical_softmax_step (Triton on CUDA)."""
+    if update not in (None, "batched"):
+        raise ValueError(f"update={update!r} is a rule of the native CPU trainer, which does not run here "
+                         f"(device {model.device}, FASTREPR_BACKEND); the device trainer uses update='batched'")
+    model.loss = train_batched(model, tokens, offsets, epochs, progress)
+    model._check_finite(None, None, epochs * tokens.size)
+    return model.loss, "batched"
+
+
+def _train_rejects(name, args, kwargs):
+    # The native trainer has no minibatch rule: update="batched" goes to the batched trainer (on a CPU too,
+    # whose steps then dispatch to the native step op). The batched trainer raises ValueError itself for a CPU
+    # rule, so that a CPU rule where the native trainer cannot run is the user's error, not a passed-over choice.
+    if name == "native" and args[-1] == "batched":
+        return "update='batched' is the device trainer's rule (the native trainer runs 'exact' or 'window')"
+    return None
+
+
+TRAIN_IMPLS = declare("word2vec_train", Impls(triton=word2vec_train_batched, native=word2vec_train_native,
+                                              torch=word2vec_train_batched, rejects=_train_rejects))
