@@ -74,10 +74,7 @@ class EmbeddingIndex:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         if backend not in ENGINES:
             raise ValueError(f"backend must be one of {ENGINES}, got {backend!r}")
-        if backend in _backend.BACKENDS:
-            warnings.warn(f"EmbeddingIndex(backend={backend!r}) is deprecated and will be removed in the next release: "
-                          f"set FASTREPR_BACKEND={backend} instead (backend='auto' and 'faiss' stay)",
-                          DeprecationWarning, stacklevel=2)
+        deprecated_impl(backend, "EmbeddingIndex")
         gpus = _faiss.check_params(v.shape[0], approximate, nlist, nprobe, hnsw_m, ef_search, shards, gpus) or None
         self.vectors = v.detach().to(torch.float32).contiguous()
         if not bool(torch.isfinite(self.vectors).all()):
@@ -342,6 +339,18 @@ class EmbeddingIndex:
                 raise ValueError(f"{name} has rows outside [0, {len(self)})")
             return t
         return torch.tensor([self.index_of(x) for x in items], dtype=torch.int64, device=self.device)
+
+
+def deprecated_impl(backend: str, caller: str, stacklevel: int = 3) -> str | None:
+    """The op implementation that a deprecated ``backend="triton"|"native"|"torch"`` names (None for "auto"
+    and "faiss", which are engines, not op implementations), with a DeprecationWarning pointing at the
+    caller's caller (``stacklevel``). Callers apply it with ``_backend.forcing``: one dispatcher decides."""
+    if backend not in _backend.BACKENDS:
+        return None
+    warnings.warn(f"{caller}(backend={backend!r}) is deprecated and will be removed in the next release: set "
+                  f"FASTREPR_BACKEND={backend} instead (backend='auto' and 'faiss' stay)", DeprecationWarning,
+                  stacklevel=stacklevel)
+    return backend
 
 
 def _positive_int(value, name: str) -> int:

@@ -426,3 +426,65 @@ def test_analogy_k_above_the_rows(impl, monkeypatch):
         assert s.shape == i.shape == (2, 12)  # k' = min(k, rows)
         assert (i[0, 9:] == -1).all() and (i[1, 10:] == -1).all() and (i[:, :9] >= 0).all()
         assert torch.isneginf(s[0, 9:]).all()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the shared accumulator (ops/_topk.py) and the declared implementations
+
+def test_topk_accumulator_keeps_the_oracle_ranking():
+    """Blocks pushed in any column order, ids shared or per row, many exact ties and -inf entries: the
+    finalized lists are the stable sort of the whole row (score descending, lower id first), padded (-inf, -1)."""
+    g = torch.Generator().manual_seed(5)
+    n, R, k = 7, 90, 12
+    full = torch.randint(-3, 4, (n, R), generator=g).double()
+    full[:, ::7] = float("-inf")  # masked entries never rank
+    full[0, :] = float("-inf")
+    full[0, :5] = 1.0  # a row with fewer than k candidates
+    want_v, want_i = torch.sort(full, dim=1, descending=True, stable=True)
+    want_v, want_i = want_v[:, :k], torch.where(torch.isneginf(want_v[:, :k]), -1, want_i[:, :k])
+    perm = torch.randperm(R, generator=g)
+    for shared in (True, False):
+        lists = _topk.TopK(n, k, dtype=torch.float64)
+        for c0 in range(0, R, 17):  # blocks of a shuffled column order
+            cols = perm[c0:c0 + 17]
+            lists.push(full[:, cols], cols if shared else cols.expand(n, -1))
+        v, i = lists.finalize()
+        assert i.dtype == torch.int64 and torch.equal(i, want_i) and torch.equal(v, want_v)
+    parts = _topk.TopK(n, k, parts=3, width=16, index_dtype=torch.int32)  # Triton's partial-list layout
+    assert parts.scores.shape == parts.ids.shape == (n, 3, 16) and parts.ids.dtype == torch.int32
+    assert torch.equal(parts.ids[0, 0, :3], torch.tensor([-1, -2, -3], dtype=torch.int32))  # distinct padding
+    for p in range(3):  # each part holds the columns p, p + 3, ... (unsorted, as the kernels leave them)
+        cols = torch.arange(p, R, 3)[:16]
+        parts.scores[:, p, :cols.numel()] = full[:, cols].float()
+        parts.ids[:, p, :cols.numel()] = cols.int()
+    v, i = parts.finalize()
+    cols = torch.cat([torch.arange(p, R, 3)[:16] for p in range(3)]).sort().values
+    ref_v, ref_i = torch.sort(full[:, cols], dim=1, descending=True, stable=True)
+    ref_i = torch.where(torch.isneginf(ref_v[:, :k]), -1, cols[ref_i[:, :k]])
+    assert torch.equal(i, ref_i) and torch.equal(v, ref_v[:, :k].float())
+    with pytest.raises(RuntimeError, match="sorted"):
+        parts.push(full[:, :4].float(), torch.arange(4))
+
+
+def test_table_lists_the_declared_implementations():
+    rows = {(op, impl) for op, impl, _, _ in _backend.table()}
+    for op, impls in (("topk_search", ts.IMPLS), ("analogy_topk", at.IMPLS)):
+        assert impls.names == ("triton", "native", "torch")
+        assert _backend.OPS[op] is impls
+        assert {impl for o, impl in rows if o == op} == set(impls.names)
+
+
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_recording_names_the_implementation_that_ran(impl, monkeypatch):
+    device = _on(impl, monkeypatch)
+    u = _unit(40, 6, device)
+    with _backend.recording() as ran:
+        ts.topk_search(u[:3], u, 4, False)
+        at.analogy_topk(u, torch.tensor([[0, 1, 2]], device=device), 2, "3cosmul")
+    assert ran == {"topk_search": impl, "analogy_topk": impl}
+
+
+def test_custom_ops_take_no_backend_argument():
+    """FASTREPR_BACKEND is the one override: the schemas have no backend string any more."""
+    for op in (torch.ops.fastrepr.topk_search.default, torch.ops.fastrepr.analogy_topk.default):
+        assert "backend" not in [a.name for a in op._schema.arguments]
