@@ -4,12 +4,14 @@ batched word analogies over a [V, D] embedding table.
 Engines. ``search`` runs on the ``topk_search`` op (on a CPU: an exact search whose candidate scan takes the
 fastest path measured on this machine, the built-in C++ kernel, MKL or OpenBLAS tiles or FAISS's flat scan,
 then a float64 refinement, so every path returns the same rows; see ops/_search_plan.py; a fused Triton
-kernel for CUDA tensors without faiss-gpu; or the plain-PyTorch reference) or on FAISS (``fastrepr._faiss``:
+kernel for CUDA tensors without faiss-gpu; or its plain-PyTorch implementation; ``fastrepr._backend.dispatch``
+picks one per call) or on FAISS (``fastrepr._faiss``:
 faiss-gpu's flat index for CUDA vectors when faiss-gpu is installed; CPU or multi-GPU shards; IVF or HNSW
 when ``approximate=`` is given; the flat CPU index when asked for with ``backend="faiss"`` or when the native
 extension is missing). ``analogy`` always runs on the ``analogy_topk`` op (3CosAdd on a CPU: the cosines of
 the distinct question words, or one search query per question, whichever needs fewer flops; 3CosMul: the
-three cosines). FASTREPR_BACKEND, when set, routes everything through the op.
+three cosines). FASTREPR_BACKEND, when set, routes everything through the op and forces that implementation
+(the constructor's ``backend="triton"|"native"|"torch"`` does the same for one more release, deprecated).
 
 Scores: metric "cosine" and "ip" return similarities (descending); "l2" returns squared distances
 (ascending). Equal scores rank the lower row first on the op backends (FAISS orders ties its own way).
