@@ -11,7 +11,7 @@ import torch
 
 import fastrepr
 from fastrepr import _backend, _faiss, reference
-from fastrepr.ops import topk_search
+from fastrepr.ops import _search_plan, topk_search
 from fastrepr.search import EmbeddingIndex
 from utils import engine_fixture, index_backend, use_impl
 
@@ -277,6 +277,21 @@ def test_deprecated_backend_argument_routes_through_the_dispatcher(table, impl, 
     want = reference.topk_search(torch.nn.functional.normalize(vectors[:5], dim=1),
                                  torch.nn.functional.normalize(vectors[:300], dim=1), 4)[1]
     assert torch.equal(ids, want) and aids.shape == (2, 3)
+
+
+@pytest.mark.parametrize("impl", topk_search.IMPLS.names)
+def test_search_path_reports_what_the_dispatcher_runs(table, impl, monkeypatch):
+    """search_path (what benchmark rows record) asks the dispatcher, and the search then runs that
+    implementation; the native one also names its calibrated scan path."""
+    use_impl(impl, monkeypatch)
+    vectors, keys, _ = table
+    index = EmbeddingIndex(vectors, keys)
+    path = index.search_path(5)
+    with _backend.recording() as ran:
+        index.search(vectors[:5], 3)
+    assert ran == {"topk_search": impl} and path.split()[0] == impl
+    if impl == "native":
+        assert path.split()[1].rstrip(":") in {p.name for p in _search_plan.available().values()}
 
 
 def test_import_without_faiss():
