@@ -47,8 +47,8 @@ def available(backend: str) -> tuple[bool, str]:
 
 
 def forced() -> str | None:
-    """The backend named by FASTREPR_BACKEND, or None."""
-    name = os.environ.get(ENV, "").strip().lower()
+    """The backend named by FASTREPR_BACKEND (or by an enclosing ``forcing`` block in this thread), or None."""
+    name = getattr(_local, "forcing", None) or os.environ.get(ENV, "").strip().lower()
     if not name:
         return None
     if name not in BACKENDS:
@@ -107,7 +107,7 @@ def choose(op: str, impls: Impls, device: torch.device, args: tuple = (), kwargs
     kwargs = kwargs or {}
     name = forced()
     if name is not None:
-        label = f"{ENV}={name}"
+        label = f"{ENV}={name}" if getattr(_local, "forcing", None) is None else f"backend={name}"
         if name not in impls.names:
             raise RuntimeError(f"{label}: {op} has no {name} implementation (it has {', '.join(impls.names)})")
         ok, why = available(name)
@@ -133,6 +133,20 @@ def choose(op: str, impls: Impls, device: torch.device, args: tuple = (), kwargs
 
 
 _local = threading.local()
+
+
+@contextmanager
+def forcing(name: str | None) -> Iterator[None]:
+    """Inside the block (this thread), dispatch as if FASTREPR_BACKEND=name (None: no change). Only for the
+    deprecated ``backend=`` arguments of public functions, so that they route through this one dispatcher."""
+    if name is not None and name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+    before = getattr(_local, "forcing", None)
+    _local.forcing = name or before
+    try:
+        yield
+    finally:
+        _local.forcing = before
 
 
 def _recorders() -> list[dict]:

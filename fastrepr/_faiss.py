@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-_HINT = "pip install faiss-cpu (or faiss-gpu for GPU indexes), or pass backend='torch'|'native'|'triton'"
+_HINT = ("pip install faiss-cpu (or faiss-gpu for GPU indexes), or keep backend='auto' (the exact topk_search op; "
+         "FASTREPR_BACKEND=torch|native|triton forces one of its implementations)")
 
 
 def load():

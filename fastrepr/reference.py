@@ -78,7 +78,9 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
 
 
 # ---------------------------------------------------------------------------------------------------------
-# top-k search and analogies (fastrepr.ops.topk_search / fastrepr.ops.analogy_topk)
+# top-k search and analogies: the oracles of fastrepr.ops.topk_search / fastrepr.ops.analogy_topk (whose
+# implementations, the ``torch`` one included, live in those files). Dense float64 score rows, blocked over
+# queries only so that an oracle call at benchmark sizes fits in memory.
 
 def _ranked(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top k of each row, descending; equal scores keep the lower column first (stable sort). Rows with

@@ -4,12 +4,14 @@ batched word analogies over a [V, D] embedding table.
 Engines. ``search`` runs on the ``topk_search`` op (on a CPU: an exact search whose candidate scan takes the
 fastest path measured on this machine, the built-in C++ kernel, MKL or OpenBLAS tiles or FAISS's flat scan,
 then a float64 refinement, so every path returns the same rows; see ops/_search_plan.py; a fused Triton
-kernel for CUDA tensors without faiss-gpu; or the plain-PyTorch reference) or on FAISS (``fastrepr._faiss``:
+kernel for CUDA tensors without faiss-gpu; or its plain-PyTorch implementation; ``fastrepr._backend.dispatch``
+picks one per call) or on FAISS (``fastrepr._faiss``:
 faiss-gpu's flat index for CUDA vectors when faiss-gpu is installed; CPU or multi-GPU shards; IVF or HNSW
 when ``approximate=`` is given; the flat CPU index when asked for with ``backend="faiss"`` or when the native
 extension is missing). ``analogy`` always runs on the ``analogy_topk`` op (3CosAdd on a CPU: the cosines of
 the distinct question words, or one search query per question, whichever needs fewer flops; 3CosMul: the
-three cosines). FASTREPR_BACKEND, when set, routes everything through the op.
+three cosines). FASTREPR_BACKEND, when set, routes everything through the op and forces that implementation
+(the constructor's ``backend="triton"|"native"|"torch"`` does the same for one more release, deprecated).
 
 Scores: metric "cosine" and "ip" return similarities (descending); "l2" returns squared distances
 (ascending). Equal scores rank the lower row first on the op backends (FAISS orders ties its own way).
@@ -18,6 +20,7 @@ after exclusions, are -1 with score -inf, or +inf for "l2"). NaN or Inf in queri
 """
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 from typing import Hashable, Sequence
 
@@ -49,7 +52,8 @@ class EmbeddingIndex:
 
     Args:
         metric: "cosine" (rows normalized once; a unit-row copy is kept), "ip", or "l2".
-        backend: "auto", "faiss", or an op backend "triton" | "native" | "torch" (see the module docstring).
+        backend: "auto" or "faiss" (see the module docstring). Deprecated: an op implementation "triton" |
+            "native" | "torch" (DeprecationWarning; set FASTREPR_BACKEND instead, which routes every op).
         approximate: None (exact), "ivf" (``nlist`` clusters, ``nprobe`` searched) or "hnsw" (``hnsw_m``
             links, ``ef_search``); FAISS only.
         shards: split the FAISS index over this many CPU sub-indexes, searched in parallel.
@@ -72,6 +76,7 @@ class EmbeddingIndex:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         if backend not in ENGINES:
             raise ValueError(f"backend must be one of {ENGINES}, got {backend!r}")
+        deprecated_impl(backend, "EmbeddingIndex")
         gpus = _faiss.check_params(v.shape[0], approximate, nlist, nprobe, hnsw_m, ef_search, shards, gpus) or None
         self.vectors = v.detach().to(torch.float32).contiguous()
         if not bool(torch.isfinite(self.vectors).all()):
@@ -174,13 +179,15 @@ class EmbeddingIndex:
         rows = self._rows(restrict, "restrict")
         if self._faiss is not None and (rows == len(self) or self._faiss.supports_restrict()):
             return f"faiss {self._faiss.plan.kind} {self._faiss.plan.where}"
-        backend = _backend.select(_topk.OP, self.vectors, force=self._op_backend() or None)
-        if backend != "native":
-            return backend
+        with self._forcing():  # the dispatcher's own choice (_backend.choose), not a second rule
+            impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
+        if impl != "native":
+            return impl
         return "native " + _topk.search_path(int(n_queries), rows, self.dim)
 
-    def _op_backend(self) -> str:
-        return self.engine if self.engine in ("triton", "native", "torch") else ""
+    def _forcing(self):
+        """The deprecated backend="triton"|"native"|"torch" of the constructor, applied through the dispatcher."""
+        return _backend.forcing(self.engine if self.engine in _backend.BACKENDS else None)
 
     def _rows(self, restrict: int | None, name: str) -> int:
         if restrict is None:
@@ -223,8 +230,9 @@ class EmbeddingIndex:
         if self._faiss is not None and (rows == len(self) or self._faiss.supports_restrict()):
             scores, ids = self._faiss.search(q, want, rows)
         else:
-            scores, ids = _topk.topk_search(q, self._searched()[:rows], want, self.metric == "l2",
-                                            self._op_backend(), self.sqnorms()[:rows])
+            with self._forcing():
+                scores, ids = _topk.topk_search(q, self._searched()[:rows], want, self.metric == "l2",
+                                                self.sqnorms()[:rows])
         scores, ids = self._drop(scores, ids, excl, k)
         return (scores[0], ids[0]) if single else (scores, ids)
 
@@ -321,8 +329,8 @@ class EmbeddingIndex:
         if words.shape[0] == 0:
             empty = torch.empty((0, k), device=self.device)
             return empty, empty.long()
-        return _analogy.analogy_topk(self.unit_vectors()[:rows], words, k, method, self._op_backend(),
-                                     self.sqnorms("unit")[:rows])
+        with self._forcing():
+            return _analogy.analogy_topk(self.unit_vectors()[:rows], words, k, method, self.sqnorms("unit")[:rows])
 
     def _ids(self, items, name: str) -> torch.Tensor:
         if isinstance(items, (torch.Tensor, np.ndarray)):
@@ -333,6 +341,18 @@ class EmbeddingIndex:
                 raise ValueError(f"{name} has rows outside [0, {len(self)})")
             return t
         return torch.tensor([self.index_of(x) for x in items], dtype=torch.int64, device=self.device)
+
+
+def deprecated_impl(backend: str, caller: str, stacklevel: int = 3) -> str | None:
+    """The op implementation that a deprecated ``backend="triton"|"native"|"torch"`` names (None for "auto"
+    and "faiss", which are engines, not op implementations), with a DeprecationWarning pointing at the
+    caller's caller (``stacklevel``). Callers apply it with ``_backend.forcing``: one dispatcher decides."""
+    if backend not in _backend.BACKENDS:
+        return None
+    warnings.warn(f"{caller}(backend={backend!r}) is deprecated and will be removed in the next release: set "
+                  f"FASTREPR_BACKEND={backend} instead (backend='auto' and 'faiss' stay)", DeprecationWarning,
+                  stacklevel=stacklevel)
+    return backend
 
 
 def _positive_int(value, name: str) -> int:

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from fastrepr import _backend
 from fastrepr.evaluation import probes
+from utils import use_impl
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -50,11 +52,20 @@ def test_knn_predictions_are_sklearns(data, metric, weights):
     assert probes.knn_accuracy(xtr, ytr, xte, yte, k=15, metric=metric, weights=weights) == (sk == yte).mean()
 
 
-def test_knn_similarity_votes_and_torch_inputs(data):
+def test_knn_similarity_votes_and_torch_inputs(data, monkeypatch):
     xtr, ytr, xte, yte = data
-    acc = probes.knn_accuracy(torch.from_numpy(xtr), torch.from_numpy(ytr), xte, yte, k=15, weights="similarity",
-                              backend="torch")
+    with monkeypatch.context() as m:
+        use_impl("torch", m)
+        with _backend.recording() as ran:
+            acc = probes.knn_accuracy(torch.from_numpy(xtr), torch.from_numpy(ytr), xte, yte, k=15,
+                                      weights="similarity")
+        assert ran == {"topk_search": "torch"}
     assert acc > 0.5
+    with pytest.warns(DeprecationWarning, match="knn_predict.*FASTREPR_BACKEND=torch"):  # the old argument
+        with _backend.recording() as ran:
+            assert probes.knn_accuracy(torch.from_numpy(xtr), torch.from_numpy(ytr), xte, yte, k=15,
+                                       weights="similarity", backend="torch") == acc
+    assert ran == {"topk_search": "torch"}
     # the exact copy of a training row takes only its own vote with distance weights
     pred = probes.knn_predict(xtr, ytr, xtr[:5], k=15, weights="distance")
     assert pred.tolist() == ytr[:5].tolist()

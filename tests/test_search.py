@@ -10,12 +10,16 @@ import pytest
 import torch
 
 import fastrepr
-from fastrepr import _faiss, reference
+from fastrepr import _backend, _faiss, reference
+from fastrepr.ops import _search_plan, topk_search
 from fastrepr.search import EmbeddingIndex
+from utils import engine_fixture, index_backend, use_impl
 
 KeyedVectors = pytest.importorskip("gensim.models").KeyedVectors
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
-ENGINES = ["faiss", "native", "torch", "triton"]
+# FAISS, or the topk_search op forced to each implementation it declares (through FASTREPR_BACKEND)
+ENGINES = ["faiss", *topk_search.IMPLS.names]
+engine = engine_fixture(ENGINES)
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +34,9 @@ def table():
 
 def _index(table, engine, metric="cosine"):
     vectors, keys, _ = table
-    if engine == "native" and not fastrepr._native.available()[0]:
-        pytest.skip("native extension not built")
-    return EmbeddingIndex(vectors, keys, metric=metric, backend=engine)
+    return EmbeddingIndex(vectors, keys, metric=metric, backend=index_backend(engine))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 def test_search_matches_reference(table, engine, metric):
     vectors = table[0]
@@ -51,7 +52,6 @@ def test_search_matches_reference(table, engine, metric):
     assert torch.equal(i1, wi[0]) and s1.shape == (6,)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_most_similar_is_gensims(table, engine):
     _, _, kv = table
     index = _index(table, engine)
@@ -68,7 +68,6 @@ def test_most_similar_is_gensims(table, engine):
     assert not {"w7", "w8", "w9"} & {w for w, _ in extra} and len(extra) == 5
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_analogy_agrees_with_gensim(table, engine):
     """Top-1 of 3CosAdd (most_similar) and 3CosMul (most_similar_cosmul) on every question where gensim's
     best two scores are not tied within float32 rounding."""
@@ -90,9 +89,11 @@ def test_analogy_agrees_with_gensim(table, engine):
         assert checked >= 0.9 * len(a)
 
 
-def test_search_exclude_and_restrict(table):
+def test_search_exclude_and_restrict(table, monkeypatch):
     vectors, keys, _ = table
     for engine in ("faiss", "torch"):
+        if engine == "torch":
+            use_impl("torch", monkeypatch)
         index = _index(table, engine)
         q = vectors[:4]
         _, ids = index.search(q, 3, exclude=[[0], [1, 5], [], [3, -1]])
@@ -190,7 +191,7 @@ def test_faiss_gpu_selection_logic():
     assert ids[:, 0].tolist() == [0, 1, 2]
 
 
-def test_bad_input(table):
+def test_bad_input(table, monkeypatch):
     vectors, keys, _ = table
     with pytest.raises(ValueError, match="metric"):
         EmbeddingIndex(vectors, metric="dot")
@@ -206,9 +207,10 @@ def test_bad_input(table):
         EmbeddingIndex(torch.ones(3, 2, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"\[V, D\]"):
         EmbeddingIndex(torch.ones(3))
-    with pytest.raises(ValueError, match="need FAISS"):
+    with pytest.raises(ValueError, match="need FAISS"), pytest.warns(DeprecationWarning):
         EmbeddingIndex(vectors, backend="torch", approximate="ivf")
-    index = EmbeddingIndex(vectors, keys, backend="torch")
+    use_impl("torch", monkeypatch)
+    index = EmbeddingIndex(vectors, keys)
     with pytest.raises(ValueError, match="24 columns"):
         index.search(torch.randn(2, 5))
     with pytest.raises(ValueError, match="k must be"):
@@ -227,10 +229,11 @@ def test_bad_input(table):
         index.most_similar()
 
 
-def test_numpy_and_half_inputs_and_fp64_queries():
+def test_numpy_and_half_inputs_and_fp64_queries(monkeypatch):
+    use_impl("torch", monkeypatch)
     v = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float64)
-    a = EmbeddingIndex(v, backend="torch")
-    b = EmbeddingIndex(torch.from_numpy(v).half(), backend="torch")
+    a = EmbeddingIndex(v)
+    b = EmbeddingIndex(torch.from_numpy(v).half())
     assert a.vectors.dtype == torch.float32 and b.vectors.dtype == torch.float32
     s, i = a.search(v[:3], 1)
     assert i[:, 0].tolist() == [0, 1, 2]
@@ -248,11 +251,47 @@ def _python(blocked: str, code: str) -> str:
 
 def test_native_and_torch_engines_without_triton():
     out = _python("triton triton.language", "import torch, fastrepr\n"
+                  "import os\n"
                   "for engine in ('native', 'torch'):\n"
-                  "    ix = fastrepr.EmbeddingIndex(torch.randn(300, 8), backend=engine)\n"
+                  "    os.environ['FASTREPR_BACKEND'] = engine\n"
+                  "    ix = fastrepr.EmbeddingIndex(torch.randn(300, 8))\n"
                   "    s, i = ix.analogy(torch.tensor([1, 4]), torch.tensor([2, 5]), torch.tensor([3, 6]), k=2)\n"
                   "    print(engine, tuple(i.shape), tuple(ix.search(torch.randn(2, 8), 3)[1].shape))\n")
     assert "native (2, 2) (2, 3)" in out and "torch (2, 2) (2, 3)" in out
+
+
+@pytest.mark.parametrize("impl", topk_search.IMPLS.names)
+def test_deprecated_backend_argument_routes_through_the_dispatcher(table, impl, monkeypatch):
+    """EmbeddingIndex(backend="triton"|"native"|"torch") still works for one release: it warns, naming
+    FASTREPR_BACKEND, and the ops it calls run that implementation (recorded by the one dispatcher)."""
+    use_impl(impl, monkeypatch)  # skips an implementation that cannot run here
+    monkeypatch.delenv(_backend.ENV)
+    vectors, keys, _ = table
+    with pytest.warns(DeprecationWarning, match=f"FASTREPR_BACKEND={impl}"):
+        index = EmbeddingIndex(vectors[:300], keys[:300], backend=impl)
+    with _backend.recording() as ran:
+        _, ids = index.search(vectors[:5], 4)
+        _, aids = index.analogy(torch.tensor([1, 2]), torch.tensor([3, 4]), torch.tensor([5, 6]), k=3)
+    assert ran == {"topk_search": impl, "analogy_topk": impl}
+    assert _backend.forced() is None  # the forcing ends with the call
+    want = reference.topk_search(torch.nn.functional.normalize(vectors[:5], dim=1),
+                                 torch.nn.functional.normalize(vectors[:300], dim=1), 4)[1]
+    assert torch.equal(ids, want) and aids.shape == (2, 3)
+
+
+@pytest.mark.parametrize("impl", topk_search.IMPLS.names)
+def test_search_path_reports_what_the_dispatcher_runs(table, impl, monkeypatch):
+    """search_path (what benchmark rows record) asks the dispatcher, and the search then runs that
+    implementation; the native one also names its calibrated scan path."""
+    use_impl(impl, monkeypatch)
+    vectors, keys, _ = table
+    index = EmbeddingIndex(vectors, keys)
+    path = index.search_path(5)
+    with _backend.recording() as ran:
+        index.search(vectors[:5], 3)
+    assert ran == {"topk_search": impl} and path.split()[0] == impl
+    if impl == "native":
+        assert path.split()[1].rstrip(":") in {p.name for p in _search_plan.available().values()}
 
 
 def test_import_without_faiss():

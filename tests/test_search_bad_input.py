@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from fastrepr import _native
 from fastrepr.evaluation import probes
+from fastrepr.ops import topk_search
 from fastrepr.search import EmbeddingIndex
+from utils import engine_fixture, index_backend
 
-ENGINES = ["auto", "faiss", "native", "torch", "triton"]
+# FAISS, or the topk_search op forced to each implementation it declares (through FASTREPR_BACKEND)
+ENGINES = ["auto", "faiss", *topk_search.IMPLS.names]
+engine = engine_fixture(ENGINES)
 V, D = 60, 8
 
 
@@ -21,9 +24,7 @@ def vectors():
 
 
 def _index(vectors, engine, **kw):
-    if engine == "native" and not _native.available()[0]:
-        pytest.skip("native extension not built")
-    return EmbeddingIndex(vectors, [f"w{i}" for i in range(V)], backend=engine, **kw)
+    return EmbeddingIndex(vectors, [f"w{i}" for i in range(V)], backend=index_backend(engine), **kw)
 
 
 def _nan(shape, where=(0, 0), value=float("nan")):
@@ -67,14 +68,11 @@ CONSTRUCTOR = [
 ]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", range(len(CONSTRUCTOR)))
 def test_constructor_table(vectors, engine, case):
     change, err, msg = CONSTRUCTOR[case]
-    args = dict(vectors=vectors, keys=None, backend=engine)
+    args = dict(vectors=vectors, keys=None, backend=index_backend(engine))
     args.update(change)
-    if engine == "native" and not _native.available()[0]:
-        pytest.skip("native extension not built")
     with pytest.raises(err, match=msg):
         EmbeddingIndex(args.pop("vectors"), **args)
 
@@ -100,7 +98,6 @@ SEARCH = [
 ]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", range(len(SEARCH)))
 def test_search_table(vectors, engine, case):
     index = _index(vectors, engine)
@@ -111,7 +108,6 @@ def test_search_table(vectors, engine, case):
         index.search(args.pop("queries"), **args)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 def test_shapes_at_the_edges(vectors, engine, metric):
     """k beyond the rows: min(k, rows) columns, the same on every engine; zero queries; restrict."""
@@ -153,7 +149,6 @@ ANALOGY = [
 ]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_most_similar_and_analogy_tables(vectors, engine):
     index = _index(vectors, engine)
     for change, err, msg in MOST_SIMILAR:

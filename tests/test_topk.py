@@ -4,10 +4,19 @@ under the gpu marker."""
 import pytest
 import torch
 
-from fastrepr import reference
+from fastrepr import _backend, reference
+from fastrepr.ops import _topk
 from fastrepr.ops import analogy_topk as at
 from fastrepr.ops import topk_search as ts
-from utils import use_impl as use_backend
+from utils import impl_device, impl_params, use_impl
+
+SEARCH_IMPLS = impl_params(ts.IMPLS)
+ANALOGY_IMPLS = impl_params(at.IMPLS)
+
+
+def _on(impl, monkeypatch) -> torch.device:
+    """Force implementation impl for the test; the device its tensors live on."""
+    return impl_device(use_impl(impl, monkeypatch))
 
 
 def _assert_same(got, want, atol=2e-6):
@@ -21,29 +30,35 @@ def _assert_same(got, want, atol=2e-6):
 
 @pytest.mark.parametrize("shape", [(5, 37, 7, 3), (33, 301, 20, 9), (1, 70, 16, 1)])  # Q, R, D, k
 @pytest.mark.parametrize("l2", [False, True])
-def test_topk_search_matches_reference(backend, shape, l2):
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_topk_search_matches_reference(impl, monkeypatch, shape, l2):
+    device = _on(impl, monkeypatch)
     Q, R, D, k = shape
-    q = torch.randn(Q, D, device=backend.device)
-    v = torch.randn(R, D, device=backend.device)
-    got = ts.topk_search(q, v, k, l2, "")
+    q = torch.randn(Q, D, device=device)
+    v = torch.randn(R, D, device=device)
+    got = ts.topk_search(q, v, k, l2)
     _assert_same(got, reference.topk_search(q.cpu(), v.cpu(), k, "l2" if l2 else "ip"), atol=2e-5)
     if l2:  # ascending distances
         assert bool((got[0][:, 1:] >= got[0][:, :-1]).all())
 
 
-def test_topk_search_ties_keep_lower_rows(backend):
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_topk_search_ties_keep_lower_rows(impl, monkeypatch):
+    device = _on(impl, monkeypatch)
     # small integer vectors: every score is exact, so many are equal
     g = torch.Generator().manual_seed(1)
-    v = torch.randint(-1, 2, (97, 4), generator=g).float().to(backend.device)
-    q = torch.randint(-1, 2, (13, 4), generator=g).float().to(backend.device)
+    v = torch.randint(-1, 2, (97, 4), generator=g).float().to(device)
+    q = torch.randint(-1, 2, (13, 4), generator=g).float().to(device)
     for l2 in (False, True):
-        got = ts.topk_search(q, v, 12, l2, "")
+        got = ts.topk_search(q, v, 12, l2)
         _assert_same(got, reference.topk_search(q.cpu(), v.cpu(), 12, "l2" if l2 else "ip"), atol=0)
 
 
-def test_topk_search_fewer_rows_than_k(backend):
-    q, v = torch.randn(3, 8, device=backend.device), torch.randn(4, 8, device=backend.device)
-    s, i = ts.topk_search(q, v, 6, False, "")
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_topk_search_fewer_rows_than_k(impl, monkeypatch):
+    device = _on(impl, monkeypatch)
+    q, v = torch.randn(3, 8, device=device), torch.randn(4, 8, device=device)
+    s, i = ts.topk_search(q, v, 6, False)
     assert (i[:, 4:] == -1).all() and torch.isneginf(s[:, 4:]).all()
     assert sorted(i[0, :4].tolist()) == [0, 1, 2, 3]
 
@@ -76,23 +91,25 @@ def _unit(R, D, device, seed=0):
 
 @pytest.mark.parametrize("method", ["3cosadd", "3cosmul"])
 @pytest.mark.parametrize("shape", [(7, 61, 8, 1), (40, 257, 16, 10)])  # Q, R, D, k
-def test_analogy_matches_reference(backend, method, shape):
+@pytest.mark.parametrize("impl", ANALOGY_IMPLS)
+def test_analogy_matches_reference(impl, monkeypatch, method, shape):
+    device = _on(impl, monkeypatch)
     Q, R, D, k = shape
-    u = _unit(R, D, backend.device)
-    words = torch.randint(0, R, (Q, 3), device=backend.device)
+    u = _unit(R, D, device)
+    words = torch.randint(0, R, (Q, 3), device=device)
     words[0] = torch.tensor([5, 5, 9])  # repeated question word
-    got = at.analogy_topk(u, words, k, method, "")
+    got = at.analogy_topk(u, words, k, method)
     _assert_same(got, reference.analogy_topk(u.cpu(), words.cpu(), k, method), atol=1e-5)
     assert not (got[1][:, :, None] == words[:, None, :]).any(), "a question word was returned"
 
 
-@pytest.mark.parametrize("backend_name", ["native", "triton"])
+@pytest.mark.parametrize("backend_name", ["native", "triton"])  # the two chunk merges of analogy_topk_forward
 @pytest.mark.parametrize("method", ["3cosadd", "3cosmul"])
 def test_analogy_chunks_splits_ties(backend_name, method, monkeypatch):
     """Unit vectors with entries in {0, +-1/2} (exact cosines in multiples of 1/4) give many exactly tied
     scores; several vocabulary chunks and column splits must still keep the lower rows first."""
 
-    use_backend(backend_name, monkeypatch)
+    use_impl(backend_name, monkeypatch)
     g = torch.Generator().manual_seed(3)
     R, D = 150, 8
     u = torch.zeros(R, D)
@@ -112,20 +129,20 @@ def test_native_merge_rejects_bad_rows():
     if not _native.available()[0]:
         pytest.skip("native extension not built")
     S = torch.zeros(3, 5)
-    tv, ti = ts.empty_lists(1, 2, torch.device("cpu"))
+    lists = _topk.TopK(1, 2)
     with pytest.raises(ValueError, match="outside"):
-        ts.native_merge(S, torch.tensor([[0, 1, 7]]), torch.ones(1), 1, torch.zeros((1, 0), dtype=torch.int64), 0, tv, ti)
+        lists.push_tile(S, torch.tensor([[0, 1, 7]]), torch.ones(1), 1, torch.zeros((1, 0), dtype=torch.int64), 0)
     with pytest.raises(ValueError, match="mode"):
-        ts.native_merge(S, torch.tensor([[0, 1, 2]]), torch.ones(1), 5, torch.zeros((1, 0), dtype=torch.int64), 0, tv, ti)
+        lists.push_tile(S, torch.tensor([[0, 1, 2]]), torch.ones(1), 5, torch.zeros((1, 0), dtype=torch.int64), 0)
 
 
 def test_opcheck(monkeypatch):
     monkeypatch.setenv("FASTREPR_BACKEND", "torch")
     q, v = torch.randn(4, 6), torch.randn(20, 6)
-    torch.library.opcheck(torch.ops.fastrepr.topk_search.default, (q, v, 3, False, ""),
+    torch.library.opcheck(torch.ops.fastrepr.topk_search.default, (q, v, 3, False),
                           test_utils=("test_schema", "test_faketensor"))
     u = torch.nn.functional.normalize(v, dim=1)
-    torch.library.opcheck(torch.ops.fastrepr.analogy_topk.default, (u, torch.tensor([[0, 1, 2]]), 2, "3cosmul", ""),
+    torch.library.opcheck(torch.ops.fastrepr.analogy_topk.default, (u, torch.tensor([[0, 1, 2]]), 2, "3cosmul"),
                           test_utils=("test_schema", "test_faketensor"))
 
 
@@ -136,8 +153,8 @@ def test_torch_compile_fullgraph(monkeypatch):
 
     @torch.compile(fullgraph=True, backend="aot_eager")
     def both(q, u, words):
-        s, i = torch.ops.fastrepr.topk_search(q, u, 3, False, "")
-        a, j = torch.ops.fastrepr.analogy_topk(u, words, 2, "3cosadd", "")
+        s, i = torch.ops.fastrepr.topk_search(q, u, 3, False)
+        a, j = torch.ops.fastrepr.analogy_topk(u, words, 2, "3cosadd")
         return s.sum() + a.sum(), i, j
 
     _, i, j = both(u[:4], u, words)
@@ -146,37 +163,40 @@ def test_torch_compile_fullgraph(monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["3cosadd", "3cosmul"])
-def test_analogy_gpu_large(method):
+def test_analogy_gpu_large(method, monkeypatch):
+    use_impl("triton", monkeypatch)
     R, D, Q = 50_000, 300, 3000
     u = _unit(R, D, "cuda")
     words = torch.randint(0, 2000, (Q, 3), device="cuda")  # few distinct words, as in real analogy sets
-    got = at.analogy_topk(u, words, 10, method, "triton")
+    got = at.analogy_topk(u, words, 10, method)
     _assert_valid_topk(got, reference.analogy_topk(u, words, 10, method), tol=1e-5)
     assert not (got[1][:, :, None] == words[:, None, :]).any()
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("l2", [False, True])
-def test_search_gpu_large(l2):
+def test_search_gpu_large(l2, monkeypatch):
+    use_impl("triton", monkeypatch)
     q, v = torch.randn(1000, 300, device="cuda"), torch.randn(100_000, 300, device="cuda")
-    got = ts.topk_search(q, v, 10, l2, "triton")
+    got = ts.topk_search(q, v, 10, l2)
     _assert_valid_topk(got, reference.topk_search(q, v, 10, "l2" if l2 else "ip"), tol=1e-2)
 
 
-def test_memory_stays_far_below_queries_by_vocabulary():
+def test_memory_stays_far_below_queries_by_vocabulary(monkeypatch):
     """3000 queries x 60000 rows of float32 scores would be 720 MB; the native paths hold a few 16 MB tiles
     (the allocator keeps some freed ones)."""
     from fastrepr import _native, bench
 
     if not _native.available()[0]:
         pytest.skip("native extension not built")
+    use_impl("native", monkeypatch)
     cpu = torch.device("cpu")
     u = _unit(60_000, 8, cpu)
     words = torch.randint(0, 300, (3000, 3))
     q = torch.randn(3000, 8)
     full = 3000 * 60_000 * 4
-    for fn in (lambda: at.analogy_topk(u, words, 10, "3cosmul", "native"),
-               lambda: ts.topk_search(q, u, 10, False, "native")):
+    for fn in (lambda: at.analogy_topk(u, words, 10, "3cosmul"),
+               lambda: ts.topk_search(q, u, 10, False)):
         fn()  # thread pools and allocator warm-up are not the op's
         peak = bench.peak_memory(fn, cpu)
         assert peak < full / 4, f"{peak / 2**20:.0f} MB"
@@ -196,6 +216,7 @@ def _paths():
 
 @pytest.fixture(params=_paths() or [pytest.param("none", marks=pytest.mark.skip(reason="native extension not built"))])
 def scan_path(request, monkeypatch):
+    use_impl("native", monkeypatch)
     monkeypatch.setenv("FASTREPR_SEARCH_PATH", request.param)
     return request.param
 
@@ -207,7 +228,7 @@ def test_every_cpu_path_returns_the_float64_ranking(scan_path, shape, l2):
     (600 queries span two [512, 512] tiles; D = 300 and 29 leave vector tails)."""
     Q, R, D, k = shape
     q, v = torch.randn(Q, D), torch.randn(R, D)
-    got = ts.topk_search(q, v, k, l2, "native")
+    got = ts.topk_search(q, v, k, l2)
     want = reference.topk_search(q, v, k, "l2" if l2 else "ip")
     assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
 
@@ -217,7 +238,7 @@ def test_every_cpu_path_keeps_ties_in_row_order(scan_path):
     v = torch.randint(-1, 2, (297, 4), generator=g).float()
     q = torch.randint(-1, 2, (13, 4), generator=g).float()
     for l2 in (False, True):
-        got = ts.topk_search(q, v, 40, l2, "native")
+        got = ts.topk_search(q, v, 40, l2)
         assert torch.equal(got[1], reference.topk_search(q, v, 40, "l2" if l2 else "ip")[1])
 
 
@@ -230,7 +251,7 @@ def test_refinement_overrides_float32_ties(scan_path):
     v[:, 1] = torch.arange(R, dtype=torch.float32) * 2.0 ** -40
     q = torch.ones(1, 2)
     assert float((q @ v.T).max()) == float((q @ v.T).min()) == 1.0  # all tied in float32
-    s, i = ts.topk_search(q, v, 5, False, "native")
+    s, i = ts.topk_search(q, v, 5, False)
     assert i[0].tolist() == [299, 298, 297, 296, 295]
     assert torch.equal(i, reference.topk_search(q, v, 5)[1])
 
@@ -248,17 +269,19 @@ def test_exact_search_exclusions_and_float64_queries(scan_path):
     assert torch.equal(i, wi[:, :6]) and torch.equal(s, ws[:, :6].float())
 
 
-def test_rejects_non_finite_and_overflowing_input(backend):
-    v = torch.randn(50, 8, device=backend.device)
-    bad = torch.randn(3, 8, device=backend.device)
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_rejects_non_finite_and_overflowing_input(impl, monkeypatch):
+    device = _on(impl, monkeypatch)
+    v = torch.randn(50, 8, device=device)
+    bad = torch.randn(3, 8, device=device)
     bad[1, 2] = float("nan")
     with pytest.raises(ValueError, match="queries contains NaN"):
-        ts.topk_search(bad, v, 3, False, "")
-    big = torch.full((2, 8), 1e30, device=backend.device)
+        ts.topk_search(bad, v, 3, False)
+    big = torch.full((2, 8), 1e30, device=device)
     for l2 in (False, True):
         with pytest.raises(ValueError, match="queries: scores .* beyond float32"):
-            ts.topk_search(big, v * 1e10, 3, l2, "")
-    assert ts.topk_search(torch.randn(2, 8, device=backend.device), v, 10**9, False, "")[1].shape == (2, 50)
+            ts.topk_search(big, v * 1e10, 3, l2)
+    assert ts.topk_search(torch.randn(2, 8, device=device), v, 10**9, False)[1].shape == (2, 50)
 
 
 def test_choose_reads_the_calibration(monkeypatch, tmp_path):
@@ -376,7 +399,7 @@ def test_cosadd_routes_give_identical_answers(data, monkeypatch):
     """3CosAdd through the distinct words' cosines and through one search query per question: the same
     rows and scores (the float64 ranking of the reference), on shared and on nearly distinct question words."""
 
-    use_backend("native", monkeypatch)
+    use_impl("native", monkeypatch)
     R, D = 1500, 24
     u = _unit(R, D, "cpu", seed=2) if data == "random" else _tied_unit(R, 8, 4)
     g = torch.Generator().manual_seed(6)
@@ -390,14 +413,78 @@ def test_cosadd_routes_give_identical_answers(data, monkeypatch):
         assert torch.equal(one[1], two[1]) and torch.equal(one[0], two[0])
         assert torch.equal(one[1], want[1])
         torch.testing.assert_close(one[0], want[0], rtol=0, atol=1e-7)
-        assert torch.equal(at.analogy_topk(u, words, 7, "3cosadd", "")[1], want[1])
+        assert torch.equal(at.analogy_topk(u, words, 7, "3cosadd")[1], want[1])
 
 
-def test_analogy_k_above_the_rows(backend):
-    u = _unit(12, 6, backend.device)
-    words = torch.tensor([[0, 1, 2], [3, 3, 4]], device=backend.device)
+@pytest.mark.parametrize("impl", ANALOGY_IMPLS)
+def test_analogy_k_above_the_rows(impl, monkeypatch):
+    device = _on(impl, monkeypatch)
+    u = _unit(12, 6, device)
+    words = torch.tensor([[0, 1, 2], [3, 3, 4]], device=device)
     for method in ("3cosadd", "3cosmul"):
-        s, i = at.analogy_topk(u, words, 50, method, "")
+        s, i = at.analogy_topk(u, words, 50, method)
         assert s.shape == i.shape == (2, 12)  # k' = min(k, rows)
         assert (i[0, 9:] == -1).all() and (i[1, 10:] == -1).all() and (i[:, :9] >= 0).all()
         assert torch.isneginf(s[0, 9:]).all()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the shared accumulator (ops/_topk.py) and the declared implementations
+
+def test_topk_accumulator_keeps_the_oracle_ranking():
+    """Blocks pushed in any column order, ids shared or per row, many exact ties and -inf entries: the
+    finalized lists are the stable sort of the whole row (score descending, lower id first), padded (-inf, -1)."""
+    g = torch.Generator().manual_seed(5)
+    n, R, k = 7, 90, 12
+    full = torch.randint(-3, 4, (n, R), generator=g).double()
+    full[:, ::7] = float("-inf")  # masked entries never rank
+    full[0, :] = float("-inf")
+    full[0, :5] = 1.0  # a row with fewer than k candidates
+    want_v, want_i = torch.sort(full, dim=1, descending=True, stable=True)
+    want_v, want_i = want_v[:, :k], torch.where(torch.isneginf(want_v[:, :k]), -1, want_i[:, :k])
+    perm = torch.randperm(R, generator=g)
+    for shared in (True, False):
+        lists = _topk.TopK(n, k, dtype=torch.float64)
+        for c0 in range(0, R, 17):  # blocks of a shuffled column order
+            cols = perm[c0:c0 + 17]
+            lists.push(full[:, cols], cols if shared else cols.expand(n, -1))
+        v, i = lists.finalize()
+        assert i.dtype == torch.int64 and torch.equal(i, want_i) and torch.equal(v, want_v)
+    parts = _topk.TopK(n, k, parts=3, width=16, index_dtype=torch.int32)  # Triton's partial-list layout
+    assert parts.scores.shape == parts.ids.shape == (n, 3, 16) and parts.ids.dtype == torch.int32
+    assert torch.equal(parts.ids[0, 0, :3], torch.tensor([-1, -2, -3], dtype=torch.int32))  # distinct padding
+    for p in range(3):  # each part holds the columns p, p + 3, ... (unsorted, as the kernels leave them)
+        cols = torch.arange(p, R, 3)[:16]
+        parts.scores[:, p, :cols.numel()] = full[:, cols].float()
+        parts.ids[:, p, :cols.numel()] = cols.int()
+    v, i = parts.finalize()
+    cols = torch.cat([torch.arange(p, R, 3)[:16] for p in range(3)]).sort().values
+    ref_v, ref_i = torch.sort(full[:, cols], dim=1, descending=True, stable=True)
+    ref_i = torch.where(torch.isneginf(ref_v[:, :k]), -1, cols[ref_i[:, :k]])
+    assert torch.equal(i, ref_i) and torch.equal(v, ref_v[:, :k].float())
+    with pytest.raises(RuntimeError, match="sorted"):
+        parts.push(full[:, :4].float(), torch.arange(4))
+
+
+def test_table_lists_the_declared_implementations():
+    rows = {(op, impl) for op, impl, _, _ in _backend.table()}
+    for op, impls in (("topk_search", ts.IMPLS), ("analogy_topk", at.IMPLS)):
+        assert impls.names == ("triton", "native", "torch")
+        assert _backend.OPS[op] is impls
+        assert {impl for o, impl in rows if o == op} == set(impls.names)
+
+
+@pytest.mark.parametrize("impl", SEARCH_IMPLS)
+def test_recording_names_the_implementation_that_ran(impl, monkeypatch):
+    device = _on(impl, monkeypatch)
+    u = _unit(40, 6, device)
+    with _backend.recording() as ran:
+        ts.topk_search(u[:3], u, 4, False)
+        at.analogy_topk(u, torch.tensor([[0, 1, 2]], device=device), 2, "3cosmul")
+    assert ran == {"topk_search": impl, "analogy_topk": impl}
+
+
+def test_custom_ops_take_no_backend_argument():
+    """FASTREPR_BACKEND is the one override: the schemas have no backend string any more."""
+    for op in (torch.ops.fastrepr.topk_search.default, torch.ops.fastrepr.analogy_topk.default):
+        assert "backend" not in [a.name for a in op._schema.arguments]

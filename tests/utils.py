@@ -79,3 +79,21 @@ def impl_params(impls: _backend.Impls) -> list:
     """pytest params over the implementations an op declares (use with ``@pytest.mark.parametrize("impl",
     impl_params(IMPLS))`` and ``use_impl(impl, monkeypatch)`` in the test)."""
     return [pytest.param(name, id=name) for name in impls.names]
+
+
+def engine_fixture(names) -> object:
+    """A pytest fixture over EmbeddingIndex engines ``names``: "auto" and "faiss" as they are, an op
+    implementation forced through FASTREPR_BACKEND (``use_impl``); build the index with ``index_backend``."""
+
+    @pytest.fixture(params=list(names))
+    def engine(request, monkeypatch):
+        if request.param in _backend.BACKENDS:
+            use_impl(request.param, monkeypatch)
+        return request.param
+
+    return engine
+
+
+def index_backend(engine: str) -> str:
+    """EmbeddingIndex's backend= for an engine (an op implementation is forced by the fixture, not by it)."""
+    return engine if engine in ("auto", "faiss") else "auto"

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import _checks
-from ..search import EmbeddingIndex
+from .. import _backend, _checks
+from ..search import EmbeddingIndex, deprecated_impl
 
 
 def _features(x, name: str, device=None) -> torch.Tensor:
@@ -50,7 +50,9 @@ def knn_predict(train_x, train_y, test_x, k: int = 20, metric: str = "cosine", w
     "similarity" (exp(similarity / temperature), the weighted kNN of Wu et al. 2018 / DINO; metric "cosine"
     or "ip"; computed as exp((s - s_max) / temperature) per query, so a small temperature cannot overflow).
     Equal vote totals go to the smallest label, as in scikit-learn. Features must be finite (ValueError
-    naming the argument). Memory: the index plus O(M·k) for the neighbours and O(M·C) for the votes.
+    naming the argument). backend: "auto" or "faiss" (``EmbeddingIndex``); "triton" | "native" | "torch" are
+    deprecated (DeprecationWarning; set FASTREPR_BACKEND instead).
+    Memory: the index plus O(M·k) for the neighbours and O(M·C) for the votes.
     """
     if weights not in ("uniform", "distance", "similarity"):
         raise ValueError(f"weights must be 'uniform', 'distance' or 'similarity', got {weights!r}")
@@ -70,7 +72,9 @@ def knn_predict(train_x, train_y, test_x, k: int = 20, metric: str = "cosine", w
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= xtr.shape[0]:
         raise ValueError(f"k must be an int in [1, {xtr.shape[0]}] (the training rows), got {k!r}")
     classes, ytr = torch.unique(ytr, return_inverse=True)
-    scores, ids = EmbeddingIndex(xtr, metric=metric, backend=backend).search(xte, k)
+    impl = deprecated_impl(backend, "knn_predict")
+    with _backend.forcing(impl):
+        scores, ids = EmbeddingIndex(xtr, metric=metric, backend="auto" if impl else backend).search(xte, k)
     scores = scores.double()
     if weights == "uniform":
         w = torch.ones_like(scores)

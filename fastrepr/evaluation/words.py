@@ -37,7 +37,7 @@ import torch
 
 from .._io import FormatError, open_read, stream_errors
 from .._progress import Progress
-from ..ops.topk_search import unique_inverse
+from ..ops._topk import TopK, unique_inverse
 from ..search import EmbeddingIndex
 
 logger = logging.getLogger(__name__)
@@ -267,6 +267,16 @@ def _rescore(index: EmbeddingIndex, words: torch.Tensor, cand: torch.Tensor, met
     return s, _bound(s.masked_fill(cand < 0, 0.0), *cos, scale, unit.shape[1], method)
 
 
+def _by_exact(cand: torch.Tensor, exact: torch.Tensor, err: torch.Tensor):
+    """(cand, exact, err) [N, K] reordered by exact score, descending; equal scores keep the kernel's order
+    (the TopK ranks candidate positions, lower first on ties); rows without a candidate (-inf) go last as -1."""
+    lists = TopK(*exact.shape, dtype=exact.dtype)
+    lists.push(exact, torch.arange(exact.shape[1]))
+    ordered, pos = lists.finalize()
+    at = pos.clamp_min(0)
+    return cand.gather(1, at).masked_fill(pos < 0, -1), ordered, err.gather(1, at)
+
+
 def _decide(ids, exact, err, fast_last, err_last, fold, ask, expected):
     """gensim's choice among the candidates in exact order, and whether float32 rounding could change it.
 
@@ -329,10 +339,9 @@ def evaluate_word_analogies(vectors, questions_path=None, restrict_vocab: int = 
             fast, cand = index.analogy(w[:, 0], w[:, 1], w[:, 2], method, k=k, restrict_vocab=rows)
         for sub in range(0, w.shape[0], _BLOCK):  # float64 re-scoring in blocks: O(_BLOCK · k · D) memory
             ws, cs = w[sub:sub + _BLOCK], cand[sub:sub + _BLOCK]
-            exact, err = (t.cpu().numpy() for t in _rescore(index, ws, cs, method))
-            cs, fs = cs.cpu().numpy(), fast[sub:sub + _BLOCK].cpu().numpy()
-            order = np.argsort(-exact, axis=1, kind="stable")  # equal scores keep the kernel's row order
-            cand_e, exact_e, err_e = (np.take_along_axis(t, order, 1).tolist() for t in (cs, exact, err))
+            exact, err = (t.cpu() for t in _rescore(index, ws, cs, method))
+            cand_e, exact_e, err_e = (t.tolist() for t in _by_exact(cs.cpu(), exact, err))
+            cs, fs, err = cs.cpu().numpy(), fast[sub:sub + _BLOCK].cpu().numpy(), err.numpy()
             last = np.where(cs[:, -1] >= 0, fs[:, -1], np.nan).tolist()
             for n in range(ws.shape[0]):
                 quad = asked[lo + sub + n][1]

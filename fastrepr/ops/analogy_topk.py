@@ -16,19 +16,20 @@ Neither queries x vocabulary nor three such matrices are ever stored: memory is 
 so it stays in the GPU's L2, or near 8 MB on a CPU) plus O(Q·k) for the lists.
 
 Triton (CUDA): program (pq, ps) owns BLOCK_Q questions and one of SPLITS column ranges of the chunk; it keeps
-its lists in registers across the chunk's tiles (``topk_search._merge_topk``) and in a [Q, SPLITS, KP]
-buffer between chunks. Native (CPU): C++ ``topk_merge`` (modes 1 and 2), OpenMP over questions.
+its lists in registers across the chunk's tiles (``_topk.merge_topk``) and in a [Q, SPLITS, KP] buffer
+(a ``_topk.TopK``) between chunks. Native (CPU): C++ ``topk_merge`` (modes 1 and 2, ``TopK.push_tile``),
+OpenMP over questions. Torch (any device): float64 cosine rows of the distinct words, blocks pushed into a
+``TopK``. ``IMPLS`` declares the three; ``fastrepr._backend.dispatch`` picks one per call.
 Ties: equal scores keep the lower row first, as ``reference.analogy_topk``. Gradients: none.
 """
 from __future__ import annotations
 
 import torch
 
-from .. import reference
-from .._backend import select
+from .._backend import Impls, declare, dispatch
 from .._triton import next_power_of_2, tl, triton
-from .topk_search import (_NEG_INF, _U, _merge_topk, cdiv, chunk_rows, empty_lists, exact_search, finalize, gamma,
-                          margin, native_merge, refine, row_sqnorms, splits_for, unique_inverse)
+from ._topk import COMPILE_KP, NEG_INF, TopK, cdiv, chunk_rows, empty_result, merge_topk, splits_for, unique_inverse
+from .topk_search import U, exact_search, gamma, margin, refine, row_sqnorms
 
 OP = "analogy_topk"
 METHODS = {"3cosadd": 1, "3cosmul": 2}
@@ -54,7 +55,7 @@ def _analogy_topk_kernel(
     mask_q = offs_q < Q
     slots = tl.arange(0, KP)
     lists = (offs_q[:, None].to(tl.int64) * splits + ps) * KP + slots[None, :]
-    top_v = tl.load(top_v_ptr + lists, mask=mask_q[:, None], other=_NEG_INF)
+    top_v = tl.load(top_v_ptr + lists, mask=mask_q[:, None], other=NEG_INF)
     top_i = tl.load(top_i_ptr + lists, mask=mask_q[:, None], other=-1)
     ra = tl.load(rows_ptr + offs_q * 3 + 0, mask=mask_q, other=0).to(tl.int64) * stride_s
     rb = tl.load(rows_ptr + offs_q * 3 + 1, mask=mask_q, other=0).to(tl.int64) * stride_s
@@ -77,20 +78,20 @@ def _analogy_topk_kernel(
             s = (sb + sc - sa) * scale[:, None]
         cols = (col0 + offs_j)[None, :]
         keep = m & (cols != wa[:, None]) & (cols != wb[:, None]) & (cols != wc[:, None])
-        s = tl.where(keep, s, _NEG_INF)
-        top_v, top_i = _merge_topk(s, cols, top_v, top_i)
+        s = tl.where(keep, s, NEG_INF)
+        top_v, top_i = merge_topk(s, cols, top_v, top_i)
     tl.store(top_v_ptr + lists, top_v, mask=mask_q[:, None])
     tl.store(top_i_ptr + lists, top_i, mask=mask_q[:, None])
 
 
-def _triton_merge(S, rows32, scale, words32, col0, top_v, top_i, mul):
-    Q, splits, KP = top_v.shape
+def _triton_merge(S, rows32, scale, words32, col0, lists, mul):
+    Q, splits, KP = lists.scores.shape
     C = S.shape[1]
     # Untuned (no GPU was available): 32 questions x 128 columns, 4 warps; 16 questions for long lists.
     BLOCK_Q, BLOCK_V = (32 if KP <= 32 else 16, 128) if S.is_cuda else (16, 32)
     span = cdiv(cdiv(C, splits), BLOCK_V) * BLOCK_V
     _analogy_topk_kernel[(cdiv(Q, BLOCK_Q), splits)](
-        S, rows32, scale, words32, top_v, top_i,
+        S, rows32, scale, words32, lists.scores, lists.ids,
         Q, C, col0, span, S.stride(0),
         MUL=mul, KP=KP, BLOCK_Q=BLOCK_Q, BLOCK_V=BLOCK_V, num_warps=4,
     )
@@ -100,7 +101,6 @@ def compile_cases():
     """How _triton_merge launches the kernel on a GPU: 3CosAdd and 3CosMul, each KP of COMPILE_KP with the CUDA
     tiles it picks for it (restated here from _triton_merge), Q = 19544 questions over a chunk of C = 8192 rows."""
     from .._triton import CompileCase
-    from .topk_search import COMPILE_KP
 
     f32, i32, Q, C = torch.float32, torch.int32, 19544, 8192
     for mul in (False, True):
@@ -111,9 +111,10 @@ def compile_cases():
                 num_warps=4)
 
 
-def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, backend: str,
+def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, merge: str,
                          chunk: int | None = None, splits: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Driver shared by the triton and native backends (see the module docstring).
+    """Driver shared by the triton and native implementations (see the module docstring); merge: "triton"
+    (the kernel above) or "native" (C++ ``topk_merge``), the chunk merge the calling implementation uses.
 
     unit [R, D] float32 unit rows; words [Q, 3] int64 ids in [0, R). chunk: vocabulary rows per GEMM (default:
     the tile W x C stays near 32 MB on CUDA, 8 MB on CPU); splits: column ranges per chunk (Triton only).
@@ -128,22 +129,20 @@ def analogy_topk_forward(unit: torch.Tensor, words: torch.Tensor, k: int, method
     mode = METHODS[method]
     gpu = unit.is_cuda
     chunk = chunk or chunk_rows(R, W.shape[0], (32 if gpu else 8) << 20, 256)
-    if backend == "triton":
-        KP = next_power_of_2(k)
+    if merge == "triton":
         splits = splits or splits_for(cdiv(Q, 32), min(chunk, R), 128, unit.device)
-        top_v = torch.full((Q, splits, KP), float("-inf"), device=unit.device)
-        top_i = (-1 - torch.arange(KP, device=unit.device, dtype=torch.int32)).expand(Q, splits, KP).contiguous()
+        lists = TopK(Q, k, unit.device, parts=splits, width=next_power_of_2(k), index_dtype=torch.int32)
         rows32, words32 = rows.int().contiguous(), words.int().contiguous()
     else:
-        top_v, top_i = empty_lists(Q, k, unit.device)
+        lists = TopK(Q, k, unit.device)
         rows, words = rows.contiguous(), words.contiguous()
     for c0 in range(0, R, chunk):
         S = (W @ unit[c0:c0 + chunk].T).contiguous()  # [W, C] cosines of the distinct words
-        if backend == "triton":
-            _triton_merge(S, rows32, scale, words32, c0, top_v, top_i, mode == 2)
+        if merge == "triton":
+            _triton_merge(S, rows32, scale, words32, c0, lists, mode == 2)
         else:
-            native_merge(S, rows, scale, mode, words, c0, top_v, top_i)
-    return finalize(top_v, top_i, k)
+            lists.push_tile(S, rows, scale, mode, words, c0)
+    return lists.finalize()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -191,8 +190,8 @@ def cosadd_native(unit: torch.Tensor, words: torch.Tensor, k: int, vsq: torch.Te
         return search(slice(None))
     K = min(R, k + margin(k))
     approx, cand = analogy_topk_forward(unit, words, K, "3cosadd", "native")
-    bound = 2.0 * (torch.where(scale > 0, scale, torch.full_like(scale, float("inf"))) * (3 * gamma(D) + 12 * _U)
-                   + gamma(D) + 4 * _U)
+    bound = 2.0 * (torch.where(scale > 0, scale, torch.full_like(scale, float("inf"))) * (3 * gamma(D) + 12 * U)
+                   + gamma(D) + 4 * U)
     s, i, ok = refine(comb, unit, cand, approx, bound, words, False, k, threads, scale)
     if not bool(ok.all()):  # near-ties at the k-th place: those questions go through the search
         bad = (~ok).nonzero().squeeze(1)
@@ -200,24 +199,76 @@ def cosadd_native(unit: torch.Tensor, words: torch.Tensor, k: int, vsq: torch.Te
     return s, i
 
 
+# ---------------------------------------------------------------------------------------------------------
+# the implementations (each takes the custom op's arguments, k already clipped to R) and the op
+
+def analogy_topk_triton(unit, words, k, method, vsq=None):
+    """Triton (CUDA; CPU tensors under the interpreter): the distinct-word driver, float32 ranking."""
+    if words.shape[0] == 0:
+        return empty_result(unit, 0, k)
+    return analogy_topk_forward(unit, words, k, method, "triton")
+
+
+def analogy_topk_native(unit, words, k, method, vsq=None):
+    """C++ (CPU): 3CosAdd exact (the cheaper route above), 3CosMul through the distinct-word driver."""
+    if words.shape[0] == 0:
+        return empty_result(unit, 0, k)
+    if method == "3cosadd":
+        return cosadd_native(unit, words, k, vsq)
+    return analogy_topk_forward(unit, words, k, method, "native")
+
+
+def analogy_topk_torch(unit, words, k, method, vsq=None):
+    """Plain PyTorch, any device: float64 cosines of the W distinct words with blocks of C rows (C about
+    2^22 / max(W, 4096), at least 256), each question's scores formed from three of their rows and pushed into
+    one TopK per block of at most 4096 questions. Memory: the [W, C] and [4096, C] blocks; never [Q, R]. Ranks as
+    ``reference.analogy_topk`` (float64, lower row first on ties)."""
+    Q, R = words.shape[0], unit.shape[0]
+    if Q == 0:
+        return empty_result(unit, 0, k)
+    distinct, rows = unique_inverse(words)
+    u = unit.double()
+    W = u[distinct]
+    norm = (W[rows[:, 1]] + W[rows[:, 2]] - W[rows[:, 0]]).norm(dim=1)
+    scale = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))[:, None]
+    step = max(256, (1 << 22) // max(W.shape[0], min(Q, 4096)))
+    out_s, out_i = [], []
+    for lo in range(0, Q, 4096):
+        r, w = rows[lo:lo + 4096], words[lo:lo + 4096]
+        lists = TopK(r.shape[0], k, unit.device, dtype=torch.float64)
+        for c0 in range(0, R, step):
+            cos = W @ u[c0:c0 + step].T  # [W, C]
+            cols = torch.arange(c0, c0 + cos.shape[1], device=unit.device)
+            s = _scores(cos[r[:, 0]], cos[r[:, 1]], cos[r[:, 2]], method, scale[lo:lo + 4096])
+            s = s.masked_fill((cols[None, None, :] == w[:, :, None]).any(1), float("-inf"))
+            lists.push(s, cols)
+        s, i = lists.finalize()
+        out_s.append(s)
+        out_i.append(i)
+    return torch.cat(out_s).float(), torch.cat(out_i)
+
+
+def _scores(cos_a, cos_b, cos_c, method, scale):
+    """3CosAdd / 3CosMul from the three cosine rows of each question (the formulas of the module docstring)."""
+    if method == "3cosadd":
+        return (cos_b + cos_c - cos_a) * scale
+    return ((1 + cos_b) * 0.5) * ((1 + cos_c) * 0.5) / ((1 + cos_a) * 0.5 + 1e-6)
+
+
+IMPLS = declare(OP, Impls(triton=analogy_topk_triton, native=analogy_topk_native, torch=analogy_topk_torch))
+
+
 @torch.library.custom_op("fastrepr::analogy_topk", mutates_args=())
-def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str, backend: str,
+def analogy_topk(unit: torch.Tensor, words: torch.Tensor, k: int, method: str,
                  vsq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores [Q, k'], indices [Q, k']) with k' = min(k, R), for questions words [Q, 3] over unit rows
     [R, D] (see module doc); questions with fewer than k' candidates end in (-inf, -1). vsq: |u|^2 per row
-    when the caller has it. backend: "" selects per call (fastrepr._backend.select), or names one."""
-    k = min(int(k), unit.shape[0])
-    backend = select(OP, unit, force=backend or None)
-    if words.shape[0] == 0:
-        return unit.new_empty((0, k)), unit.new_empty((0, k), dtype=torch.int64)
-    if backend == "torch":
-        return reference.analogy_topk(unit, words, k, method)
-    if backend == "native" and method == "3cosadd":
-        return cosadd_native(unit, words, k, vsq)
-    return analogy_topk_forward(unit, words, k, method, backend)
+    when the caller has it. The implementation is chosen by ``fastrepr._backend.dispatch`` (FASTREPR_BACKEND
+    forces one)."""
+    return dispatch(OP, IMPLS, unit, words, min(int(k), unit.shape[0]), method, vsq)
 
 
 @analogy_topk.register_fake
-def _(unit, words, k, method, backend, vsq=None):
+def _(unit, words, k, method, vsq=None):
     kk = min(k, unit.shape[0])
     return (unit.new_empty((words.shape[0], kk)), unit.new_empty((words.shape[0], kk), dtype=torch.int64))

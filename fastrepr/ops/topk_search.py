@@ -4,7 +4,8 @@
 Triton (CUDA): one program owns BLOCK_Q queries and a contiguous range of the vocabulary (the range is one of
 SPLITS, so small query batches still fill the GPU); it walks the range in [BLOCK_Q, BLOCK_V] similarity tiles
 (tl.dot over D in BLOCK_K slices) and merges each tile into a running top-k held in registers
-(``_merge_topk``). Partial lists, [Q, SPLITS, KP] for KP = next_pow2(k), are merged on the host by one sort.
+(``_topk.merge_topk``). Partial lists, [Q, SPLITS, KP] for KP = next_pow2(k), are merged on the host by one sort
+(``_topk.TopK.finalize``).
 L2 ranks by 2 q.v - |v|^2 (= |q|^2 - |q - v|^2) and returns |q|^2 minus it, clamped at 0.
 
 Native (CPU): an exact search in two steps (notes above ``exact_search``). A float32 scan keeps the best
@@ -14,6 +15,9 @@ which path runs is measured once per machine (``_search_plan``). Then ``topk_ref
 in float64 and certifies that no other row can belong; uncertified queries are scanned again with more
 candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
 Memory: O(Q·(k + margin)) lists and one tile per thread; never the [Q, R] score matrix.
+
+Torch (any device): float64 blocks pushed into a ``_topk.TopK`` (the same float64 ranking, slower).
+``IMPLS`` declares the three; ``fastrepr._backend.dispatch`` picks one per call.
 
 Ties: equal scores keep the lower row first on every backend (and in ``reference.topk_search``).
 Cost: 2·Q·R·D flops (plus Q·(k + margin)·D in float64). Gradients: none (an evaluation op).
@@ -25,49 +29,12 @@ import math
 import numpy as np
 import torch
 
-from .. import _native, reference
-from .._backend import select
+from .. import _native
+from .._backend import Impls, declare, dispatch
 from .._triton import next_power_of_2, tl, triton
+from ._topk import COMPILE_KP, NEG_INF, TopK, cdiv, empty_result, merge_topk, splits_for
 
 OP = "topk_search"
-NEG_INF = float("-inf")
-# kernel-side constants (Triton reads globals only when they are constexpr)
-_NEG_INF = tl.constexpr(float("-inf"))
-_INT_MIN = tl.constexpr(-2147483647)  # below every padding index (-1 - slot)
-_INT_BIG = tl.constexpr(2147483647)  # above every row index
-
-
-@triton.jit
-def _worst(top_v, top_i):
-    """The slot each row would give up next: the lowest score; among equal scores, the highest index."""
-    worst_v = tl.min(top_v, axis=1)
-    worst_i = tl.max(tl.where(top_v == worst_v[:, None], top_i, _INT_MIN), axis=1)
-    return worst_v, worst_i
-
-
-@triton.jit
-def _merge_topk(s, cols, top_v, top_i):
-    """Fold a score tile s [BQ, BV] (columns ``cols`` [1, BV] int32, masked entries -inf) into the running
-    lists (top_v, top_i) [BQ, KP].
-
-    While some row's tile maximum beats that row's worst kept score, every row moves its maximum (lowest
-    column among equal maxima) into its worst slot when it is better, and drops it from the tile. Tiles come
-    in increasing column order, so an equal score never displaces a kept one: ties keep the lower row. Each
-    row takes at most KP elements per tile; after the first tiles most tiles need no iteration at all.
-    """
-    m = tl.max(s, axis=1)
-    worst_v, worst_i = _worst(top_v, top_i)
-    go = tl.max((m > worst_v).to(tl.int32), axis=0)
-    while go > 0:
-        ci = tl.min(tl.where(s == m[:, None], cols, _INT_BIG), axis=1)
-        hit = (m > worst_v)[:, None] & (top_v == worst_v[:, None]) & (top_i == worst_i[:, None])
-        top_v = tl.where(hit, m[:, None], top_v)
-        top_i = tl.where(hit, ci[:, None], top_i)
-        s = tl.where(cols == ci[:, None], _NEG_INF, s)
-        m = tl.max(s, axis=1)
-        worst_v, worst_i = _worst(top_v, top_i)
-        go = tl.max((m > worst_v).to(tl.int32), axis=0)
-    return top_v, top_i
 
 
 @triton.jit
@@ -89,7 +56,7 @@ def _topk_search_kernel(
     offs_q = pq * BLOCK_Q + tl.arange(0, BLOCK_Q)
     mask_q = offs_q < Q
     slots = tl.arange(0, KP)
-    top_v = tl.full([BLOCK_Q, KP], _NEG_INF, tl.float32)
+    top_v = tl.full([BLOCK_Q, KP], NEG_INF, tl.float32)
     top_i = tl.zeros([BLOCK_Q, KP], dtype=tl.int32) - 1 - slots[None, :]
     lo = ps * span
     hi = tl.minimum(lo + span, R)
@@ -108,37 +75,11 @@ def _topk_search_kernel(
         if L2:
             vsq = tl.load(vsq_ptr + offs_v, mask=mask_v, other=0.0)
             acc = 2.0 * acc - vsq[None, :]
-        s = tl.where(mask_v[None, :], acc, _NEG_INF)
-        top_v, top_i = _merge_topk(s, offs_v[None, :], top_v, top_i)
+        s = tl.where(mask_v[None, :], acc, NEG_INF)
+        top_v, top_i = merge_topk(s, offs_v[None, :], top_v, top_i)
     out = (offs_q[:, None].to(tl.int64) * splits + ps) * KP + slots[None, :]
     tl.store(out_v_ptr + out, top_v, mask=mask_q[:, None])
     tl.store(out_i_ptr + out, top_i, mask=mask_q[:, None])
-
-
-def cdiv(a: int, b: int) -> int:
-    """Ceiling division (also without triton installed)."""
-    return -(-int(a) // int(b))
-
-
-def finalize(top_v: torch.Tensor, top_i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[Q, ..., KP] partial lists -> ([Q, k] scores descending, [Q, k] int64 indices); ties: lower index
-    first; padding (-inf) becomes index -1."""
-    v = top_v.reshape(top_v.shape[0], -1)
-    i = top_i.reshape(top_i.shape[0], -1).long()
-    i = torch.where(torch.isneginf(v), torch.full_like(i, torch.iinfo(torch.int64).max), i)
-    by_index = torch.argsort(i, dim=1, stable=True)
-    v, i = v.gather(1, by_index), i.gather(1, by_index)
-    by_score = torch.argsort(v, dim=1, descending=True, stable=True)
-    v, i = v.gather(1, by_score)[:, :k], i.gather(1, by_score)[:, :k]
-    return v.contiguous(), torch.where(torch.isneginf(v), torch.full_like(i, -1), i).contiguous()
-
-
-def splits_for(q_blocks: int, rows: int, block_v: int, device: torch.device) -> int:
-    """How many vocabulary ranges to split over so that about 4 programs per SM run (1 without a GPU)."""
-    if device.type != "cuda":
-        return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(cdiv(4 * sms, q_blocks), cdiv(rows, block_v)))
 
 
 def _precision() -> str:
@@ -167,20 +108,14 @@ def topk_search_forward(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2
     span = cdiv(cdiv(R, splits), BLOCK_V) * BLOCK_V
     splits = cdiv(R, span)
     vsq = vectors.square().sum(1) if l2 else vectors.new_empty(1)
-    out_v = torch.empty((Q, splits, KP), dtype=torch.float32, device=queries.device)
-    out_i = torch.empty((Q, splits, KP), dtype=torch.int32, device=queries.device)
+    lists = TopK(Q, k, queries.device, parts=splits, width=KP, index_dtype=torch.int32)
     _topk_search_kernel[(q_blocks, splits)](
-        queries, vectors, vsq, out_v, out_i,
+        queries, vectors, vsq, lists.scores, lists.ids,
         Q, R, D, span,
         *queries.stride(), *vectors.stride(),
         L2=l2, PRECISION=_precision(), KP=KP, BLOCK_Q=BLOCK_Q, BLOCK_V=BLOCK_V, BLOCK_K=BLOCK_K, num_warps=4,
     )
-    return finalize(out_v, out_i, k)
-
-
-# KP = next_pow2(k) of the compile cases (tests/test_gpu_compile.py); the launchers take any k, and above 1024
-# the lists held in registers (KP scores and indices per query row) grow with it
-COMPILE_KP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+    return lists.finalize()
 
 
 def compile_cases():
@@ -200,34 +135,6 @@ def compile_cases():
                     L2=l2, PRECISION=precision, KP=kp, BLOCK_Q=block_q, BLOCK_V=64, BLOCK_K=32), num_warps=4)
 
 
-def chunk_rows(rows: int, other: int, budget_bytes: int, multiple: int) -> int:
-    """Chunk length C (a multiple of `multiple`) so that an [other, C] float32 tile stays near budget_bytes."""
-    c = max(multiple, (budget_bytes // (4 * max(other, 1))) // multiple * multiple)
-    return min(c, cdiv(rows, multiple) * multiple)
-
-
-def native_merge(S: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor, mode: int, excl: torch.Tensor,
-                 col0: int, top_v: torch.Tensor, top_i: torch.Tensor) -> None:
-    """Fold the score tile of columns [col0, col0 + S.shape[1]) into the sorted lists (top_v, top_i) [Q, K]
-    in place (C++ ``topk_merge``; mode 0: row rows[q, 0] of S; 1: 3CosAdd; 2: 3CosMul)."""
-    _native.get().topk_merge(_native.as_buffer(S), _native.as_buffer(rows), _native.as_buffer(scale), mode,
-                             _native.as_buffer(excl), col0, top_v.numpy(), top_i.numpy(), torch.get_num_threads())
-
-
-def unique_inverse(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.unique(x, return_inverse=True); on CPU through numpy, which is many times faster there."""
-    if x.is_cuda:
-        return torch.unique(x, return_inverse=True)
-    values, inverse = np.unique(x.numpy(), return_inverse=True)
-    return torch.from_numpy(values), torch.from_numpy(inverse.reshape(x.shape))
-
-
-def empty_lists(Q: int, K: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Running lists for the native merge: scores -inf, indices -1 - slot (distinct padding)."""
-    return (torch.full((Q, K), NEG_INF, device=device),
-            (-1 - torch.arange(K, device=device)).expand(Q, K).contiguous())
-
-
 # ---------------------------------------------------------------------------------------------------------
 # native (CPU): a float32 candidate scan on the fastest path here, then the float64 refinement
 #
@@ -241,12 +148,12 @@ def empty_lists(Q: int, K: int, device: torch.device) -> tuple[torch.Tensor, tor
 # 4x the candidates, until every row is one. So every path returns the float64 ranking of
 # ``reference.topk_search``: the same rows in the same order, equal scores keeping the lower row.
 
-_U = 2.0 ** -24
+U = 2.0 ** -24  # float32 unit roundoff
 _FLT_BIG = 1e38  # scores must stay below float32's maximum (3.4e38) in every partial sum
 
 
 def gamma(n: int) -> float:
-    return n * _U / (1.0 - n * _U)
+    return n * U / (1.0 - n * U)
 
 
 def margin(k: int) -> int:
@@ -349,10 +256,10 @@ def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool) -> torch.Tenso
     if path.bf16:
         rel = 2.0 ** -7 + 2.0 ** -16 + gamma(D + 2) * (1 + 2.0 ** -8) ** 2
         tiny = 2.0 ** -126 * (math.sqrt(D) * (qn + vmax) + D)
-        return 2.0 * (rel * ((qn + vmax) ** 2 if l2 else qn * vmax) + tiny) + (4.0 * _U * qn * vmax)
+        return 2.0 * (rel * ((qn + vmax) ** 2 if l2 else qn * vmax) + tiny) + (4.0 * U * qn * vmax)
     if l2:
         return 2.0 * gamma(D + 4) * (qn + vmax) ** 2
-    return 2.0 * (gamma(D + 2) + _U) * qn * vmax  # + u: x64 rounded to the float32 queries
+    return 2.0 * (gamma(D + 2) + U) * qn * vmax  # + u: x64 rounded to the float32 queries
 
 
 def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, vsq: torch.Tensor | None = None,
@@ -421,32 +328,69 @@ def search_path(Q: int, R: int, D: int) -> str:
     return f"{path.name}: {path.library}"
 
 
-@torch.library.custom_op("fastrepr::topk_search", mutates_args=())
-def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, backend: str,
-                vsq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores [Q, k'], indices [Q, k']) with k' = min(k, R); ip: inner products, descending; l2: squared
-    distances, ascending; equal scores: lower row first. Inputs float32, queries finite (ValueError naming
-    ``queries`` otherwise, on every backend). vsq: |v|^2 per row [R] when the caller has it (else computed).
-    backend: "" selects per call (fastrepr._backend.select), or names one. The native backend returns the
-    float64 ranking exactly (module notes above); Triton ranks in float32."""
-    k = min(int(k), vectors.shape[0])
-    backend = select(OP, queries, force=backend or None)
+# ---------------------------------------------------------------------------------------------------------
+# the implementations (each takes the custom op's arguments, k already clipped to R) and the op
+
+def topk_search_triton(queries, vectors, k, l2, vsq=None):
+    """Triton (CUDA; CPU tensors under the interpreter): float32 ranking, [Q, k] scores and rows."""
     if queries.shape[0] == 0:
-        return queries.new_empty((0, k)), queries.new_empty((0, k), dtype=torch.int64)
-    if backend != "native":  # (the native search makes the same checks itself)
-        check_inputs(queries, vectors, vsq, l2)
-    if backend == "torch":
-        return reference.topk_search(queries, vectors, k, "l2" if l2 else "ip")
-    if backend == "native":
-        return exact_search(queries, vectors, k, l2, vsq)
+        return empty_result(queries, 0, k)
+    check_inputs(queries, vectors, vsq, l2)
     s, i = topk_search_forward(queries, vectors, k, l2)
     if l2:  # |q - v|^2 = |q|^2 - (2 q.v - |v|^2); padding stays +inf
         s = torch.where(i >= 0, (queries.square().sum(1, keepdim=True) - s).clamp_min(0), float("inf"))
     return s, i
 
 
+def topk_search_native(queries, vectors, k, l2, vsq=None):
+    """C++ (CPU): the exact search above; which scan it runs (MKL, OpenBLAS, bf16 filter, FAISS, built-in
+    kernel) is measured once per machine inside it (``_search_plan``), not chosen by the dispatcher."""
+    if queries.shape[0] == 0:
+        return empty_result(queries, 0, k)
+    return exact_search(queries, vectors, k, l2, vsq)
+
+
+def topk_search_torch(queries, vectors, k, l2, vsq=None):
+    """Plain PyTorch, any device: float64 scores of blocks of at most 4096 queries x C rows (C >= 1024, so
+    that a block holds about 2^22 scores) pushed into one TopK per query block. Memory: one block and its sort; never
+    the [Q, R] matrix. Ranks as ``reference.topk_search`` (float64, lower row first on ties)."""
+    Q, R = queries.shape[0], vectors.shape[0]
+    if Q == 0:
+        return empty_result(queries, 0, k)
+    check_inputs(queries, vectors, vsq, l2)
+    v = vectors.double()
+    out_s, out_i = [], []
+    for lo in range(0, Q, 4096):
+        q = queries[lo:lo + 4096].double()
+        lists = TopK(q.shape[0], k, q.device, dtype=torch.float64)
+        step = max(1024, (1 << 22) // q.shape[0])
+        for c0 in range(0, R, step):
+            vc = v[c0:c0 + step]
+            s = -torch.cdist(q, vc).square() if l2 else q @ vc.T
+            lists.push(s, torch.arange(c0, c0 + vc.shape[0], device=q.device))
+        s, i = lists.finalize()
+        out_s.append(-s if l2 else s)
+        out_i.append(i)
+    return torch.cat(out_s).float(), torch.cat(out_i)
+
+
+IMPLS = declare(OP, Impls(triton=topk_search_triton, native=topk_search_native, torch=topk_search_torch))
+
+
+@torch.library.custom_op("fastrepr::topk_search", mutates_args=())
+def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
+                vsq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [Q, k'], indices [Q, k']) with k' = min(k, R); ip: inner products, descending; l2: squared
+    distances, ascending; equal scores: lower row first. Inputs float32, queries finite (ValueError naming
+    ``queries`` otherwise, on every implementation). vsq: |v|^2 per row [R] when the caller has it (else
+    computed). The implementation is chosen by ``fastrepr._backend.dispatch`` (FASTREPR_BACKEND forces one).
+    The native and torch implementations return the float64 ranking exactly (module notes above); Triton
+    ranks in float32."""
+    return dispatch(OP, IMPLS, queries, vectors, min(int(k), vectors.shape[0]), l2, vsq)
+
+
 @topk_search.register_fake
-def _(queries, vectors, k, l2, backend, vsq=None):
+def _(queries, vectors, k, l2, vsq=None):
     kk = min(k, vectors.shape[0])
     return (queries.new_empty((queries.shape[0], kk)),
             queries.new_empty((queries.shape[0], kk), dtype=torch.int64))
