@@ -11,6 +11,10 @@
 #include <omp.h>
 #endif
 
+// The (storage, accumulation) type pairs every float kernel is compiled for, the list that dispatch_float in
+// bind_common.h dispatches over. X(T, Acc) is a kernel file's explicit-instantiation macro.
+#define FASTREPR_FOR_EACH_FLOAT(X) X(float, float) X(double, double) X(bf16, float) X(fp16, float)
+
 namespace fastrepr {
 
 // 16-bit floats arrive as their raw bits (torch tensor viewed as int16 -> numpy buffer).

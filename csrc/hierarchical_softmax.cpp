@@ -99,10 +99,7 @@ bool hierarchical_softmax_backward(const T* h, const T* w_nodes, const int64_t* 
   template bool hierarchical_softmax_backward<T, Acc>(const T*, const T*, const int64_t*, const int64_t*,      \
                                                       const uint8_t*, const int64_t*,                          \
                                                       HierarchicalSoftmaxShape, const Acc*, Acc*, Acc*, bool, int);
-FASTREPR_INSTANTIATE(float, float)
-FASTREPR_INSTANTIATE(double, double)
-FASTREPR_INSTANTIATE(bf16, float)
-FASTREPR_INSTANTIATE(fp16, float)
+FASTREPR_FOR_EACH_FLOAT(FASTREPR_INSTANTIATE)
 #undef FASTREPR_INSTANTIATE
 
 }  // namespace fastrepr

@@ -199,10 +199,7 @@ bool negative_sampling_step(T* w_in, T* w_out, const int64_t* inputs, const uint
   template bool negative_sampling_backward<T, Acc>(const T*, const T*, const int64_t*, const uint8_t*,         \
                                                    const int64_t*, const int64_t*, NegativeSamplingShape,      \
                                                    const Acc*, Acc*, Acc*, bool, int);
-FASTREPR_INSTANTIATE(float, float)
-FASTREPR_INSTANTIATE(double, double)
-FASTREPR_INSTANTIATE(bf16, float)
-FASTREPR_INSTANTIATE(fp16, float)
+FASTREPR_FOR_EACH_FLOAT(FASTREPR_INSTANTIATE)
 #undef FASTREPR_INSTANTIATE
 template bool negative_sampling_step<float>(float*, float*, const int64_t*, const uint8_t*, const int64_t*,
                                             const int64_t*, NegativeSamplingShape, float, bool, float*, int);

@@ -58,10 +58,7 @@ bool pairwise_abs_diff_mean_index(const T* z, int64_t N, int64_t D, const int64_
                                                      int);                                                \
   template bool pairwise_abs_diff_mean_index<T, Acc>(const T*, int64_t, int64_t, const int64_t*,          \
                                                      const int64_t*, int64_t, int64_t, Acc*, int);
-FASTREPR_INSTANTIATE(float, float)
-FASTREPR_INSTANTIATE(double, double)
-FASTREPR_INSTANTIATE(bf16, float)
-FASTREPR_INSTANTIATE(fp16, float)
+FASTREPR_FOR_EACH_FLOAT(FASTREPR_INSTANTIATE)
 #undef FASTREPR_INSTANTIATE
 
 }  // namespace fastrepr

@@ -1,4 +1,4 @@
-"""The private fastrepr._C entry points (all but the word2vec trainer's and the top-k merge) called with absurd
+"""The private fastrepr._C entry points (all but the word2vec trainer's) called with absurd
 sizes, indices, offsets, values and thread counts: each must raise a Python exception, never abort or fault.
 
 The calls run in a child process, so that a regression that kills the interpreter fails this test (with the
@@ -58,6 +58,25 @@ CHILD = textwrap.dedent(r'''
                  codes=z(4, 2, t=u8), lengths=np.ones(4, i64), loss=z(2), dtype="float32", threads=0)
         a.update(kw)
         return C.hierarchical_softmax_forward(**a)
+
+    def merge(**kw):
+        a = dict(S=z(3, 5), rows=np.zeros((2, 3), i64), scale=np.ones(2, f32), mode=1, excl=np.zeros((2, 0), i64),
+                 col0=0, top_v=z(2, 4), top_i=np.zeros((2, 4), i64), threads=0)
+        a.update(kw)
+        return C.topk_merge(**a)
+
+    def scan(**kw):
+        a = dict(queries=z(3, 4), vectors=z(10, 4), vsq=None, K=5, blas=0, block_q=4, block_v=8, out_v=z(3, 5),
+                 out_i=np.zeros((3, 5), i64), threads=0)
+        a.update(kw)
+        return C.topk_scan(**a)
+
+    def refine(**kw):
+        a = dict(x=z(3, 4, t=f64), vectors=z(10, 4), cand=np.zeros((3, 2), i64), scale=None, approx=z(3, 2, t=f64),
+                 bound=z(3, t=f64), excl=np.zeros((3, 0), i64), l2=False, out_v=z(3, 2), out_i=np.zeros((3, 2), i64),
+                 ok=z(3, t=u8), threads=0)
+        a.update(kw)
+        return C.topk_refine(**a)
 
     def capped(call):
         """call() with the address space capped at 64 MiB above what the process uses now."""
@@ -127,6 +146,14 @@ CHILD = textwrap.dedent(r'''
         "hs: point 2**62": lambda: hs(points=np.full((4, 2), BIG, i64)),
         "hs: code 2": lambda: hs(codes=np.full((4, 2), 2, u8)),
         "hs: threads -1": lambda: hs(threads=-1),
+        # threads=10**6 made OpenMP start a million threads in topk_merge (segfault) before the check
+        "merge: threads 10**6": lambda: merge(threads=10**6),
+        "merge: threads -1": lambda: merge(threads=-1),
+        "merge: row 2**62": lambda: merge(rows=np.full((2, 3), BIG, i64)),
+        "scan: threads 10**6": lambda: scan(threads=10**6),
+        "scan: K 2**62": lambda: scan(K=BIG),
+        "refine: threads 10**6": lambda: refine(threads=10**6),
+        "refine: cand 2**62": lambda: refine(cand=np.full((3, 2), BIG, i64)),
     }
     for name, call in CASES.items():
         print(json.dumps({"start": name}), flush=True)
@@ -178,6 +205,13 @@ EXPECTED = {
     "hs: point 2**62": ("ValueError", "outside its range"),
     "hs: code 2": ("ValueError", "code is not 0/1"),
     "hs: threads -1": ("ValueError", "threads must lie in"),
+    "merge: threads 10**6": ("ValueError", "threads must lie in"),
+    "merge: threads -1": ("ValueError", "threads must lie in"),
+    "merge: row 2**62": ("ValueError", "rows: an entry is outside"),
+    "scan: threads 10**6": ("ValueError", "threads must lie in"),
+    "scan: K 2**62": ("ValueError", "K must lie in"),
+    "refine: threads 10**6": ("ValueError", "threads must lie in"),
+    "refine: cand 2**62": ("ValueError", "cand: an entry is outside"),
 }
 
 

@@ -1,0 +1,107 @@
+// fastrepr._C: exact top-k search (csrc/topk.h): the running top-k merge of fastrepr.ops.topk_search and
+// analogy_topk, the candidate scan, the float64 refinement and the BLAS registry. Sizes are checked against
+// the data before anything is allocated: K <= R, tiles and lists below fixed bounds.
+#include "bind_areas.h"
+#include "bind_common.h"
+#include "topk.h"
+
+namespace fastrepr::bind {
+namespace {
+
+void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& scale, int mode,
+                const py::buffer& excl, int64_t col0, const py::buffer& top_v, const py::buffer& top_i, int threads) {
+  check_threads(threads);
+  View s = in<float>(S, "S", 2), r = in<int64_t>(rows, "rows", 2);
+  View sc = in<float>(scale, "scale", 1), ex = in<int64_t>(excl, "excl", 2);
+  View tv = out<float>(top_v, "top_v", 2), ti = out<int64_t>(top_i, "top_i", 2);
+  const int64_t Q = r.shape[0], K = tv.shape[1];
+  require(r.shape[1] == 3, "rows must have shape [Q, 3]");
+  require(sc.shape[0] == Q && ex.shape[0] == Q && tv.shape[0] == Q && ti.shape == tv.shape,
+          "scale [Q], excl [Q, E], top_v and top_i [Q, K] must agree with rows [Q, 3]");
+  require(K >= 1, "top_v: K must be at least 1");
+  require(mode >= 0 && mode <= 2, "mode must be 0 (search), 1 (3CosAdd) or 2 (3CosMul)");
+  run_checked([&] {
+    return fastrepr::topk_merge(s.as<const float>(), s.shape[0], s.shape[1], r.as<const int64_t>(),
+                                sc.as<const float>(), mode, ex.as<const int64_t>(), ex.shape[1], col0, Q, K,
+                                tv.as<float>(), ti.as<int64_t>(), threads);
+  }, [&] { return "rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)"; });
+}
+
+void topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, int64_t K, int blas,
+               int64_t block_q, int64_t block_v, const py::buffer& out_v, const py::buffer& out_i, int threads) {
+  check_threads(threads);
+  View qv = in<float>(q, "queries", 2), vv = in<float>(v, "vectors", 2);
+  View ov = out<float>(out_v, "out_v", 2), oi = out<int64_t>(out_i, "out_i", 2);
+  const int64_t Q = qv.shape[0], D = qv.shape[1], R = vv.shape[0];
+  require(vv.shape[1] == D, "vectors must have as many columns as queries");
+  require(R >= 1 && D >= 1, "vectors must have shape [R, D] with R, D >= 1");
+  require(K >= 1 && K <= R, "K must lie in [1, R] (R = rows of vectors)");
+  require(ov.shape[0] == Q && ov.shape[1] == K && oi.shape == ov.shape, "out_v and out_i must have shape [Q, K]");
+  require(block_q >= 1 && block_v >= 1 && block_q <= (1 << 16) && block_v <= (1 << 16) &&
+              block_q * block_v <= (1 << 24),
+          "block_q and block_v must lie in [1, 65536] with block_q * block_v <= 2^24");
+  // lists: Q x (row ranges, at most 2 * threads) x 2K entries of 16 bytes, at most 2^30 entries (16 GB)
+  const int64_t ranges = 2 * clamp_threads(threads);
+  require(Q == 0 || 2 * K <= (int64_t(1) << 30) / (Q * ranges),
+          "K: Q * K * threads is too large for one call (lists of 16 GB): split the queries");
+  const float* vsq_ptr = optional_in<float>(vsq, "vsq", 1, R, "vsq must have shape [R]");
+  ScanPlan plan{nullptr, nullptr, nullptr, block_q, block_v, threads};
+  require(blas == 0 || topk_blas_lookup(blas, plan),
+          [&] { return "blas: unknown handle " + std::to_string(blas) + " (0 = built-in kernel)"; });
+  ScanProblem prob{qv.as<const float>(), Q, D, vv.as<const float>(), R, D, D, vsq_ptr, K};
+  without_gil([&] {
+    if (Q > 0) fastrepr::topk_scan(prob, plan, ov.as<float>(), oi.as<int64_t>());
+  });
+}
+
+void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& cand, const py::object& scale,
+                 const py::buffer& approx, const py::buffer& bound, const py::buffer& excl, bool l2,
+                 const py::buffer& out_v, const py::buffer& out_i, const py::buffer& ok, int threads) {
+  check_threads(threads);
+  View xv = in<double>(x, "x", 2), vv = in<float>(v, "vectors", 2);
+  View cv = in<int64_t>(cand, "cand", 2), ev = in<int64_t>(excl, "excl", 2);
+  View av = in<double>(approx, "approx", 2), bv = in<double>(bound, "bound", 1);
+  View ov = out<float>(out_v, "out_v", 2), oi = out<int64_t>(out_i, "out_i", 2);
+  View okv = out<uint8_t>(ok, "ok", 1);
+  const int64_t Q = xv.shape[0], D = xv.shape[1], R = vv.shape[0], k = ov.shape[1];
+  require(vv.shape[1] == D && R >= 1, "vectors must have shape [R, D] with D = x.shape[1]");
+  require(cv.shape[0] == Q && cv.shape[1] >= 1, "cand must have shape [Q, Kc] with Kc >= 1");
+  require(ev.shape[0] == Q && av.shape == cv.shape && bv.shape[0] == Q && okv.shape[0] == Q,
+          "excl [Q, E], approx [Q, Kc], bound [Q] and ok [Q] must agree with x [Q, D], cand [Q, Kc]");
+  require(k >= 1 && ov.shape[0] == Q && oi.shape == ov.shape, "out_v and out_i must have shape [Q, k] with k >= 1");
+  const double* scale_ptr = optional_in<double>(scale, "scale", 1, Q, "scale must have shape [Q]");
+  RefineProblem prob{xv.as<const double>(), Q, D, vv.as<const float>(), R, D, cv.as<const int64_t>(), cv.shape[1],
+                     scale_ptr, av.as<const double>(), bv.as<const double>(), ev.as<const int64_t>(), ev.shape[1],
+                     l2, k};
+  run_checked([&] { return fastrepr::topk_refine(prob, ov.as<float>(), oi.as<int64_t>(), okv.as<uint8_t>(), threads); },
+              [&] { return "cand: an entry is outside [-1, " + std::to_string(R) + ")"; });
+}
+
+py::tuple topk_blas_register(const std::string& library, bool bf16) {
+  std::string why;
+  const int handle = fastrepr::topk_blas_register(library, bf16, why);
+  return py::make_tuple(handle, why);
+}
+
+}  // namespace
+
+void register_search(py::module_& m) {
+  m.def("topk_merge", &topk_merge, py::arg("S"), py::arg("rows"), py::arg("scale"), py::arg("mode"),
+        py::arg("excl"), py::arg("col0"), py::arg("top_v"), py::arg("top_i"), py::arg("threads") = 0,
+        "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
+  m.def("topk_scan", &topk_scan, py::arg("queries"), py::arg("vectors"), py::arg("vsq"), py::arg("K"),
+        py::arg("blas"), py::arg("block_q"), py::arg("block_v"), py::arg("out_v"), py::arg("out_i"),
+        py::arg("threads") = 0,
+        "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
+        "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel");
+  m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"),
+        py::arg("approx"), py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"),
+        py::arg("ok"), py::arg("threads") = 0,
+        "float64 scores of the candidate rows, the k best into out_v/out_i, and ok[q] = 1 when certified");
+  m.def("topk_blas_register", &topk_blas_register, py::arg("library"), py::arg("bf16") = false,
+        "(handle, reason): an ILP64 sgemm (bf16: MKL's gemm_bf16bf16f32) from a library already loaded here, "
+        "self-tested; handle 0 = unusable");
+  m.def("topk_isa", &fastrepr::topk_isa, "instruction set of the built-in search kernel here");
+}
+
+}  // namespace fastrepr::bind
