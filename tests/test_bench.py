@@ -101,7 +101,7 @@ def test_impl_is_a_dash_when_nothing_was_recorded_and_lists_mixed_ops():
     entry = bench.Bench(op="plain", baseline_name="same", size_names=("N",), sizes={"cpu": [(8,)]},
                         setup=lambda s, d, t: {"x": torch.ones(s[0])}, ours=lambda x: x["x"] * 2,
                         baseline=lambda x: x["x"] * 2)
-    row = harness.measure(entry, (8,), CPU, 0.01, bench.registry._recorded)
+    row = harness.measure(entry, (8,), CPU, 0.01, bench.recorded_impl)
     assert row.impl == "-"
 
 

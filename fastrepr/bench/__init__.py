@@ -7,7 +7,7 @@
                     records which implementation ran (``fastrepr._backend.recording``)
 """
 from .harness import CSV_FIELDS, Bench, Row, device_name, format_table, peak_memory, table, time_pair
-from .registry import ENTRY_MODULES, REGISTRY, impl_label, plot, register, run, save_csv
+from .registry import ENTRY_MODULES, REGISTRY, impl_label, plot, recorded_impl, register, run, save_csv
 
 __all__ = ["Bench", "Row", "REGISTRY", "ENTRY_MODULES", "register", "run", "peak_memory", "time_pair",
-           "format_table", "table", "save_csv", "plot", "device_name", "impl_label", "CSV_FIELDS"]
+           "format_table", "table", "save_csv", "plot", "device_name", "impl_label", "recorded_impl", "CSV_FIELDS"]

@@ -47,7 +47,8 @@ def impl_label(ran: dict[str, str]) -> str:
     return ", ".join(f"{op}={impl}" for op, impl in sorted(ran.items()))
 
 
-def _recorded(call: Callable[[], Any]) -> str:
+def recorded_impl(call: Callable[[], Any]) -> str:
+    """Run call() once; the implementation(s) it dispatched (``impl_label``)."""
     with _backend.recording() as ran:
         call()
     return impl_label(ran)
@@ -68,7 +69,7 @@ def run(ops: list[str] | None = None, sizes: list[str] | None = None, device: st
         for size in size_list:
             if progress:
                 progress(f"{name} {bench.label(size)}")
-            rows.append(harness.measure(bench, size, device, budget_s, _recorded))
+            rows.append(harness.measure(bench, size, device, budget_s, recorded_impl))
     return rows
 
 
