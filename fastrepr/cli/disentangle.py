@@ -108,9 +108,9 @@ def main(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             suite.compare(dataset, rep, metrics, seed=args.seed, cfg=suite.config("tiny"), deterministic=deterministic)
-    result = suite.compare(dataset, rep, metrics, seed=args.seed, cfg=suite.config(args.scale), reference=args.compare_reference,
-                     deterministic=deterministic,
-                     progress=lambda s: print(f"  running {s} ...", file=sys.stderr, flush=True))
+    result = suite.compare(dataset, rep, metrics, seed=args.seed, cfg=suite.config(args.scale),
+                           reference=args.compare_reference, deterministic=deterministic,
+                           progress=lambda s: print(f"  running {s} ...", file=sys.stderr, flush=True))
     print(format_table(result))
     if args.save and args.compare_reference:
         print(f"appended rows to {save_rows(result, args.scale, device, args.results_dir)}")

@@ -1,8 +1,8 @@
 """Data that installed packages ship: gensim's test data (gensim/test/test_data), located without importing
 gensim. (Moved from ``fastrepr.text.corpora``, which re-exports it.)
 
-* ``bundled(name)`` / ``gensim_test_file(name)``: a file of that folder, e.g. ``lee_background.cor`` (Lee et al. 2005, 300 news
-  documents, 60k words), ``questions-words.txt`` (Google analogies), ``wordsim353.tsv``.
+* ``bundled(name)`` / ``gensim_test_file(name)``: a file of that folder, e.g. ``lee_background.cor`` (Lee et
+  al. 2005, 300 news documents, 60k words), ``questions-words.txt`` (Google analogies), ``wordsim353.tsv``.
 * ``wiki_lee_corpus()``: the largest English text gensim ships, built once and cached: the articles of its
   shortened English Wikipedia dump (205 articles, tokenized as gensim's WikiCorpus does: lowercase words of
   2-15 letters) followed by lee_background.cor (gensim's simple_preprocess), one document per line, about
