@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 # so that the package's torch range never pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv torch install install-test demo test bench clean
+.PHONY: venv torch install install-test demo test bench bench-pytest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: install-test
 
 bench: install
 	$(VENV)/bin/fastrepr bench
+
+# the registry through pytest-benchmark: every entry, ours and baseline, at its smallest size
+bench-pytest: install-test
+	$(PY) -m pytest benchmarks --benchmark-only
 
 clean:
 	rm -rf build *.egg-info fastrepr/_C*.so

@@ -134,7 +134,7 @@ def run(path: str, modes, seeds: int, workers: int, epochs: int, rules, gensim_m
     from gensim.models.word2vec import LineSentence
 
     from fastrepr import Word2Vec
-    from fastrepr.text.demo import word_scores
+    from fastrepr.evaluation.report import word_scores
 
     results = {}
     for name in modes:

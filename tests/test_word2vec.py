@@ -10,7 +10,7 @@ import fastrepr
 from fastrepr import _backend, _native
 from fastrepr.text import word2vec
 from fastrepr.text.corpora import gensim_test_file
-from fastrepr.text.demo import word_scores
+from fastrepr.evaluation.report import word_scores
 from utils import use_impl as use_backend
 
 HAS_IO = importlib.util.find_spec("fastrepr.text.io") is not None

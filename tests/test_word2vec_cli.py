@@ -5,7 +5,7 @@ import pytest
 
 from fastrepr import cli
 from fastrepr.text.corpora import gensim_test_file
-from fastrepr.text.demo import word2vec_demo
+from fastrepr.cli.demo import word2vec_demo
 
 HAS_IO = importlib.util.find_spec("fastrepr.text.io") is not None
 

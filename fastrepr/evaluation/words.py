@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import torch
 
 from .._io import FormatError, open_read, stream_errors
 from .._progress import Progress
+from ..data.corpora import bundled
 from ..ops._topk import TopK, unique_inverse
 from ..search import EmbeddingIndex
 
@@ -45,18 +45,6 @@ logger = logging.getLogger(__name__)
 CANDIDATES = 10  # rows fetched per question: gensim's 5, plus room to see near-ties around them
 _BLOCK = 2048  # questions re-scored in float64 at a time
 _U = 2.0 ** -24  # float32 unit roundoff
-
-
-def bundled(name: str) -> Path:
-    """Path of a data file shipped in gensim's test data ("questions-words.txt", "wordsim353.tsv",
-    "simlex999.txt"), located without importing gensim; RuntimeError when gensim is not installed."""
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"{name} ships with gensim's test data: pip install gensim, or pass the file's path")
-    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / name
-    if not path.exists():
-        raise RuntimeError(f"{path} not found in the installed gensim; pass the file's path")
-    return path
 
 
 # -------------------------------------------------------------------------------------------------------

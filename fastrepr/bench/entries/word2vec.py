@@ -1,7 +1,7 @@
-"""Benchmark registry entries for word2vec (registered by fastrepr.bench):
+"""Benchmark entries of word2vec:
 
 * "word2vec_trainer": a whole training run (vocabulary built beforehand, weights reset before every
-  run) on gensim's Wikipedia + Lee corpus (``fastrepr.text.corpora.wiki_lee_corpus``), ours against gensim's
+  run) on gensim's Wikipedia + Lee corpus (``fastrepr.data.corpora.wiki_lee_corpus``), ours against gensim's
   corpus_file mode with the same settings (window 5, dim 100, sample 1e-3, 5 epochs, min_count 5) and as many
   worker threads as torch uses (``torch.set_num_threads``). Words/s = corpus tokens x 5 / time. Size
   ``window=1`` runs our update="window" option instead of the default rule (exact on the CPU, batched on a
@@ -13,16 +13,22 @@
 """
 from __future__ import annotations
 
+import importlib.util
+
 import torch
+
+from fastrepr.data.corpora import wiki_lee_corpus
+from fastrepr.functional import sgns_loss
+from fastrepr.ops.negative_sampling import negative_sampling_step_
+from fastrepr.text.word2vec import Word2Vec
+
+from ..harness import Bench
 
 WINDOW, DIM, SAMPLE, EPOCHS, MIN_COUNT = 5, 100, 1e-3, 5, 5
 
 
 def _trainer_setup(size, device, dtype):
     from gensim.models import Word2Vec as GensimWord2Vec
-
-    from .corpora import wiki_lee_corpus
-    from .word2vec import Word2Vec
 
     sg, hs, negative, copies, window_update = size
     path = str(wiki_lee_corpus(copies))
@@ -82,15 +88,11 @@ def _sgns_torch_step(x):
 
 
 def _sgns_fused_step(x):
-    from ..ops.negative_sampling import negative_sampling_step_
-
     return negative_sampling_step_(x["w_in"], x["w_out"], x["centers"].unsqueeze(1), x["contexts"], x["negatives"],
                                    None, 0.025 / x["centers"].shape[0])
 
 
 def _sgns_autograd_step(x):
-    from ..functional import sgns_loss
-
     if "opt_ours" not in x:
         x["opt_ours"] = torch.optim.SGD([x["p_in"], x["p_out"]], lr=0.025)
     opt = x["opt_ours"]
@@ -101,11 +103,9 @@ def _sgns_autograd_step(x):
     return loss
 
 
-def register_all(register, Bench) -> None:
-    import importlib.util
-
+def entries() -> list[Bench]:
     has_gensim = importlib.util.find_spec("gensim") is not None  # the baseline, and the corpus's source
-    register(Bench(
+    out = [Bench(
         op="word2vec_trainer",
         baseline_name="gensim Word2Vec (corpus_file)",
         size_names=("sg", "hs", "negative", "copies", "window"),
@@ -114,12 +114,13 @@ def register_all(register, Bench) -> None:
                "cuda": [(1, 0, 5, 4, 0), (0, 0, 5, 4, 0)] if has_gensim else []},
         setup=_trainer_setup, ours=_train_ours, baseline=_train_gensim,
         work=lambda s: s[3], work_label="corpus copies",
-    ))
+    )]
     sgns_sizes = {"cpu": [(100_000, 100, 5, 4096), (100_000, 128, 5, 65536)],
                   "cuda": [(100_000, 128, 5, 65536), (1_000_000, 128, 5, 262144)]}
     for op, ours in (("sgns_step", _sgns_fused_step), ("sgns_loss", _sgns_autograd_step)):
-        register(Bench(
+        out.append(Bench(
             op=op, baseline_name="torch nn.Embedding(sparse)+bmm+logsigmoid+SGD",
             size_names=("V", "D", "K", "B"), sizes=sgns_sizes, setup=_sgns_setup, ours=ours,
             baseline=_sgns_torch_step, work=lambda s: s[3], work_label="pairs B",
         ))
+    return out

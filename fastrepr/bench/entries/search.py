@@ -1,4 +1,5 @@
-"""Benchmark entries for search and evaluation (registered into ``fastrepr.bench.REGISTRY``).
+"""Benchmark entries of search and the evaluations built on it (word analogies, kNN probes): they share the
+index and vector set-ups, so they live in one module.
 
   analogy_eval      evaluate_word_analogies vs gensim's, same vectors, first Q questions of the Google set (CPU)
   analogy_3cosadd   EmbeddingIndex.analogy vs plain PyTorch (unit(b+c-a) @ U^T, mask a/b/c, topk), Q questions
@@ -29,12 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_write
-from ..search import EmbeddingIndex
-from . import words
-from .synthetic import analogy_vectors, read_questions
+from fastrepr.evaluation import words
+from fastrepr.evaluation.probes import knn_accuracy
+from fastrepr.evaluation.synthetic import analogy_vectors, read_questions
+from fastrepr.ops import analogy_topk
+from fastrepr.search import EmbeddingIndex
 
-_TMP = Path(tempfile.gettempdir())
+from ..harness import Bench
+
+_QUESTIONS: dict[int, Path] = {}
+_TMP: list = []  # one TemporaryDirectory per process, removed when the interpreter exits
 
 
 def _has(module: str) -> bool:
@@ -42,9 +47,9 @@ def _has(module: str) -> bool:
 
 
 def _questions(n: int) -> Path:
-    """The first n questions of the Google set (with their section headers) in a temporary file."""
-    path = _TMP / f"fastrepr-questions-{n}.txt"
-    if not path.exists():
+    """The first n questions of the Google set (with their section headers) in a temporary file of this
+    process (written once; its directory is removed at exit; no other process reads it)."""
+    if n not in _QUESTIONS:
         kept, count = [], 0
         for line in words.bundled("questions-words.txt").read_text().splitlines(keepends=True):
             if not line.startswith(": "):
@@ -52,9 +57,12 @@ def _questions(n: int) -> Path:
                     break
                 count += 1
             kept.append(line)
-        with atomic_write(path, "w") as f:  # shared across processes: never a half-written file
-            f.write("".join(kept))
-    return path
+        if not _TMP:
+            _TMP.append(tempfile.TemporaryDirectory(prefix="fastrepr-bench-"))
+        path = Path(_TMP[0].name) / f"questions-{n}.txt"
+        path.write_text("".join(kept))
+        _QUESTIONS[n] = path
+    return _QUESTIONS[n]
 
 
 def _table(size, device, dtype):
@@ -243,13 +251,11 @@ def _analogy_faiss_setup(size, device, dtype):
         x = {"index": EmbeddingIndex(unit), "ids": ids}
     x["flat"] = _flat(unit)
     x["unit"] = unit
-    x["path"] = "native 3cosadd " + _analogy_route(x["index"], x["ids"])
+    x["path"] = "3cosadd " + _analogy_route(x["index"], x["ids"])
     return x
 
 
 def _analogy_route(index, ids) -> str:
-    from ..ops import analogy_topk
-
     W = int(torch.unique(ids).numel())
     route = analogy_topk.cosadd_route(ids.shape[0], W, len(index), index.dim)
     return f"{route} (W={W})" + (f", {index.search_path(ids.shape[0], 4)}" if route == "search" else "")
@@ -268,12 +274,10 @@ _SEARCH_GRID = [(V, D, Q, k) for V in (100_000, 1_000_000) for D in (128, 300) f
                 for Q in (1, 16, 200, 1000, 5000)]
 
 
-def register_all() -> None:
-    from .. import bench  # (called while fastrepr.bench finishes importing: Bench and register exist)
-    from .probes import knn_accuracy
-
+def entries() -> list[Bench]:
+    out = []
     if _has("gensim"):
-        bench.register(bench.Bench(
+        out.append(Bench(
             op="analogy_eval", baseline_name="gensim evaluate_word_analogies",
             size_names=("V", "D", "Q"), sizes={"cpu": [(30_000, 100, 2_000), (100_000, 300, 500)]},
             setup=_eval_setup,
@@ -281,7 +285,7 @@ def register_all() -> None:
             baseline=lambda x: x["kv"].evaluate_word_analogies(str(x["path"])),
             work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q"))
     for method in ("3cosadd", "3cosmul"):
-        bench.register(bench.Bench(
+        out.append(Bench(
             op=f"analogy_{method}", baseline_name="torch matmul+topk",
             size_names=("V", "D", "Q"),
             sizes={"cpu": [(30_000, 100, 4_000)], "cuda": [(100_000, 300, 19_544), (300_000, 300, 19_544)]},
@@ -289,13 +293,13 @@ def register_all() -> None:
             ours=lambda x, m=method: x["index"].analogy(x["ids"][:, 0], x["ids"][:, 1], x["ids"][:, 2], m),
             baseline=lambda x, m=method: _torch_analogy(x, m),
             work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q"))
-    bench.register(bench.Bench(
+    out.append(Bench(
         op="most_similar", baseline_name="gensim most_similar loop (CPU) / torch matmul+topk (CUDA)",
         size_names=("V", "D", "Q"), sizes={"cpu": [(100_000, 300, 200)], "cuda": [(300_000, 300, 2_000)]},
         setup=_search_setup, ours=_search_ours, baseline=_search_baseline,
         work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q"))
     if _has("sklearn"):
-        bench.register(bench.Bench(
+        out.append(Bench(
             op="knn_probe", baseline_name="sklearn KNeighborsClassifier(cosine, brute)",
             size_names=("Ntrain", "Ntest", "D"), sizes={"cpu": [(50_000, 10_000, 128)]},
             setup=_knn_setup,
@@ -303,31 +307,32 @@ def register_all() -> None:
             baseline=_knn_baseline,
             work=lambda s: s[0] * s[1] * s[2], work_label="Ntrain·Ntest·D"))
     if not _has("faiss"):
-        return
-    bench.register(bench.Bench(
+        return out
+    out.append(Bench(
         op="search_faiss", baseline_name=_faiss_name("IndexFlatIP"), size_names=("V", "D", "Q", "k"),
         sizes={"cpu": _SEARCH_GRID}, setup=_search_faiss_setup,
         ours=lambda x: x["index"].search(x["queries"], x["k"]), baseline=lambda x: x["flat"].search(x["q"], x["k"]),
         work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q", describe=lambda x: x["path"]))
-    bench.register(bench.Bench(
+    out.append(Bench(
         op="search_gemm", baseline_name="best blocked GEMM of the same shape (no selection)",
         size_names=("V", "D", "Q"), sizes={"cpu": [(100_000, 300, 1000), (100_000, 300, 5000), (300_000, 128, 2000)]},
         setup=_gemm_setup, ours=lambda x: x["index"].search(x["queries"], 10), baseline=lambda x: x["gemm"](),
         work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q",
         describe=lambda x: f"{x['path']}; GEMM: {x['gemm_name']}"))
-    bench.register(bench.Bench(
+    out.append(Bench(
         op="knn_faiss", baseline_name=_faiss_name("IndexFlatIP + numpy vote"), size_names=("Ntrain", "Ntest", "D"),
         sizes={"cpu": [(50_000, 10_000, 128)]}, setup=_knn_setup,
         ours=lambda x: knn_accuracy(x["xtr"], x["ytr"], x["xte"], x["yte"], k=20), baseline=_knn_faiss_baseline,
         work=lambda s: s[0] * s[1] * s[2], work_label="Ntrain·Ntest·D",
         describe=lambda x: EmbeddingIndex(x["xtr"]).search_path(x["xte"].shape[0], 20)))
-    bench.register(bench.Bench(
+    out.append(Bench(
         op="analogy_faiss", baseline_name=_faiss_name("IndexFlatIP, one query per question"),
         size_names=("V", "D", "Q", "W"), sizes={"cpu": [(100_000, 300, 19_544, 0), (100_000, 300, 19_544, 45_000)]},
         setup=_analogy_faiss_setup,
         ours=lambda x: x["index"].analogy(x["ids"][:, 0], x["ids"][:, 1], x["ids"][:, 2], "3cosadd"),
         baseline=_analogy_faiss_baseline, work=lambda s: s[0] * s[1] * s[2], work_label="V·D·Q",
         describe=lambda x: x["path"]))
+    return out
 
 
 def full_google_set(size: int = 100_000, dim: int = 300, seed: int = 0, method: str = "3cosadd") -> dict:

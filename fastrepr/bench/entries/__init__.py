@@ -1,0 +1,1 @@
+"""Benchmark entries, one module per area (listed in ``fastrepr.bench.registry.ENTRY_MODULES``)."""

@@ -1,0 +1,97 @@
+"""Contrastive losses against their plain-PyTorch definitions (``fastrepr.reference``), each timed three ways:
+
+  <op>           forward + backward: one training step's worth (the leaf grads reset, so each call
+                 allocates them as a real step would)
+  <op>_forward   the forward alone, with autograd recording (what a training step's forward costs)
+  <op>_backward  the backward alone, over one forward's graph kept for every call (retain_graph)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from fastrepr import reference
+from fastrepr.functional import info_nce, nt_xent, sup_con
+
+from ..harness import Bench
+
+Loss = Callable[[dict], torch.Tensor]
+
+
+def _fwd_bwd(loss_fn: Loss) -> Loss:
+    def call(x: dict) -> torch.Tensor:
+        for t in x["leaves"]:
+            t.grad = None
+        loss = loss_fn(x)
+        loss.backward()
+        return loss
+    return call
+
+
+def _backward(loss_fn: Loss, key: str) -> Loss:
+    def call(x: dict) -> torch.Tensor:
+        if key not in x:  # the first call (the runner's warm-up) builds the graph every later call reuses
+            x[key] = loss_fn(x)
+        for t in x["leaves"]:
+            t.grad = None
+        x[key].backward(retain_graph=True)
+        return x["leaves"][0].grad
+    return call
+
+
+def _views_setup(size, device, dtype):
+    two_n, d = size
+    z1, z2 = (torch.randn(two_n // 2, d, device=device, dtype=dtype, requires_grad=True) for _ in range(2))
+    return {"z1": z1, "z2": z2, "leaves": (z1, z2)}
+
+
+def _labelled_setup(size, device, dtype):
+    n, d = size
+    z = torch.randn(n, d, device=device, dtype=dtype, requires_grad=True)
+    return {"z": z, "leaves": (z,), "labels": torch.randint(0, max(2, n // 8), (n,), device=device)}
+
+
+_compiled: dict = {}
+
+
+def _compiled_reference(name: str):
+    """torch.compile of a reference loss, built once per process."""
+    if name not in _compiled:
+        _compiled[name] = torch.compile(getattr(reference, name))
+    return _compiled[name]
+
+
+def _phases(op: str, baseline_name: str, ours: Loss, base: Loss, **common) -> list[Bench]:
+    """The three entries of one loss: forward + backward (named ``op``), forward, backward."""
+    return [Bench(op=op, baseline_name=baseline_name, ours=_fwd_bwd(ours), baseline=_fwd_bwd(base), **common),
+            Bench(op=f"{op}_forward", baseline_name=baseline_name, ours=ours, baseline=base,
+                  **{**common, "demo": {}}),
+            Bench(op=f"{op}_backward", baseline_name=baseline_name, ours=_backward(ours, "graph_ours"),
+                  baseline=_backward(base, "graph_base"), **{**common, "demo": {}})]
+
+
+def entries() -> list[Bench]:
+    # 2N = 262144 and 1048576 exceed the reference's memory on an 80 GB card (its row reads "out of memory")
+    sizes = {"cpu": [(1024, 128), (4096, 128), (8192, 128)],
+             "cuda": [(1024, 128), (4096, 128), (16384, 128), (65536, 128), (262144, 128), (1048576, 128)]}
+    small = {"cpu": sizes["cpu"], "cuda": sizes["cuda"][:4]}
+    common = dict(size_names=("2N", "D"), sizes=sizes, setup=_views_setup,
+                  dtypes={"cpu": torch.float32, "cuda": torch.bfloat16}, work=lambda s: s[0] ** 2 * s[1],
+                  work_label="(2N)²·D", demo={"cpu": sizes["cpu"][1], "cuda": sizes["cuda"][3]})
+    out = _phases("nt_xent", "torch reference (2N x 2N logits + cross_entropy)",
+                  lambda x: nt_xent(x["z1"], x["z2"], 0.1), lambda x: reference.nt_xent(x["z1"], x["z2"], 0.1),
+                  **common)
+    out.append(Bench(op="nt_xent_vs_compiled", baseline_name="torch.compile(reference)",
+                     ours=_fwd_bwd(lambda x: nt_xent(x["z1"], x["z2"], 0.1)),
+                     baseline=_fwd_bwd(lambda x: _compiled_reference("nt_xent")(x["z1"], x["z2"], 0.1)),
+                     **{**common, "demo": {},
+                        "sizes": {"cpu": sizes["cpu"][:2], "cuda": [sizes["cuda"][1], sizes["cuda"][3]]}}))
+    out += _phases("info_nce", "torch reference (N x N logits, both directions)",
+                   lambda x: info_nce(x["z1"], x["z2"], 0.07), lambda x: reference.info_nce(x["z1"], x["z2"], 0.07),
+                   **{**common, "sizes": small, "demo": {}})
+    out += _phases("sup_con", "torch reference (N x N logits, label masks)",
+                   lambda x: sup_con(x["z"], x["labels"], 0.1), lambda x: reference.sup_con(x["z"], x["labels"], 0.1),
+                   **{**common, "sizes": small, "size_names": ("N", "D"), "work_label": "N²·D",
+                      "setup": _labelled_setup})
+    return out
