@@ -190,35 +190,3 @@ def table() -> list[tuple[str, str, bool, str]]:
             ok, why = available(name)
             rows.append((op, name, ok, why))
     return rows
-
-
-def select(op: str, *tensors: torch.Tensor, impls: tuple[str, ...] = BACKENDS, force: str | None = None) -> str:
-    """Pick the implementation of ``op`` for these tensors (all on one device; callers validate that).
-
-    ``impls`` lists the backends the op implements. ``force`` (a caller's explicit choice) takes precedence
-    over FASTREPR_BACKEND. A forced backend that the op lacks, that is not usable here, or that cannot take
-    these tensors raises RuntimeError naming the reason.
-    """
-    device = tensors[0].device
-    name = force or forced()
-    if name is not None:
-        label = f"backend={name}" if force else f"{ENV}={name}"
-        if name not in BACKENDS:
-            raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
-        if name not in impls:
-            raise RuntimeError(f"{label}: {op} has no {name} implementation (it has {', '.join(impls)})")
-        ok, why = available(name)
-        if not ok:
-            raise RuntimeError(f"{label}: {why}")
-        if name == "native" and device.type != "cpu":
-            raise RuntimeError(f"{label}: {op} got {device.type} tensors; the native backend takes CPU tensors")
-        if name == "triton" and device.type not in ("cuda", "cpu"):
-            raise RuntimeError(f"{label}: {op} got {device.type} tensors")
-        if name == "triton" and device.type == "cpu" and not _triton.INTERPRET:
-            raise RuntimeError(f"{label}: {op} got CPU tensors but Triton is not in interpreter mode")
-        return name
-    if device.type == "cuda" and "triton" in impls and available("triton")[0]:
-        return "triton"
-    if device.type == "cpu" and "native" in impls and available("native")[0]:
-        return "native"
-    return "torch"

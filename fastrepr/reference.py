@@ -1,6 +1,7 @@
 """Plain-PyTorch oracles of every fastrepr op.
 
-These are the test oracles and the ``torch`` backend: written for clarity, not speed or memory. Each takes
+These are the test oracles, never what runs for a user (each op's ``torch`` implementation lives in its op
+file): written for clarity, not speed or memory. Each takes
 the same arguments as its ``fastrepr.functional`` counterpart, already validated.
 """
 from __future__ import annotations

@@ -13,15 +13,23 @@ from fastrepr.ops import contrastive, mutual_info, pairwise
 from utils import impl_device, use_impl
 
 
+_ALL = _backend.Impls(triton=lambda x: x, native=lambda x: x, torch=lambda x: x)
+_NO_NATIVE = _backend.Impls(triton=lambda x: x, torch=lambda x: x)
+
+
+def _choose(impls, t):
+    return _backend.choose("op", impls, t.device, (t,), {})
+
+
 def test_auto_selection_by_device(monkeypatch):
     monkeypatch.delenv(_backend.ENV, raising=False)
     cpu = torch.zeros(1)
     native_ok = _backend.available("native")[0]
-    assert _backend.select("op", cpu) == ("native" if native_ok else "torch")
-    assert _backend.select("op", cpu, impls=("triton", "torch")) == "torch"
-    assert _backend.select("op", torch.zeros(1, device="meta")) == "torch"
+    assert _choose(_ALL, cpu) == ("native" if native_ok else "torch")
+    assert _choose(_NO_NATIVE, cpu) == "torch"
+    assert _choose(_ALL, torch.zeros(1, device="meta")) == "torch"
     if torch.cuda.is_available() and _backend.available("triton")[0]:
-        assert _backend.select("op", torch.zeros(1, device="cuda")) == "triton"
+        assert _choose(_ALL, torch.zeros(1, device="cuda")) == "triton"
 
 
 @pytest.mark.parametrize("name", _backend.BACKENDS)
@@ -29,21 +37,21 @@ def test_forced_backend(monkeypatch, name):
     monkeypatch.setenv(_backend.ENV, name)
     if not _backend.available(name)[0]:
         with pytest.raises(RuntimeError, match=f"{_backend.ENV}={name}"):
-            _backend.select("op", torch.zeros(1))
+            _choose(_ALL, torch.zeros(1))
         return
-    assert _backend.select("op", torch.zeros(1)) == name
+    assert _choose(_ALL, torch.zeros(1)) == name
 
 
 def test_forced_backend_errors(monkeypatch):
     monkeypatch.setenv(_backend.ENV, "cuda")
     with pytest.raises(ValueError, match="not a backend"):
-        _backend.select("op", torch.zeros(1))
+        _choose(_ALL, torch.zeros(1))
     monkeypatch.setenv(_backend.ENV, "native")
     with pytest.raises(RuntimeError, match="has no native implementation"):
-        _backend.select("myop", torch.zeros(1), impls=("triton", "torch"))
+        _choose(_NO_NATIVE, torch.zeros(1))
     if _backend.available("native")[0]:
         with pytest.raises(RuntimeError, match="takes CPU tensors"):
-            _backend.select("myop", torch.zeros(1, device="meta"))
+            _choose(_ALL, torch.zeros(1, device="meta"))
     with pytest.raises(ValueError, match="unknown backend"):
         _backend.available("tpu")
 
