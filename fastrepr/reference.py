@@ -211,3 +211,36 @@ def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.
     s = torch.einsum("bjd,bd->bj", w_nodes.to(acc)[p], h.to(acc))
     loss = -torch.where(valid, torch.nn.functional.logsigmoid((1 - 2 * c) * s), 0).sum(1)
     return torch.where((torch.isfinite(s) | ~valid).all(1), loss, float("nan"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 13: DCL / DCLW and queue (memory-bank) negatives, dense: the oracles of fastrepr.ops.dcl and of
+# fastrepr.info_nce(queue=...) / fastrepr.NTXentLoss(memory_bank_size=...).
+
+def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, sigma: float | None = None,
+             reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
+    """Yeh et al. 2022, Eq. 6: anchor i of view u, other view v: L = -w_i s^{uv}_ii + logsumexp over the 2N - 2
+    columns j != i of [s^{uu}_ij, s^{uv}_ij] (the positive is not in the denominator); w = 1 (DCL) or, with
+    sigma, w = 2 - N softmax_i(ẑ^u_i·ẑ^v_i / sigma), detached (DCLW). [2N] losses, z1's anchors first."""
+    n = z1.shape[0]
+    a, b = _unit(z1, normalize), _unit(z2, normalize)
+    eye = torch.eye(n, dtype=torch.bool, device=a.device)
+    pos = (a * b).sum(1) / temperature
+    if sigma is not None:
+        pos = pos * (2 - n * torch.softmax((a * b).sum(1).detach() / sigma, 0))
+    losses = []
+    for u, v in ((a, b), (b, a)):
+        s_uu = (u @ u.t() / temperature).masked_fill(eye, float("-inf"))
+        s_uv = (u @ v.t() / temperature).masked_fill(eye, float("-inf"))
+        losses.append(torch.logsumexp(torch.cat([s_uu, s_uv], 1), 1) - pos)
+    loss = torch.cat(losses)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature=0.1,
+                   normalize: bool = True) -> torch.Tensor:
+    """MoCo (He et al. 2020, Algorithm 1): logits [q̂_i·k̂_i, q̂_i·Q̂ᵀ] / τ, cross-entropy with label 0, mean; the
+    queue Q [K, D] is detached."""
+    qn, kn, Q = _unit(q, normalize), _unit(k, normalize), _unit(queue.detach(), normalize)
+    logits = torch.cat([(qn * kn).sum(1, keepdim=True), qn @ Q.t()], 1) / temperature
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))

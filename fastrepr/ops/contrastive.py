@@ -457,9 +457,11 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
                                pos: torch.Tensor, e: torch.Tensor, lse_c: torch.Tensor, pos_c: torch.Tensor,
                                e_c: torch.Tensor, g_lse: torch.Tensor, g_pos: torch.Tensor, g_lse_c: torch.Tensor,
                                g_pos_c: torch.Tensor, normalize: bool, same: bool,
-                               col_stats: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               col_stats: bool, y_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor,
+                                                                            torch.Tensor]:
     """(dx, dy, dtemperature) of contrastive_stats given the gradients of its statistics (see module doc);
-    dy is empty when same. A custom op of its own so that torch.compile traces the backward too."""
+    dy is empty when same or not y_grad (a detached y, such as a queue of negatives: its pass is skipped).
+    A custom op of its own so that torch.compile traces the backward too."""
     def bwd(*args):
         return _backend.dispatch(BACKWARD_OP, BACKWARD_IMPLS, *args)
 
@@ -479,16 +481,20 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
             dtemp_sum = dtemp_sum + (g_lse_c * e_c + g_pos_c * pos_c).sum()
         extra = positive_grad(yh, labels_x, labels_y, self_col, temperature, g_pos, g_pos_c)
         dx = bwd(xh, yh, self_col, temperature, g_lse, lse, g_lse_c, lse_c, extra, rnx)
-        extra = positive_grad(xh, labels_y, labels_x, self_row, temperature, g_pos_c, g_pos)
-        dy = bwd(yh, xh, self_row, temperature, g_lse_c, lse_c, g_lse, lse, extra, rny).to(y.dtype)
+        if y_grad:
+            extra = positive_grad(xh, labels_y, labels_x, self_row, temperature, g_pos_c, g_pos)
+            dy = bwd(yh, xh, self_row, temperature, g_lse_c, lse_c, g_lse, lse, extra, rny).to(y.dtype)
+        else:
+            dy = y.new_empty(0)
     dtemp = (-dtemp_sum / temperature).to(temperature.dtype)
     return dx.to(x.dtype), dy, dtemp
 
 
 @contrastive_stats_backward.register_fake
 def _(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e, lse_c, pos_c, e_c, g_lse, g_pos, g_lse_c,
-      g_pos_c, normalize, same, col_stats):
-    return torch.empty_like(x), (y.new_empty(0) if same else torch.empty_like(y)), torch.empty_like(temperature)
+      g_pos_c, normalize, same, col_stats, y_grad=True):
+    return (torch.empty_like(x), (y.new_empty(0) if same or not y_grad else torch.empty_like(y)),
+            torch.empty_like(temperature))
 
 
 def _backward(ctx, g_lse, g_pos, _g_e, g_lse_c, g_pos_c, _g_e_c):
@@ -496,8 +502,9 @@ def _backward(ctx, g_lse, g_pos, _g_e, g_lse_c, g_pos_c, _g_e_c):
     grads = [torch.zeros_like(like) if g is None else g for g, like in
              ((g_lse, lse), (g_pos, pos), (g_lse_c, lse_c), (g_pos_c, pos_c))]
     dx, dy, dtemp = contrastive_stats_backward(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e,
-                                               lse_c, pos_c, e_c, *grads, ctx.normalize, ctx.same, ctx.col_stats)
-    return dx, (None if ctx.same else dy), None, None, None, dtemp, None, None, None, None
+                                               lse_c, pos_c, e_c, *grads, ctx.normalize, ctx.same, ctx.col_stats,
+                                               ctx.needs_input_grad[1])
+    return dx, (None if ctx.same or not ctx.needs_input_grad[1] else dy), None, None, None, dtemp, None, None, None, None
 
 
 contrastive_stats.register_autograd(_backward, setup_context=_setup_context)
@@ -539,10 +546,41 @@ def nt_xent(z1, z2, temperature, normalize=True, gather_distributed=False):
     return lse - pos
 
 
-def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False):
-    """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction."""
+def paired_scores(a, b, t, normalize=True):
+    """s_i = â_i · b̂_i / τ [N] in the accumulation dtype, differentiable by autograd in O(N·D) (the positives
+    of DCL and of queue losses). Overflow-safe as _normalize: each row is divided by its (detached) largest
+    |entry| first, which leaves â unchanged and its gradient exact (â is scale-invariant)."""
+    acc = acc_dtype(a.dtype)
+    a, b = a.to(acc), b.to(acc)
+    if normalize:
+        a, b = (u / u.abs().amax(1, keepdim=True).detach().clamp_min(torch.finfo(acc).tiny) for u in (a, b))
+        a, b = (u / u.norm(dim=1, keepdim=True).clamp_min(torch.finfo(acc).tiny) for u in (a, b))
+    return (a * b).sum(1) / t
+
+
+def queue_lse(q, queue, t, normalize=True):
+    """lse[i] = log sum_j exp(q̂_i · Q̂_j / τ) [N] over a detached queue Q [K, D] of negatives, streamed by the
+    contrastive kernels (never the N x K logits); the queue gets no gradient and its backward pass is skipped."""
+    n = q.shape[0]
+    ids = torch.arange(n, device=q.device)
+    none = torch.full((n,), -1, dtype=torch.long, device=q.device)
+    labels_q = torch.full((queue.shape[0],), -1, dtype=torch.long, device=q.device)  # no queue row is positive
+    lse, *_ = contrastive_stats(q, queue.detach().to(q.dtype), ids, labels_q, none, t, normalize, False, False,
+                                "q|queue")
+    return lse
+
+
+def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False, queue=None):
+    """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction.
+    With a queue [K, D] (MoCo, He et al. 2020): loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})),
+    l_i = q̂_i·k̂_i/τ: the positive against the queue's negatives only (MoCo's logits [l_pos, l_neg]), mean over
+    i; gradients flow to q and k, never to the queue. gather_distributed then gathers nothing: the rows are
+    independent, and the queue is what holds every rank's keys (fastrepr.NTXentLoss's bank gathers them)."""
     n = q.shape[0]
     t = temperature_tensor(temperature, q)
+    if queue is not None:
+        pos = paired_scores(q, k, t, normalize)
+        return (torch.logaddexp(pos, queue_lse(q, queue, t, normalize).to(pos.dtype)) - pos).mean()
     rank, world = rank_and_world() if gather_distributed else (0, 1)
     ids = _local_ids(n, rank, q.device)
     none = torch.full((n,), -1, dtype=torch.long, device=q.device)
