@@ -109,3 +109,16 @@ def test_memory_bank_matches_lightly():
         for g, r in zip(ga, gb):
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(ours.bank, theirs.memory_bank.bank, rtol=1e-6, atol=1e-6)
+
+
+@IMPLS
+def test_info_nce_queue_blocks(backend, monkeypatch):
+    """A queue longer than QUEUE_BLOCK is streamed in blocks combined by log-sum-exp: same value and gradients."""
+    monkeypatch.setattr(ops, "QUEUE_BLOCK", 4)
+    dev = backend.device
+    q, key, queue = torch.randn(5, 16, device=dev), torch.randn(5, 16, device=dev), torch.randn(11, 16, device=dev)
+    loss, grads = _grads(lambda a, b: fastrepr.info_nce(a, b, 0.2, symmetric=False, queue=queue), (q, key))
+    ref, ref_grads = _grads(lambda a, b: reference.info_nce_queue(a, b, queue.double(), 0.2), (q.double(), key.double()))
+    assert_close(loss, ref, torch.float32, what="loss")
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, torch.float32, grad=True, what="gradient")

@@ -51,12 +51,13 @@ from ..distributed import all_gather, all_gather_with_grad, rank_and_world
 from .._triton import (INTERPRET, SHARED_MEMORY_PER_BLOCK, CompileCase, SharedMemoryPrune, device_arch,
                        next_power_of_2, tile_bytes, tl, triton)
 from ._contrastive_tiles import load_rows, masked_score_tile, row_tile
-from ._positives import positive_grad, positive_sums, self_rows
+from ._positives import positive_grad as _positive_grad, positive_sums as _positive_sums, self_rows
 from ._precision import acc_dtype
 
 OP = "contrastive_stats"
 BACKWARD_OP = "contrastive_stats_backward"  # a custom op of its own, with its own IMPLS
 CHUNK_ELEMENTS = 1 << 19
+QUEUE_BLOCK = 8192  # columns of a queue per kernel call (queue_lse); 2-core Xeon, fp32, D=128
 
 
 # ------------------------------------------------------------------------------------------- Triton
@@ -413,6 +414,21 @@ def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor, n
     return temperature
 
 
+def positive_sums(xh, yh, labels_x, labels_y, self_col, temperature):
+    """ops/_positives.positive_sums, or zeros when labels_x or labels_y is empty: "no column is a positive" (a
+    queue of negatives), without the class sums' O((M + Nc)·D) pass."""
+    if labels_x.numel() == 0 or labels_y.numel() == 0:
+        return torch.zeros(self_col.shape[0], dtype=acc_dtype(xh.dtype), device=xh.device)
+    return _positive_sums(xh, yh, labels_x, labels_y, self_col, temperature)
+
+
+def positive_grad(yh, labels_x, labels_y, self_col, temperature, rho, sigma):
+    """ops/_positives.positive_grad, or zeros [M, D] when there are no positives (see positive_sums)."""
+    if labels_x.numel() == 0 or labels_y.numel() == 0:
+        return torch.zeros(self_col.shape[0], yh.shape[1], dtype=acc_dtype(yh.dtype), device=yh.device)
+    return _positive_grad(yh, labels_x, labels_y, self_col, temperature, rho, sigma)
+
+
 @torch.library.custom_op("fastrepr::contrastive_stats", mutates_args=())
 def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, labels_y: torch.Tensor,
                       self_col: torch.Tensor, temperature: torch.Tensor, normalize: bool, same: bool,
@@ -420,7 +436,7 @@ def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, 
                                                                     torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row statistics (lse, pos, e) [M] of S = x̂ ŷᵀ / τ, and with col_stats those of Sᵀ ([Nc] each, else
     empty). same=True means y is x (then col_stats must be False: the backward uses the symmetry).
-    labels_*: int64; self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor.
+    labels_*: int64 (both empty: no positives, pos = 0); self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor.
     names: "x's name|y's name" for error messages ("z1+z2" when x stacks two arguments of equal length)."""
     temperature = _check_values(x, y, temperature, normalize, same, names)
     xh, _ = _normalize(x) if normalize else (x, None)
@@ -560,14 +576,20 @@ def paired_scores(a, b, t, normalize=True):
 
 def queue_lse(q, queue, t, normalize=True):
     """lse[i] = log sum_j exp(q̂_i · Q̂_j / τ) [N] over a detached queue Q [K, D] of negatives, streamed by the
-    contrastive kernels (never the N x K logits); the queue gets no gradient and its backward pass is skipped."""
+    contrastive kernels (never the N x K logits); the queue gets no gradient and its backward pass is skipped.
+    The queue is cut into blocks of QUEUE_BLOCK columns, combined by a log-sum-exp over the [blocks, N] block
+    statistics: the torch implementation's row chunks are ~2 MB of scores, 8 rows at K = 65536, and each chunk
+    would stream the whole queue from memory; at 8192 columns a block stays in cache across 64-row chunks."""
     n = q.shape[0]
-    ids = torch.arange(n, device=q.device)
     none = torch.full((n,), -1, dtype=torch.long, device=q.device)
-    labels_q = torch.full((queue.shape[0],), -1, dtype=torch.long, device=q.device)  # no queue row is positive
-    lse, *_ = contrastive_stats(q, queue.detach().to(q.dtype), ids, labels_q, none, t, normalize, False, False,
-                                "q|queue")
-    return lse
+    no_labels = none.new_empty(0)  # no queue row is a positive: the positive sums are skipped
+    queue = queue.detach().to(q.dtype)
+    parts = []
+    for c0 in range(0, queue.shape[0], QUEUE_BLOCK):
+        block = queue[c0:c0 + QUEUE_BLOCK]
+        parts.append(contrastive_stats(q, block, no_labels, no_labels, none, t, normalize, False, False,
+                                       "q|queue")[0])
+    return parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts), 0)
 
 
 def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False, queue=None):
