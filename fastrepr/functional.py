@@ -110,7 +110,7 @@ def _check_pair(a_name: str, a, b_name: str, b) -> None:
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str = "mean", normalize: bool = True,
-            gather_distributed: bool = False) -> torch.Tensor:
+            gather_distributed: bool = False, tau_plus: float = 0.0, beta: float = 0.0) -> torch.Tensor:
     """NT-Xent, the SimCLR loss (Chen et al. 2020), fused.
 
     z1, z2: [N, D] embeddings of two views (float16/bfloat16/float32/float64, same dtype and device).
@@ -135,10 +135,30 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     gradient on each rank w.r.t. its own z1, z2 equals W times the gradient of the single-process loss over
     the rank-major concatenated batch, so DDP's averaging of parameter gradients over W ranks reproduces
     single-process training exactly. Every rank must pass the same N.
+
+    tau_plus, beta: debiased (Chuang et al. 2020; τ⁺ in [0, 1), the probability that a negative shares the
+    anchor's class) and hard-negative (Robinson et al. 2021; β >= 0, the concentration on hard negatives)
+    NT-Xent, as the HCL repository's code computes them (its paper's pseudo-code differs, a typo by the
+    authors' account; equations in fastrepr/ops/dcl.py). 0, 0 is plain NT-Xent. Streamed, at 1.5x (β = 0) or
+    3x (β > 0) NT-Xent's work; not with gather_distributed.
     """
     _check_pair("z1", z1, "z2", z2)
     _temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
     _reduction(reduction)
+    tau_plus, beta = _checks.float_arg(tau_plus, "tau_plus"), _checks.float_arg(beta, "beta")
+    if tau_plus or beta:
+        from .ops import dcl as _dcl
+
+        if not 0 <= tau_plus < 1:
+            raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        if gather_distributed:
+            raise ValueError("tau_plus and beta do not support gather_distributed=True yet")
+        if beta > 0:
+            _temperature(float(temperature) / (1 + beta) if not isinstance(temperature, torch.Tensor) else
+                         temperature, z1.dtype, 2 * z1.shape[0], normalize)
+        return _reduce(_dcl.debiased_nt_xent(z1, z2, temperature, normalize, tau_plus, beta), reduction)
     return _reduce(_contrastive.nt_xent(z1, z2, temperature, normalize, gather_distributed), reduction)
 
 

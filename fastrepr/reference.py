@@ -244,3 +244,29 @@ def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
     qn, kn, Q = _unit(q, normalize), _unit(k, normalize), _unit(queue.detach(), normalize)
     logits = torch.cat([(qn * kn).sum(1, keepdim=True), qn @ Q.t()], 1) / temperature
     return torch.nn.functional.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+def debiased_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.5, tau_plus: float = 0.0, beta: float = 0.0,
+                     reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
+    """Chuang et al. 2020 (τ⁺) and Robinson et al. 2021 (β) as the HCL repository's code (image/main.py), dense:
+    neg = exp(S) over each anchor's M = 2N - 2 negatives, pos = exp(s⁺); imp = neg^β;
+    R = (imp · neg).sum / imp.mean (β > 0) or neg.sum; Ng = max((R - τ⁺ M pos) / (1 - τ⁺), M e^{-1/τ});
+    L = -log(pos / (pos + Ng)). Exponentials formed directly (float64 keeps them finite at test sizes)."""
+    n = z1.shape[0]
+    z = _unit(torch.cat([z1, z2]), normalize)
+    s = z @ z.t() / temperature
+    target = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
+    mask = torch.ones(2 * n, 2 * n, dtype=torch.bool, device=z.device)
+    mask[torch.arange(2 * n), torch.arange(2 * n)] = False
+    mask[torch.arange(2 * n), target] = False
+    neg = torch.exp(s[mask].view(2 * n, -1))
+    pos = torch.exp(s[torch.arange(2 * n), target])
+    m = 2 * n - 2
+    if beta > 0:
+        imp = (beta * neg.log()).exp()
+        r = (imp * neg).sum(-1) / imp.mean(-1)
+    else:
+        r = neg.sum(-1)
+    ng = torch.clamp((-tau_plus * m * pos + r) / (1 - tau_plus), min=m * torch.exp(-1 / torch.as_tensor(temperature)))
+    loss = -torch.log(pos / (pos + ng))
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss

@@ -117,3 +117,33 @@ def test_dcl_matches_lightly(weighted):
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+@IMPLS
+@pytest.mark.parametrize("tau_plus, beta", [(0.1, 0.0), (0.0, 1.0), (0.2, 0.5), (0.9, 2.0)])  # 0.9: the clamp
+def test_debiased_hard_negative_matches_float64(backend, tau_plus, beta):
+    z1, z2 = torch.randn(9, 17, device=backend.device), torch.randn(9, 17, device=backend.device)
+    fn = lambda a, b: fastrepr.nt_xent(a, b, 0.5, tau_plus=tau_plus, beta=beta)  # noqa: E731
+    loss, grads = _grads(fn, (z1, z2))
+    ref, ref_grads = _grads(lambda a, b: reference.debiased_nt_xent(a, b, 0.5, tau_plus, beta),
+                            (z1.double(), z2.double()))
+    assert_close(loss, ref, torch.float32, what="loss")
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, torch.float32, grad=True, what="gradient")
+
+
+def test_debiased_reduces_to_nt_xent_and_gradcheck():
+    z1, z2 = (torch.randn(5, 6, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    none = fastrepr.nt_xent(z1, z2, 0.4, reduction="none")
+    # a tiny tau_plus / beta take the debiased path and must be NT-Xent to first order
+    torch.testing.assert_close(fastrepr.nt_xent(z1, z2, 0.4, reduction="none", tau_plus=1e-12, beta=1e-12), none)
+    assert torch.autograd.gradcheck(lambda a, b: fastrepr.nt_xent(a, b, 0.4, tau_plus=0.1, beta=0.7), (z1, z2))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(tau_plus=1.0), "tau_plus"), (dict(tau_plus=-0.1), "tau_plus"), (dict(beta=-1.0), "beta"),
+    (dict(beta=float("nan")), "beta"), (dict(tau_plus=0.1, gather_distributed=True), "gather_distributed"),
+])
+def test_debiased_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fastrepr.nt_xent(torch.randn(4, 5), torch.randn(4, 5), **kwargs)

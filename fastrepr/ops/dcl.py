@@ -22,6 +22,8 @@ work is that of NT-Xent on 2N anchors (4 N² scores forward). The positive S^{12
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .contrastive import contrastive_stats, paired_scores, temperature_tensor
@@ -34,16 +36,56 @@ def mises_fisher_weights(z1: torch.Tensor, z2: torch.Tensor, sigma: float, norma
         return 2 - z1.shape[0] * torch.softmax(s, 0)
 
 
-def dcl(z1, z2, temperature, normalize=True, sigma=None):
-    """Per-anchor DCL losses [2N] (z1's anchors first); sigma: None for DCL, else DCLW's σ."""
+def negatives_lse(z1, z2, t, normalize=True):
+    """log sum over anchor a's 2N - 2 negatives of exp S[a, k] [2N] (z1's anchors first): the positive and the
+    anchor itself excluded exactly (three streamed calls, see the module doc). t: 0-dim temperature tensor."""
     n = z1.shape[0]
-    t = temperature_tensor(temperature, z1)
     idx = torch.arange(n, device=z1.device)
     lse11, *_ = contrastive_stats(z1, z1, idx, idx, idx, t, normalize, True, False, "z1|z1")
     lse22, *_ = contrastive_stats(z2, z2, idx, idx, idx, t, normalize, True, False, "z2|z2")
     lse12, _, _, lse21, _, _ = contrastive_stats(z1, z2, idx, idx, idx, t, normalize, False, True, "z1|z2")
+    return torch.cat([torch.logaddexp(lse11, lse12), torch.logaddexp(lse22, lse21)])
+
+
+def dcl(z1, z2, temperature, normalize=True, sigma=None):
+    """Per-anchor DCL losses [2N] (z1's anchors first); sigma: None for DCL, else DCLW's σ."""
+    t = temperature_tensor(temperature, z1)
     pos = paired_scores(z1, z2, t, normalize)
     if sigma is not None:
         pos = pos * mises_fisher_weights(z1, z2, sigma, normalize).to(pos.dtype)
-    neg = torch.cat([torch.logaddexp(lse11, lse12), torch.logaddexp(lse22, lse21)]).to(pos.dtype)
-    return neg - torch.cat([pos, pos])
+    return negatives_lse(z1, z2, t, normalize).to(pos.dtype) - torch.cat([pos, pos])
+
+
+# Debiased (Chuang et al. 2020, Eq. 6) and hard-negative (Robinson et al. 2021, Sec. 3.1) NT-Xent. With the
+# positive score s⁺ and the M = 2N - 2 negative scores s_k of an anchor (S = ẑ ẑᵀ / τ):
+#     R   = sum_k e^{s_k}                                       (β = 0)
+#     R   = M · sum_k e^{(1+β) s_k} / sum_k e^{β s_k}            (β > 0: the negatives reweighted by e^{β s_k}
+#                                                                 over their mean, q_β of Robinson et al.)
+#     N_g = max( (R - τ⁺ M e^{s⁺}) / (1 - τ⁺),  M e^{-1/τ} )      (τ⁺: the class prior of a false negative)
+#     L   = -log( e^{s⁺} / (e^{s⁺} + N_g) ) = logaddexp(s⁺, log N_g) - s⁺
+# as the HCL repository's code (joshr17/HCL image/main.py) computes it; its paper's pseudo-code (Fig. 7/13)
+# differs -- no exp in the reweighting and neg.mean() as the denominator -- and the authors call that a typo
+# (HCL issues #1 and #5). The sums over e^{c s_k} are log-sum-exps of the same kernels at temperature τ / c,
+# so the whole loss streams (three of negatives_lse's calls per c: c = 1, or c = 1 + β and c = β); τ⁺ = β = 0
+# is NT-Xent. Everything is in log space; the clamp keeps N_g > 0 where τ⁺ M e^{s⁺} >= R.
+
+def debiased_nt_xent(z1, z2, temperature, normalize=True, tau_plus=0.0, beta=0.0):
+    """Per-anchor debiased / hard-negative NT-Xent [2N] (z1's anchors first), equations above."""
+    t = temperature_tensor(temperature, z1)
+    m = 2 * z1.shape[0] - 2
+    pos = paired_scores(z1, z2, t, normalize)
+    pos = torch.cat([pos, pos])
+    if beta > 0:
+        log_r = negatives_lse(z1, z2, t / (1 + beta), normalize) - negatives_lse(z1, z2, t / beta, normalize) + math.log(m)
+    else:
+        log_r = negatives_lse(z1, z2, t, normalize)
+    log_r = log_r.to(pos.dtype)
+    if tau_plus > 0:
+        inner = 1 - tau_plus * torch.exp(pos + math.log(m) - log_r)
+        tiny = torch.finfo(inner.dtype).tiny
+        log_ng = log_r + torch.log(inner.clamp_min(tiny)) - math.log1p(-tau_plus)
+        log_ng = torch.where(inner > tiny, log_ng, torch.full_like(log_ng, float("-inf")))
+    else:
+        log_ng = log_r
+    log_ng = torch.maximum(log_ng, math.log(m) - 1.0 / t)
+    return torch.logaddexp(pos, log_ng) - pos
