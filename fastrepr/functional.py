@@ -149,21 +149,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     if tau_plus or beta:
         from .ops import dcl as _dcl
 
-        if not 0 <= tau_plus < 1:
-            raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}")
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if gather_distributed:
-            raise ValueError("tau_plus and beta do not support gather_distributed=True yet")
-        if beta > 0:
-            _temperature(float(temperature) / (1 + beta) if not isinstance(temperature, torch.Tensor) else
-                         temperature, z1.dtype, 2 * z1.shape[0], normalize)
+        _debias_args(tau_plus, beta, gather_distributed)
         return _reduce(_dcl.debiased_nt_xent(z1, z2, temperature, normalize, tau_plus, beta), reduction)
     return _reduce(_contrastive.nt_xent(z1, z2, temperature, normalize, gather_distributed), reduction)
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool = True, normalize: bool = True,
-             gather_distributed: bool = False, queue: torch.Tensor | None = None) -> torch.Tensor:
+             gather_distributed: bool = False, queue: torch.Tensor | None = None, tau_plus: float = 0.0,
+             beta: float = 0.0) -> torch.Tensor:
     """CLIP-style InfoNCE (Radford et al. 2021), fused: row i of q is matched with row i of k against the
     other rows of k (cross-modal negatives only); symmetric=True averages with the k -> q direction.
 
@@ -177,8 +170,17 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
     [l_pos, l_neg], the other rows of k are not negatives. Needs symmetric=False. The queue gets no gradient
     (its backward pass is skipped) and is streamed by the same kernels, never turned into the N x K logits:
     memory O((N + K)·D) for its normalized copy. Its rows are normalized like q's (a zero row stays zero).
+    tau_plus, beta: debiased / hard-negative weighting as in nt_xent (the N - 1 other rows of k are row i's
+    negatives); not with queue or gather_distributed.
     """
     _check_pair("q", q, "k", k)
+    tau_plus, beta = _checks.float_arg(tau_plus, "tau_plus"), _checks.float_arg(beta, "beta")
+    if tau_plus or beta:
+        from .ops import dcl as _dcl
+
+        _debias_args(tau_plus, beta, gather_distributed or queue is not None)
+        _temperature(temperature, q.dtype, q.shape[0], normalize)
+        return _dcl.debiased_info_nce(q, k, temperature, symmetric, normalize, tau_plus, beta)
     if queue is not None:
         _checks.floating(queue, "queue")
         _checks.ndim(queue, 2, "queue", "[K, D]")
@@ -192,7 +194,9 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
         if _checks.data_checks(k):
             _checks.finite(k, "k")  # q and the queue are checked in the op
         _temperature(temperature, q.dtype, queue.shape[0] + 1, normalize)
-        return _contrastive.info_nce(q, k, temperature, False, normalize, gather_distributed, queue)
+        from .ops import dcl as _dcl
+
+        return _dcl.info_nce_queue(q, k, temperature, normalize, queue)
     _temperature(temperature, q.dtype, q.shape[0], normalize)
     return _contrastive.info_nce(q, k, temperature, symmetric, normalize, gather_distributed)
 
@@ -436,3 +440,13 @@ def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, sigma: float |
     if sigma is not None:
         sigma = _checks.float_arg(sigma, "sigma", positive=True)
     return _reduce(_dcl.dcl(z1, z2, temperature, normalize, sigma), reduction)
+
+
+def _debias_args(tau_plus: float, beta: float, unsupported: bool) -> None:
+    """tau_plus in [0, 1), beta >= 0 (finite: float_arg); unsupported: gather_distributed or a queue was passed."""
+    if not 0 <= tau_plus < 1:
+        raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}")
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    if unsupported:
+        raise ValueError("tau_plus and beta do not support gather_distributed=True or queue= yet")

@@ -246,6 +246,18 @@ def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
     return torch.nn.functional.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
+def _hcl_loss(neg: torch.Tensor, pos: torch.Tensor, temperature, tau_plus: float, beta: float) -> torch.Tensor:
+    """HCL's per-anchor loss from neg [A, M] = exp(negative scores) and pos [A] = exp(positive score)."""
+    m = neg.shape[1]
+    if beta > 0:
+        imp = (beta * neg.log()).exp()
+        r = (imp * neg).sum(-1) / imp.mean(-1)
+    else:
+        r = neg.sum(-1)
+    ng = torch.clamp((-tau_plus * m * pos + r) / (1 - tau_plus), min=m * torch.exp(-1 / torch.as_tensor(temperature)))
+    return -torch.log(pos / (pos + ng))
+
+
 def debiased_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.5, tau_plus: float = 0.0, beta: float = 0.0,
                      reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
     """Chuang et al. 2020 (τ⁺) and Robinson et al. 2021 (β) as the HCL repository's code (image/main.py), dense:
@@ -261,12 +273,21 @@ def debiased_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.5, tau_pl
     mask[torch.arange(2 * n), target] = False
     neg = torch.exp(s[mask].view(2 * n, -1))
     pos = torch.exp(s[torch.arange(2 * n), target])
-    m = 2 * n - 2
-    if beta > 0:
-        imp = (beta * neg.log()).exp()
-        r = (imp * neg).sum(-1) / imp.mean(-1)
-    else:
-        r = neg.sum(-1)
-    ng = torch.clamp((-tau_plus * m * pos + r) / (1 - tau_plus), min=m * torch.exp(-1 / torch.as_tensor(temperature)))
-    loss = -torch.log(pos / (pos + ng))
+    loss = _hcl_loss(neg, pos, temperature, tau_plus, beta)
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def debiased_info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.5, tau_plus: float = 0.0, beta: float = 0.0,
+                      symmetric: bool = True, normalize: bool = True) -> torch.Tensor:
+    """debiased_nt_xent's equations for CLIP InfoNCE: row i of S = q̂ k̂ᵀ/τ has positive S[i, i] and the
+    M = N - 1 other entries as negatives; Sᵀ likewise for the k -> q direction (averaged when symmetric)."""
+    n = q.shape[0]
+    s = _unit(q, normalize) @ _unit(k, normalize).t() / temperature
+    eye = torch.eye(n, dtype=torch.bool, device=q.device)
+    m = n - 1
+
+    def one(sm):
+        neg, pos = torch.exp(sm[~eye].view(n, m)), torch.exp(sm.diagonal())
+        return _hcl_loss(neg, pos, temperature, tau_plus, beta).mean()
+
+    return (one(s) + one(s.t())) / 2 if symmetric else one(s)

@@ -147,3 +147,25 @@ def test_debiased_reduces_to_nt_xent_and_gradcheck():
 def test_debiased_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fastrepr.nt_xent(torch.randn(4, 5), torch.randn(4, 5), **kwargs)
+
+
+@IMPLS
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("tau_plus, beta", [(0.1, 0.0), (0.3, 2.0)])
+def test_info_nce_debiased_matches_float64(backend, symmetric, tau_plus, beta):
+    q, k = torch.randn(11, 18, device=backend.device), torch.randn(11, 18, device=backend.device)
+    fn = lambda a, b: fastrepr.info_nce(a, b, 0.5, symmetric, tau_plus=tau_plus, beta=beta)  # noqa: E731
+    loss, grads = _grads(fn, (q, k))
+    ref, ref_grads = _grads(lambda a, b: reference.debiased_info_nce(a, b, 0.5, tau_plus, beta, symmetric),
+                            (q.double(), k.double()))
+    assert_close(loss, ref, torch.float32, what="loss")
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, torch.float32, grad=True, what="gradient")
+
+
+def test_info_nce_debiased_bad_input():
+    q = torch.randn(4, 5)
+    with pytest.raises(ValueError, match="tau_plus"):
+        fastrepr.info_nce(q, q, tau_plus=1.5)
+    with pytest.raises(ValueError, match="queue"):
+        fastrepr.info_nce(q, q, symmetric=False, beta=1.0, queue=torch.randn(3, 5))

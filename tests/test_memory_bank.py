@@ -7,6 +7,7 @@ import torch
 import fastrepr
 from fastrepr import reference
 from fastrepr.ops import contrastive as ops
+from fastrepr.ops import dcl as dcl_ops
 from test_dcl import _grads, _lightly_module
 from utils import assert_close, impl_params
 
@@ -114,7 +115,7 @@ def test_memory_bank_matches_lightly():
 @IMPLS
 def test_info_nce_queue_blocks(backend, monkeypatch):
     """A queue longer than QUEUE_BLOCK is streamed in blocks combined by log-sum-exp: same value and gradients."""
-    monkeypatch.setattr(ops, "QUEUE_BLOCK", 4)
+    monkeypatch.setattr(dcl_ops, "QUEUE_BLOCK", 4)
     dev = backend.device
     q, key, queue = torch.randn(5, 16, device=dev), torch.randn(5, 16, device=dev), torch.randn(11, 16, device=dev)
     loss, grads = _grads(lambda a, b: fastrepr.info_nce(a, b, 0.2, symmetric=False, queue=queue), (q, key))

@@ -57,7 +57,6 @@ from ._precision import acc_dtype
 OP = "contrastive_stats"
 BACKWARD_OP = "contrastive_stats_backward"  # a custom op of its own, with its own IMPLS
 CHUNK_ELEMENTS = 1 << 19
-QUEUE_BLOCK = 8192  # columns of a queue per kernel call (queue_lse); 2-core Xeon, fp32, D=128
 
 
 # ------------------------------------------------------------------------------------------- Triton
@@ -562,47 +561,11 @@ def nt_xent(z1, z2, temperature, normalize=True, gather_distributed=False):
     return lse - pos
 
 
-def paired_scores(a, b, t, normalize=True):
-    """s_i = â_i · b̂_i / τ [N] in the accumulation dtype, differentiable by autograd in O(N·D) (the positives
-    of DCL and of queue losses). Overflow-safe as _normalize: each row is divided by its (detached) largest
-    |entry| first, which leaves â unchanged and its gradient exact (â is scale-invariant)."""
-    acc = acc_dtype(a.dtype)
-    a, b = a.to(acc), b.to(acc)
-    if normalize:
-        a, b = (u / u.abs().amax(1, keepdim=True).detach().clamp_min(torch.finfo(acc).tiny) for u in (a, b))
-        a, b = (u / u.norm(dim=1, keepdim=True).clamp_min(torch.finfo(acc).tiny) for u in (a, b))
-    return (a * b).sum(1) / t
-
-
-def queue_lse(q, queue, t, normalize=True):
-    """lse[i] = log sum_j exp(q̂_i · Q̂_j / τ) [N] over a detached queue Q [K, D] of negatives, streamed by the
-    contrastive kernels (never the N x K logits); the queue gets no gradient and its backward pass is skipped.
-    The queue is cut into blocks of QUEUE_BLOCK columns, combined by a log-sum-exp over the [blocks, N] block
-    statistics: the torch implementation's row chunks are ~2 MB of scores, 8 rows at K = 65536, and each chunk
-    would stream the whole queue from memory; at 8192 columns a block stays in cache across 64-row chunks."""
-    n = q.shape[0]
-    none = torch.full((n,), -1, dtype=torch.long, device=q.device)
-    no_labels = none.new_empty(0)  # no queue row is a positive: the positive sums are skipped
-    queue = queue.detach().to(q.dtype)
-    parts = []
-    for c0 in range(0, queue.shape[0], QUEUE_BLOCK):
-        block = queue[c0:c0 + QUEUE_BLOCK]
-        parts.append(contrastive_stats(q, block, no_labels, no_labels, none, t, normalize, False, False,
-                                       "q|queue")[0])
-    return parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts), 0)
-
-
-def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False, queue=None):
+def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False):
     """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction.
-    With a queue [K, D] (MoCo, He et al. 2020): loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})),
-    l_i = q̂_i·k̂_i/τ: the positive against the queue's negatives only (MoCo's logits [l_pos, l_neg]), mean over
-    i; gradients flow to q and k, never to the queue. gather_distributed then gathers nothing: the rows are
-    independent, and the queue is what holds every rank's keys (fastrepr.NTXentLoss's bank gathers them)."""
+    (With a queue of negatives: fastrepr.ops.dcl.info_nce_queue.)"""
     n = q.shape[0]
     t = temperature_tensor(temperature, q)
-    if queue is not None:
-        pos = paired_scores(q, k, t, normalize)
-        return (torch.logaddexp(pos, queue_lse(q, queue, t, normalize).to(pos.dtype)) - pos).mean()
     rank, world = rank_and_world() if gather_distributed else (0, 1)
     ids = _local_ids(n, rank, q.device)
     none = torch.full((n,), -1, dtype=torch.long, device=q.device)

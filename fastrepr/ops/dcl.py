@@ -19,6 +19,9 @@ call on (ẑ¹, ẑ²) with column statistics gives lse of S^{12}'s rows and of 
 without the diagonal, i.e. without the positive. The denominator is logaddexp of the two: exact, no
 subtraction of the positive's exp (which would cancel catastrophically when the positive dominates). The
 work is that of NT-Xent on 2N anchors (4 N² scores forward). The positive S^{12}[i, i] is O(N·D) by autograd.
+
+Also here (they share paired_scores): queue negatives for info_nce (MoCo) and the debiased / hard-negative
+NT-Xent and InfoNCE (below).
 """
 from __future__ import annotations
 
@@ -26,7 +29,50 @@ import math
 
 import torch
 
-from .contrastive import contrastive_stats, paired_scores, temperature_tensor
+from ._precision import acc_dtype
+from .contrastive import contrastive_stats, temperature_tensor
+
+QUEUE_BLOCK = 8192  # columns of a queue per kernel call (queue_lse); 2-core Xeon, fp32, D=128
+
+
+def paired_scores(a, b, t, normalize=True):
+    """s_i = â_i · b̂_i / τ [N] in the accumulation dtype, differentiable by autograd in O(N·D) (the positives
+    of DCL and of queue losses). Overflow-safe as _normalize: each row is divided by its (detached) largest
+    |entry| first, which leaves â unchanged and its gradient exact (â is scale-invariant)."""
+    acc = acc_dtype(a.dtype)
+    a, b = a.to(acc), b.to(acc)
+    if normalize:
+        a, b = (u / u.abs().amax(1, keepdim=True).detach().clamp_min(torch.finfo(acc).tiny) for u in (a, b))
+        a, b = (u / u.norm(dim=1, keepdim=True).clamp_min(torch.finfo(acc).tiny) for u in (a, b))
+    return (a * b).sum(1) / t
+
+
+def queue_lse(q, queue, t, normalize=True):
+    """lse[i] = log sum_j exp(q̂_i · Q̂_j / τ) [N] over a detached queue Q [K, D] of negatives, streamed by the
+    contrastive kernels (never the N x K logits); the queue gets no gradient and its backward pass is skipped.
+    The queue is cut into blocks of QUEUE_BLOCK columns, combined by a log-sum-exp over the [blocks, N] block
+    statistics: the torch implementation's row chunks are ~2 MB of scores, 8 rows at K = 65536, and each chunk
+    would stream the whole queue from memory; at 8192 columns a block stays in cache across 64-row chunks."""
+    n = q.shape[0]
+    none = torch.full((n,), -1, dtype=torch.long, device=q.device)
+    no_labels = none.new_empty(0)  # no queue row is a positive: the positive sums are skipped
+    queue = queue.detach().to(q.dtype)
+    parts = []
+    for c0 in range(0, queue.shape[0], QUEUE_BLOCK):
+        block = queue[c0:c0 + QUEUE_BLOCK]
+        parts.append(contrastive_stats(q, block, no_labels, no_labels, none, t, normalize, False, False,
+                                       "q|queue")[0])
+    return parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts), 0)
+
+
+def info_nce_queue(q, k, temperature, normalize, queue):
+    """MoCo (He et al. 2020) with a queue [K, D]: loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})),
+    l_i = q̂_i·k̂_i/τ, the positive against the queue's negatives only (MoCo's logits [l_pos, l_neg]), mean over
+    i; gradients flow to q and k, never to the queue. Nothing is gathered: the rows are independent, and the
+    queue is what holds every rank's keys (fastrepr.NTXentLoss's bank gathers them before enqueueing)."""
+    t = temperature_tensor(temperature, q)
+    pos = paired_scores(q, k, t, normalize)
+    return (torch.logaddexp(pos, queue_lse(q, queue, t, normalize).to(pos.dtype)) - pos).mean()
 
 
 def mises_fisher_weights(z1: torch.Tensor, z2: torch.Tensor, sigma: float, normalize: bool = True) -> torch.Tensor:
@@ -69,16 +115,12 @@ def dcl(z1, z2, temperature, normalize=True, sigma=None):
 # so the whole loss streams (three of negatives_lse's calls per c: c = 1, or c = 1 + β and c = β); τ⁺ = β = 0
 # is NT-Xent. Everything is in log space; the clamp keeps N_g > 0 where τ⁺ M e^{s⁺} >= R.
 
-def debiased_nt_xent(z1, z2, temperature, normalize=True, tau_plus=0.0, beta=0.0):
-    """Per-anchor debiased / hard-negative NT-Xent [2N] (z1's anchors first), equations above."""
-    t = temperature_tensor(temperature, z1)
-    m = 2 * z1.shape[0] - 2
-    pos = paired_scores(z1, z2, t, normalize)
-    pos = torch.cat([pos, pos])
+def _debiased(pos, negatives_at, m, t, tau_plus, beta):
+    """The per-anchor loss above from s⁺ [A] and negatives_at(c) = log sum_k e^{c s_k} [A] (M = m negatives)."""
     if beta > 0:
-        log_r = negatives_lse(z1, z2, t / (1 + beta), normalize) - negatives_lse(z1, z2, t / beta, normalize) + math.log(m)
+        log_r = negatives_at(1 + beta) - negatives_at(beta) + math.log(m)
     else:
-        log_r = negatives_lse(z1, z2, t, normalize)
+        log_r = negatives_at(1.0)
     log_r = log_r.to(pos.dtype)
     if tau_plus > 0:
         inner = 1 - tau_plus * torch.exp(pos + math.log(m) - log_r)
@@ -89,3 +131,33 @@ def debiased_nt_xent(z1, z2, temperature, normalize=True, tau_plus=0.0, beta=0.0
         log_ng = log_r
     log_ng = torch.maximum(log_ng, math.log(m) - 1.0 / t)
     return torch.logaddexp(pos, log_ng) - pos
+
+
+def debiased_nt_xent(z1, z2, temperature, normalize=True, tau_plus=0.0, beta=0.0):
+    """Per-anchor debiased / hard-negative NT-Xent [2N] (z1's anchors first), equations above."""
+    t = temperature_tensor(temperature, z1)
+    pos = paired_scores(z1, z2, t, normalize)
+    return _debiased(torch.cat([pos, pos]), lambda c: negatives_lse(z1, z2, t / c, normalize),
+                     2 * z1.shape[0] - 2, t, tau_plus, beta)
+
+
+def debiased_info_nce(q, k, temperature, symmetric=True, normalize=True, tau_plus=0.0, beta=0.0):
+    """Debiased / hard-negative CLIP InfoNCE (scalar): the equations above with the M = N - 1 negatives of row
+    i the other rows of k (one streamed call per c, its own column excluded; the column statistics give the
+    k -> q direction), mean over rows, averaged over both directions when symmetric."""
+    t = temperature_tensor(temperature, q)
+    idx = torch.arange(q.shape[0], device=q.device)
+    stats = {}
+
+    def lse(c, col):
+        if c not in stats:
+            out = contrastive_stats(q, k, idx, idx, idx, t / c, normalize, False, symmetric, "q|k")
+            stats[c] = (out[0], out[3])
+        return stats[c][col]
+
+    pos = paired_scores(q, k, t, normalize)
+    m = q.shape[0] - 1
+    loss = _debiased(pos, lambda c: lse(c, 0), m, t, tau_plus, beta).mean()
+    if symmetric:
+        loss = (loss + _debiased(pos, lambda c: lse(c, 1), m, t, tau_plus, beta).mean()) / 2
+    return loss
