@@ -123,3 +123,14 @@ def test_info_nce_queue_blocks(backend, monkeypatch):
     assert_close(loss, ref, torch.float32, what="loss")
     for g, r in zip(grads, ref_grads):
         assert_close(g, r, torch.float32, grad=True, what="gradient")
+
+
+@IMPLS
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_info_nce_queue_half_precision(backend, dtype):
+    dev = backend.device
+    q, key, queue = (torch.randn(n, 32, device=dev).to(dtype) for n in (6, 6, 21))
+    loss = fastrepr.info_nce(q, key, 0.2, symmetric=False, queue=queue)
+    ref = reference.info_nce_queue(q.double(), key.double(), queue.double(), 0.2)
+    assert loss.dtype == torch.float32
+    assert_close(loss, ref, dtype, what="loss")
