@@ -15,3 +15,9 @@ __all__ = ["__version__", "pairwise_abs_diff_mean", "histogram_mutual_info", "nt
            "NTXentLoss", "InfoNCELoss", "SupConLoss", "EmbeddingIndex",
            "sgns_loss", "cbow_ns_loss", "hierarchical_softmax_loss", "NegativeSamplingLoss",
            "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError"]
+
+# issue 13: decoupled contrastive loss (memory-bank NTXentLoss and info_nce(queue=) extend the names above)
+from .functional import dcl_loss  # noqa: E402
+from .losses import DCLLoss, DCLWLoss  # noqa: E402
+
+__all__ += ["dcl_loss", "DCLLoss", "DCLWLoss"]

@@ -110,7 +110,7 @@ def _check_pair(a_name: str, a, b_name: str, b) -> None:
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str = "mean", normalize: bool = True,
-            gather_distributed: bool = False) -> torch.Tensor:
+            gather_distributed: bool = False, tau_plus: float = 0.0, beta: float = 0.0) -> torch.Tensor:
     """NT-Xent, the SimCLR loss (Chen et al. 2020), fused.
 
     z1, z2: [N, D] embeddings of two views (float16/bfloat16/float32/float64, same dtype and device).
@@ -135,15 +135,28 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     gradient on each rank w.r.t. its own z1, z2 equals W times the gradient of the single-process loss over
     the rank-major concatenated batch, so DDP's averaging of parameter gradients over W ranks reproduces
     single-process training exactly. Every rank must pass the same N.
+
+    tau_plus, beta: debiased (Chuang et al. 2020; τ⁺ in [0, 1), the probability that a negative shares the
+    anchor's class) and hard-negative (Robinson et al. 2021; β >= 0, the concentration on hard negatives)
+    NT-Xent, as the HCL repository's code computes them (its paper's pseudo-code differs, a typo by the
+    authors' account; equations in fastrepr/ops/dcl.py). 0, 0 is plain NT-Xent. Streamed, at 1.5x (β = 0) or
+    3x (β > 0) NT-Xent's work; not with gather_distributed.
     """
     _check_pair("z1", z1, "z2", z2)
     _temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
     _reduction(reduction)
+    tau_plus, beta = _checks.float_arg(tau_plus, "tau_plus"), _checks.float_arg(beta, "beta")
+    if tau_plus or beta:
+        from .ops import dcl as _dcl
+
+        _debias_args(tau_plus, beta, gather_distributed)
+        return _reduce(_dcl.debiased_nt_xent(z1, z2, temperature, normalize, tau_plus, beta), reduction)
     return _reduce(_contrastive.nt_xent(z1, z2, temperature, normalize, gather_distributed), reduction)
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool = True, normalize: bool = True,
-             gather_distributed: bool = False) -> torch.Tensor:
+             gather_distributed: bool = False, queue: torch.Tensor | None = None, tau_plus: float = 0.0,
+             beta: float = 0.0) -> torch.Tensor:
     """CLIP-style InfoNCE (Radford et al. 2021), fused: row i of q is matched with row i of k against the
     other rows of k (cross-modal negatives only); symmetric=True averages with the k -> q direction.
 
@@ -152,8 +165,38 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
     Normalization, NaN/Inf, temperature and overflow checks as in nt_xent (naming q or k).
     gather_distributed: negatives from every rank (as open_clip's gather_with_grad with local loss); the
     gradient scaling is that of nt_xent (W times the single-process gradient).
+    queue: [K, D] negatives (MoCo, He et al. 2020; lightly's memory bank), same dtype and device as q: then
+    loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})), l_i = q̂_i·k̂_i/τ, the mean over i: MoCo's logits
+    [l_pos, l_neg], the other rows of k are not negatives. Needs symmetric=False. The queue gets no gradient
+    (its backward pass is skipped) and is streamed by the same kernels, never turned into the N x K logits:
+    memory O((N + K)·D) for its normalized copy. Its rows are normalized like q's (a zero row stays zero).
+    tau_plus, beta: debiased / hard-negative weighting as in nt_xent (the N - 1 other rows of k are row i's
+    negatives); not with queue or gather_distributed.
     """
     _check_pair("q", q, "k", k)
+    tau_plus, beta = _checks.float_arg(tau_plus, "tau_plus"), _checks.float_arg(beta, "beta")
+    if tau_plus or beta:
+        from .ops import dcl as _dcl
+
+        _debias_args(tau_plus, beta, gather_distributed or queue is not None)
+        _temperature(temperature, q.dtype, q.shape[0], normalize)
+        return _dcl.debiased_info_nce(q, k, temperature, symmetric, normalize, tau_plus, beta)
+    if queue is not None:
+        _checks.floating(queue, "queue")
+        _checks.ndim(queue, 2, "queue", "[K, D]")
+        _checks.nonempty(queue, "queue", "[K, D]")
+        if queue.shape[1] != q.shape[1]:
+            raise ValueError(f"queue must have D={q.shape[1]} features like q, got {tuple(queue.shape)}")
+        _checks.same_dtype(q=q, queue=queue)
+        _checks.same_device(q=q, queue=queue)
+        if symmetric:
+            raise ValueError("queue= needs symmetric=False (MoCo's loss has no k -> q direction)")
+        if _checks.data_checks(k):
+            _checks.finite(k, "k")  # q and the queue are checked in the op
+        _temperature(temperature, q.dtype, queue.shape[0] + 1, normalize)
+        from .ops import dcl as _dcl
+
+        return _dcl.info_nce_queue(q, k, temperature, normalize, queue)
     _temperature(temperature, q.dtype, q.shape[0], normalize)
     return _contrastive.info_nce(q, k, temperature, symmetric, normalize, gather_distributed)
 
@@ -373,3 +416,37 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
         raise TypeError(f"tree must be a HuffmanTree or a tuple (points, codes, lengths), got {type(tree).__name__}")
     _checks.same_device(h=h, w_nodes=w_nodes, targets=targets, tree=points)
     return _reduce(_hs.hierarchical_softmax(h, w_nodes, targets, points, codes, lengths, sparse), reduction)
+
+
+# ---- decoupled contrastive loss (issue 13) -------------------------------------------------------------------
+
+def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, sigma: float | None = None,
+             reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
+    """Decoupled contrastive loss (Yeh et al. 2022), fused: NT-Xent without the positive in the denominator.
+
+    z1, z2: [N, D] views (float16/bfloat16/float32/float64, same dtype and device), N >= 2. Anchor i of view 1:
+    L_i = -w_i ŝ¹²_ii + log(sum_{j != i} exp ŝ¹¹_ij + sum_{j != i} exp ŝ¹²_ij), ŝ^{uv}_ij = ẑ^u_i·ẑ^v_j/τ, and
+    view 2's anchors likewise; reduction over the 2N anchors ("mean", "sum", "none": [2N], z1's first).
+    sigma: None gives DCL (w = 1, lightly's DCLLoss); a float > 0 gives DCLW, w = 2 - N softmax(ẑ¹_i·ẑ²_i/σ)
+    (detached, lightly's DCLWLoss with negative_mises_fisher_weights). temperature: float > 0 or a 0-dim tensor
+    (learnable). Returns float32 (float64 for float64 input). Same checks as nt_xent (naming z1 or z2).
+    Memory O(N·D): three streamed passes of the contrastive kernels (fastrepr/ops/dcl.py), never N x N.
+    """
+    from .ops import dcl as _dcl
+
+    _check_pair("z1", z1, "z2", z2)
+    _temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
+    _reduction(reduction)
+    if sigma is not None:
+        sigma = _checks.float_arg(sigma, "sigma", positive=True)
+    return _reduce(_dcl.dcl(z1, z2, temperature, normalize, sigma), reduction)
+
+
+def _debias_args(tau_plus: float, beta: float, unsupported: bool) -> None:
+    """tau_plus in [0, 1), beta >= 0 (finite: float_arg); unsupported: gather_distributed or a queue was passed."""
+    if not 0 <= tau_plus < 1:
+        raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}")
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    if unsupported:
+        raise ValueError("tau_plus and beta do not support gather_distributed=True or queue= yet")

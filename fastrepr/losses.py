@@ -17,23 +17,61 @@ class NTXentLoss(nn.Module):
     """Drop-in replacement for lightly's NTXentLoss (same constructor and forward(out0, out1)).
 
     temperature: float > 0 (lightly's default 0.5). gather_distributed: negatives from every rank (see
-    fastrepr.nt_xent for the gradient scaling). memory_bank_size: lightly's optional memory bank is not
-    supported; only 0 is accepted. Memory O(N·D) instead of lightly's O(N²).
+    fastrepr.nt_xent for the gradient scaling). Memory O(N·D) instead of lightly's O(N²).
+
+    memory_bank_size: 0 (in-batch negatives), (K, D) as lightly 1.6 (the bank [K, D] float32 buffer is drawn at
+    construction: randn(K, D) rows normalized, from torch's global generator, so the same seed gives lightly's
+    bank), or an int K as lightly < 1.5 (drawn at the first forward: randn(D, K) normalized over D, transposed).
+    With a bank, lightly's semantics: the anchors out0 have out1 as positive and the K bank rows (not the other
+    rows of the batch) as negatives (fastrepr.info_nce(out0, out1, queue=bank)); after the loss, if
+    out0.requires_grad, the normalized out1 (gathered from every rank first when gather_distributed) is enqueued
+    FIFO at the bank pointer; a batch that reaches the end fills it and its remaining rows are dropped, the
+    pointer returning to 0 (as lightly's MemoryBankModule). The bank is replaced, not written in place (the
+    loss's backward still reads the old one; lightly clones it instead): one K·D copy per step. Memory
+    O((N + K)·D), never lightly's N x (K + 1) logits.
     """
 
-    def __init__(self, temperature: float = 0.5, memory_bank_size: int = 0, gather_distributed: bool = False):
+    def __init__(self, temperature: float = 0.5, memory_bank_size=0, gather_distributed: bool = False):
         super().__init__()
-        if memory_bank_size not in (0, None):
-            raise ValueError("fastrepr.NTXentLoss has no memory bank (memory_bank_size must be 0); use "
-                             "in-batch negatives, or gather_distributed=True for more of them")
         self.temperature = _checks.temperature(temperature, read=True)
         self.gather_distributed = bool(gather_distributed)
+        size = tuple(memory_bank_size) if isinstance(memory_bank_size, (tuple, list)) else (memory_bank_size,)
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in size) or (
+                len(size) != 1 if not isinstance(memory_bank_size, (tuple, list)) else len(size) != 2 or 0 in size):
+            raise ValueError(f"memory_bank_size must be 0, an int K > 0 or a (K, D) pair of ints > 0, got "
+                             f"{memory_bank_size!r}")
+        self.bank_size = size[0]
+        self.register_buffer("bank", torch.randn(size) if len(size) == 2 else torch.empty(0), persistent=False)
+        if len(size) == 2:
+            self.bank = torch.nn.functional.normalize(self.bank, dim=-1)
+        self.bank_ptr = 0
+
+    @torch.no_grad()
+    def _enqueue(self, out1: torch.Tensor) -> None:
+        from .distributed import all_gather, rank_and_world
+
+        batch = torch.nn.functional.normalize(out1.detach(), dim=1)
+        if self.gather_distributed and rank_and_world()[1] > 1:
+            batch = all_gather(batch)
+        take = min(batch.shape[0], self.bank_size - self.bank_ptr)
+        rows = torch.arange(self.bank_ptr, self.bank_ptr + take, device=self.bank.device)
+        self.bank = self.bank.index_copy(0, rows, batch[:take].to(self.bank))
+        self.bank_ptr = 0 if self.bank_ptr + batch.shape[0] >= self.bank_size else self.bank_ptr + take
 
     def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:
-        return F.nt_xent(out0, out1, self.temperature, gather_distributed=self.gather_distributed)
+        if self.bank_size == 0:
+            return F.nt_xent(out0, out1, self.temperature, gather_distributed=self.gather_distributed)
+        if self.bank.numel() == 0:  # lightly < 1.5: an int size, drawn at the first call on out1's device
+            self.bank = torch.nn.functional.normalize(torch.randn(out1.shape[1], self.bank_size), dim=0).t(
+            ).contiguous().to(out1.device)
+        loss = F.info_nce(out0, out1, self.temperature, symmetric=False, queue=self.bank.to(out0.dtype))
+        if out0.requires_grad:
+            self._enqueue(out1)
+        return loss
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, gather_distributed={self.gather_distributed}"
+        return (f"temperature={self.temperature}, memory_bank_size={self.bank_size}, "
+                f"gather_distributed={self.gather_distributed}")
 
 
 class InfoNCELoss(nn.Module):
@@ -131,3 +169,27 @@ class HierarchicalSoftmaxLoss(nn.Module):
     def forward(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.hierarchical_softmax_loss(h, self.w_nodes, targets, self.tree, reduction=self.reduction,
                                            sparse=self.sparse)
+
+
+class DCLLoss(nn.Module):
+    """Decoupled contrastive loss (Yeh et al. 2022) as lightly's DCLLoss(temperature=0.1): forward(out0, out1)
+    is fastrepr.functional.dcl_loss, the mean over the 2N anchors. gather_distributed is not supported yet."""
+
+    def __init__(self, temperature: float = 0.1):
+        super().__init__()
+        self.temperature = _checks.temperature(temperature, read=True)
+
+    def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:
+        return F.dcl_loss(out0, out1, self.temperature)
+
+
+class DCLWLoss(DCLLoss):
+    """Weighted DCL as lightly's DCLWLoss(temperature=0.1, sigma=0.5): the positive term weighted by
+    w = 2 - N softmax(ẑ¹_i·ẑ²_i / sigma), detached."""
+
+    def __init__(self, temperature: float = 0.1, sigma: float = 0.5):
+        super().__init__(temperature)
+        self.sigma = _checks.float_arg(sigma, "sigma", positive=True)
+
+    def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:
+        return F.dcl_loss(out0, out1, self.temperature, sigma=self.sigma)

@@ -212,3 +212,83 @@ def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.
     s = torch.einsum("bjd,bd->bj", w_nodes.to(acc)[p], h.to(acc))
     loss = -torch.where(valid, torch.nn.functional.logsigmoid((1 - 2 * c) * s), 0).sum(1)
     return torch.where((torch.isfinite(s) | ~valid).all(1), loss, float("nan"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 13: DCL / DCLW and queue (memory-bank) negatives, dense: the oracles of fastrepr.ops.dcl and of
+# fastrepr.info_nce(queue=...) / fastrepr.NTXentLoss(memory_bank_size=...).
+
+def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, sigma: float | None = None,
+             reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
+    """Yeh et al. 2022, Eq. 6: anchor i of view u, other view v: L = -w_i s^{uv}_ii + logsumexp over the 2N - 2
+    columns j != i of [s^{uu}_ij, s^{uv}_ij] (the positive is not in the denominator); w = 1 (DCL) or, with
+    sigma, w = 2 - N softmax_i(ẑ^u_i·ẑ^v_i / sigma), detached (DCLW). [2N] losses, z1's anchors first."""
+    n = z1.shape[0]
+    a, b = _unit(z1, normalize), _unit(z2, normalize)
+    eye = torch.eye(n, dtype=torch.bool, device=a.device)
+    pos = (a * b).sum(1) / temperature
+    if sigma is not None:
+        pos = pos * (2 - n * torch.softmax((a * b).sum(1).detach() / sigma, 0))
+    losses = []
+    for u, v in ((a, b), (b, a)):
+        s_uu = (u @ u.t() / temperature).masked_fill(eye, float("-inf"))
+        s_uv = (u @ v.t() / temperature).masked_fill(eye, float("-inf"))
+        losses.append(torch.logsumexp(torch.cat([s_uu, s_uv], 1), 1) - pos)
+    loss = torch.cat(losses)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature=0.1,
+                   normalize: bool = True) -> torch.Tensor:
+    """MoCo (He et al. 2020, Algorithm 1): logits [q̂_i·k̂_i, q̂_i·Q̂ᵀ] / τ, cross-entropy with label 0, mean; the
+    queue Q [K, D] is detached."""
+    qn, kn, Q = _unit(q, normalize), _unit(k, normalize), _unit(queue.detach(), normalize)
+    logits = torch.cat([(qn * kn).sum(1, keepdim=True), qn @ Q.t()], 1) / temperature
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+def _hcl_loss(neg: torch.Tensor, pos: torch.Tensor, temperature, tau_plus: float, beta: float) -> torch.Tensor:
+    """HCL's per-anchor loss from neg [A, M] = exp(negative scores) and pos [A] = exp(positive score)."""
+    m = neg.shape[1]
+    if beta > 0:
+        imp = (beta * neg.log()).exp()
+        r = (imp * neg).sum(-1) / imp.mean(-1)
+    else:
+        r = neg.sum(-1)
+    ng = torch.clamp((-tau_plus * m * pos + r) / (1 - tau_plus), min=m * torch.exp(-1 / torch.as_tensor(temperature)))
+    return -torch.log(pos / (pos + ng))
+
+
+def debiased_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.5, tau_plus: float = 0.0, beta: float = 0.0,
+                     reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
+    """Chuang et al. 2020 (τ⁺) and Robinson et al. 2021 (β) as the HCL repository's code (image/main.py), dense:
+    neg = exp(S) over each anchor's M = 2N - 2 negatives, pos = exp(s⁺); imp = neg^β;
+    R = (imp · neg).sum / imp.mean (β > 0) or neg.sum; Ng = max((R - τ⁺ M pos) / (1 - τ⁺), M e^{-1/τ});
+    L = -log(pos / (pos + Ng)). Exponentials formed directly (float64 keeps them finite at test sizes)."""
+    n = z1.shape[0]
+    z = _unit(torch.cat([z1, z2]), normalize)
+    s = z @ z.t() / temperature
+    target = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
+    mask = torch.ones(2 * n, 2 * n, dtype=torch.bool, device=z.device)
+    mask[torch.arange(2 * n), torch.arange(2 * n)] = False
+    mask[torch.arange(2 * n), target] = False
+    neg = torch.exp(s[mask].view(2 * n, -1))
+    pos = torch.exp(s[torch.arange(2 * n), target])
+    loss = _hcl_loss(neg, pos, temperature, tau_plus, beta)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def debiased_info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.5, tau_plus: float = 0.0, beta: float = 0.0,
+                      symmetric: bool = True, normalize: bool = True) -> torch.Tensor:
+    """debiased_nt_xent's equations for CLIP InfoNCE: row i of S = q̂ k̂ᵀ/τ has positive S[i, i] and the
+    M = N - 1 other entries as negatives; Sᵀ likewise for the k -> q direction (averaged when symmetric)."""
+    n = q.shape[0]
+    s = _unit(q, normalize) @ _unit(k, normalize).t() / temperature
+    eye = torch.eye(n, dtype=torch.bool, device=q.device)
+    m = n - 1
+
+    def one(sm):
+        neg, pos = torch.exp(sm[~eye].view(n, m)), torch.exp(sm.diagonal())
+        return _hcl_loss(neg, pos, temperature, tau_plus, beta).mean()
+
+    return (one(s) + one(s.t())) / 2 if symmetric else one(s)

@@ -140,8 +140,8 @@ def test_modules():
     torch.testing.assert_close(out.detach(), fastrepr.info_nce(z1, z2, 0.07))
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     torch.testing.assert_close(fastrepr.SupConLoss(0.1)(z1, labels), fastrepr.sup_con(z1, labels, 0.1))
-    with pytest.raises(ValueError, match="memory bank"):
-        fastrepr.NTXentLoss(memory_bank_size=4096)
+    with pytest.raises(ValueError, match="memory_bank_size"):  # banks: tests/test_memory_bank.py
+        fastrepr.NTXentLoss(memory_bank_size=-4096)
     with pytest.raises(ValueError, match="temperature"):
         fastrepr.NTXentLoss(temperature=0.0)
 

@@ -51,7 +51,7 @@ from ..distributed import all_gather, all_gather_with_grad, rank_and_world
 from .._triton import (INTERPRET, SHARED_MEMORY_PER_BLOCK, CompileCase, SharedMemoryPrune, device_arch,
                        next_power_of_2, tile_bytes, tl, triton)
 from ._contrastive_tiles import load_rows, masked_score_tile, row_tile
-from ._positives import positive_grad, positive_sums, self_rows
+from ._positives import positive_grad as _positive_grad, positive_sums as _positive_sums, self_rows
 from ._precision import acc_dtype
 
 OP = "contrastive_stats"
@@ -413,6 +413,21 @@ def _check_values(x: torch.Tensor, y: torch.Tensor, temperature: torch.Tensor, n
     return temperature
 
 
+def positive_sums(xh, yh, labels_x, labels_y, self_col, temperature):
+    """ops/_positives.positive_sums, or zeros when labels_x or labels_y is empty: "no column is a positive" (a
+    queue of negatives), without the class sums' O((M + Nc)·D) pass."""
+    if labels_x.numel() == 0 or labels_y.numel() == 0:
+        return torch.zeros(self_col.shape[0], dtype=acc_dtype(xh.dtype), device=xh.device)
+    return _positive_sums(xh, yh, labels_x, labels_y, self_col, temperature)
+
+
+def positive_grad(yh, labels_x, labels_y, self_col, temperature, rho, sigma):
+    """ops/_positives.positive_grad, or zeros [M, D] when there are no positives (see positive_sums)."""
+    if labels_x.numel() == 0 or labels_y.numel() == 0:
+        return torch.zeros(self_col.shape[0], yh.shape[1], dtype=acc_dtype(yh.dtype), device=yh.device)
+    return _positive_grad(yh, labels_x, labels_y, self_col, temperature, rho, sigma)
+
+
 @torch.library.custom_op("fastrepr::contrastive_stats", mutates_args=())
 def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, labels_y: torch.Tensor,
                       self_col: torch.Tensor, temperature: torch.Tensor, normalize: bool, same: bool,
@@ -420,7 +435,7 @@ def contrastive_stats(x: torch.Tensor, y: torch.Tensor, labels_x: torch.Tensor, 
                                                                     torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row statistics (lse, pos, e) [M] of S = x̂ ŷᵀ / τ, and with col_stats those of Sᵀ ([Nc] each, else
     empty). same=True means y is x (then col_stats must be False: the backward uses the symmetry).
-    labels_*: int64; self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor.
+    labels_*: int64 (both empty: no positives, pos = 0); self_col[a]: the column excluded from row a (-1: none); temperature: 0-dim tensor.
     names: "x's name|y's name" for error messages ("z1+z2" when x stacks two arguments of equal length)."""
     temperature = _check_values(x, y, temperature, normalize, same, names)
     xh, _ = _normalize(x) if normalize else (x, None)
@@ -457,9 +472,11 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
                                pos: torch.Tensor, e: torch.Tensor, lse_c: torch.Tensor, pos_c: torch.Tensor,
                                e_c: torch.Tensor, g_lse: torch.Tensor, g_pos: torch.Tensor, g_lse_c: torch.Tensor,
                                g_pos_c: torch.Tensor, normalize: bool, same: bool,
-                               col_stats: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               col_stats: bool, y_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor,
+                                                                            torch.Tensor]:
     """(dx, dy, dtemperature) of contrastive_stats given the gradients of its statistics (see module doc);
-    dy is empty when same. A custom op of its own so that torch.compile traces the backward too."""
+    dy is empty when same or not y_grad (a detached y, such as a queue of negatives: its pass is skipped).
+    A custom op of its own so that torch.compile traces the backward too."""
     def bwd(*args):
         return _backend.dispatch(BACKWARD_OP, BACKWARD_IMPLS, *args)
 
@@ -479,16 +496,20 @@ def contrastive_stats_backward(x: torch.Tensor, y: torch.Tensor, labels_x: torch
             dtemp_sum = dtemp_sum + (g_lse_c * e_c + g_pos_c * pos_c).sum()
         extra = positive_grad(yh, labels_x, labels_y, self_col, temperature, g_pos, g_pos_c)
         dx = bwd(xh, yh, self_col, temperature, g_lse, lse, g_lse_c, lse_c, extra, rnx)
-        extra = positive_grad(xh, labels_y, labels_x, self_row, temperature, g_pos_c, g_pos)
-        dy = bwd(yh, xh, self_row, temperature, g_lse_c, lse_c, g_lse, lse, extra, rny).to(y.dtype)
+        if y_grad:
+            extra = positive_grad(xh, labels_y, labels_x, self_row, temperature, g_pos_c, g_pos)
+            dy = bwd(yh, xh, self_row, temperature, g_lse_c, lse_c, g_lse, lse, extra, rny).to(y.dtype)
+        else:
+            dy = y.new_empty(0)
     dtemp = (-dtemp_sum / temperature).to(temperature.dtype)
     return dx.to(x.dtype), dy, dtemp
 
 
 @contrastive_stats_backward.register_fake
 def _(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e, lse_c, pos_c, e_c, g_lse, g_pos, g_lse_c,
-      g_pos_c, normalize, same, col_stats):
-    return torch.empty_like(x), (y.new_empty(0) if same else torch.empty_like(y)), torch.empty_like(temperature)
+      g_pos_c, normalize, same, col_stats, y_grad=True):
+    return (torch.empty_like(x), (y.new_empty(0) if same or not y_grad else torch.empty_like(y)),
+            torch.empty_like(temperature))
 
 
 def _backward(ctx, g_lse, g_pos, _g_e, g_lse_c, g_pos_c, _g_e_c):
@@ -496,8 +517,9 @@ def _backward(ctx, g_lse, g_pos, _g_e, g_lse_c, g_pos_c, _g_e_c):
     grads = [torch.zeros_like(like) if g is None else g for g, like in
              ((g_lse, lse), (g_pos, pos), (g_lse_c, lse_c), (g_pos_c, pos_c))]
     dx, dy, dtemp = contrastive_stats_backward(x, y, labels_x, labels_y, self_col, temperature, lse, pos, e,
-                                               lse_c, pos_c, e_c, *grads, ctx.normalize, ctx.same, ctx.col_stats)
-    return dx, (None if ctx.same else dy), None, None, None, dtemp, None, None, None, None
+                                               lse_c, pos_c, e_c, *grads, ctx.normalize, ctx.same, ctx.col_stats,
+                                               ctx.needs_input_grad[1])
+    return dx, (None if ctx.same or not ctx.needs_input_grad[1] else dy), None, None, None, dtemp, None, None, None, None
 
 
 contrastive_stats.register_autograd(_backward, setup_context=_setup_context)
@@ -540,7 +562,8 @@ def nt_xent(z1, z2, temperature, normalize=True, gather_distributed=False):
 
 
 def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distributed=False):
-    """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction."""
+    """CLIP InfoNCE: mean over rows of q of -log softmax(q̂ k̂ᵀ/τ)[i, i], averaged with the k -> q direction.
+    (With a queue of negatives: fastrepr.ops.dcl.info_nce_queue.)"""
     n = q.shape[0]
     t = temperature_tensor(temperature, q)
     rank, world = rank_and_world() if gather_distributed else (0, 1)
