@@ -215,10 +215,23 @@ def _busy() -> bool:
         return False
 
 
+_searcher = None  # ops/topk_search.exact_search, registered by that module (this one never imports it)
+
+
+def register_searcher(fn) -> None:
+    """The exact search the calibration times (``topk_search`` registers its own on import)."""
+    global _searcher
+    _searcher = fn
+
+
 def calibrate(threads: int | None = None, save: bool = True) -> dict:
     """Measure every available path (effective GFLOP/s of a whole k=10 exact search, scan and refinement, at
     each calibration query count) and cache the table."""
-    from .topk_search import exact_search
+    if _searcher is None:
+        from importlib import import_module
+
+        import_module(__package__ + ".topk_search")  # registers it (by name: no import edge back)
+    exact_search = _searcher
 
     global _calibrating
     threads = threads or torch.get_num_threads()

@@ -32,6 +32,7 @@ import torch
 from .. import _native
 from .._backend import Impls, declare, dispatch
 from .._triton import next_power_of_2, tl, triton
+from . import _search_plan
 from ._topk import COMPILE_KP, NEG_INF, TopK, cdiv, empty_result, merge_topk, splits_for
 
 OP = "topk_search"
@@ -274,7 +275,6 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     Memory: O(Q·(k + margin)) lists in chunks of at most 16384 queries, one [512, 512] tile per thread,
     float64 copies of a chunk's queries; never the [Q, R] score matrix.
     """
-    from . import _search_plan
 
     Q, D = queries.shape
     R = vectors.shape[0]
@@ -320,9 +320,11 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     return out_v, out_i
 
 
+_search_plan.register_searcher(exact_search)
+
+
 def search_path(Q: int, R: int, D: int) -> str:
     """The CPU path an exact search of Q queries over R x D rows takes here (benchmark rows record it)."""
-    from . import _search_plan
 
     path = _search_plan.choose(Q, R, D)
     return f"{path.name}: {path.library}"
