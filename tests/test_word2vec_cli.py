@@ -41,3 +41,25 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "negative=0 with hs=0" in capsys.readouterr().err
     assert cli.main(["word2vec", str(empty), "-o", str(tmp_path / "v.txt"), "--size", "0"]) == 2
     assert "vector_size must be" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAS_IO, reason="fastrepr.text.io (word-vector IO, issue 4) is not on this branch")
+def test_cli_update_rule_flags_reach_the_trainer(tmp_path, capsys, monkeypatch):
+    """--update/--saturation/--sigmoid are the Word2Vec options of the same names (seen by the trainer)."""
+    from fastrepr.text import word2vec as w2v
+
+    seen = {}
+    real_train = w2v.Word2Vec.train
+
+    def spy(self, *a, **kw):
+        seen.update(update=self.update, saturation=self.saturation, sigmoid=self.sigmoid)
+        return real_train(self, *a, **kw)
+
+    monkeypatch.setattr(w2v.Word2Vec, "train", spy)
+    out = tmp_path / "vectors.txt"
+    rc = cli.main(["word2vec", str(gensim_test_file("lee_background.cor")), "-o", str(out), "--size", "8",
+                   "--epochs", "1", "--threads", "1", "--quiet", "--update", "window", "--saturation", "clamp",
+                   "--sigmoid", "interpolated"])
+    assert rc == 0, capsys.readouterr().err
+    assert seen == {"update": "window", "saturation": "clamp", "sigmoid": "interpolated"}
+    assert cli.main(["word2vec", str(out), "-o", str(out), "--update", "nope"]) == 2

@@ -28,6 +28,12 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", "--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cpu", type=device_flag, help="cpu or cuda")
+    p.add_argument("--update", choices=["exact", "window", "batched"], default=None,
+                   help="update rule (default: exact on CPU, as gensim/word2vec.c; see fastrepr.Word2Vec)")
+    p.add_argument("--saturation", choices=["skip", "clamp"], default="skip",
+                   help="beyond +-MAX_EXP: skip the term (gensim) or clamp the gradient (word2vec.c)")
+    p.add_argument("--sigmoid", choices=["table", "interpolated"], default="table",
+                   help="sigmoid lookup: the references' table (bit-exact) or interpolated")
     p.add_argument("--binary", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -39,7 +45,8 @@ def main(args) -> int:
                      max_vocab=args.max_vocab, sg=0 if args.cbow else 1, hs=args.hs, negative=args.negative,
                      ns_exponent=args.ns_exponent, cbow_mean=args.cbow_mean, sample=args.sample, alpha=args.alpha,
                      min_alpha=args.min_alpha, epochs=args.epochs, workers=args.workers, seed=args.seed,
-                     device=args.device, progress=not args.quiet)
+                     device=args.device, progress=not args.quiet, update=args.update,
+                     saturation=args.saturation, sigmoid=args.sigmoid)
     check_writable(args.output, "-o/--output")  # fail before training, not after
     model.train(args.corpus)
     model.save_word2vec_format(args.output, binary=args.binary)
