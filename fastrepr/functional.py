@@ -453,6 +453,15 @@ def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *
     """
     if estimator not in ("mws", "mss"):
         raise ValueError(f"estimator must be 'mws' or 'mss', got {estimator!r}")
+    for name, t in (("z", z), ("mu", mu), ("logvar", logvar)):
+        _checks.floating(t, name)
+        _checks.ndim(t, 2, name, "[B, D]")
+        if t.shape != z.shape or t.shape[1] == 0:
+            raise ValueError(f"z, mu and logvar must share one shape [B, D >= 1], got {tuple(t.shape)} for {name}")
+        if _checks.data_checks(t):
+            _checks.finite(t, name)
+    _checks.same_dtype(z=z, mu=mu, logvar=logvar)
+    _checks.same_device(z=z, mu=mu, logvar=logvar)
     B, D = z.shape
     if B < 2:
         raise ValueError(f"the total correlation needs a batch of B >= 2 codes, got B={B}")
