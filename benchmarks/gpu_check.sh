@@ -35,4 +35,7 @@ timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget
 echo "== fastrepr disentangle (H100 bar: the whole suite at study sizes, rendering included, under 30 s)"
 timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --representation moments --device cuda \
   --scale study 2>&1 | tee "$OUT/disentangle.log" || status=1
+echo "== beta-VAE family (issue 15): fused reconstruction and the streaming total-correlation kernel"
+timeout "${GPU_VAE_TIMEOUT:-120}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" --no-plots \
+  --op beta_vae_loss --op total_correlation 2>&1 | tee "$OUT/bench_vae.log" || status=1
 exit $status

@@ -21,3 +21,7 @@ from .functional import dcl_loss  # noqa: E402
 from .losses import DCLLoss, DCLWLoss  # noqa: E402
 
 __all__ += ["dcl_loss", "DCLLoss", "DCLWLoss"]
+from .functional import beta_vae_loss, gaussian_kl, total_correlation
+from .losses import BetaVAELoss
+
+__all__ += ["beta_vae_loss", "gaussian_kl", "total_correlation", "BetaVAELoss"]

@@ -193,3 +193,30 @@ class DCLWLoss(DCLLoss):
 
     def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:
         return F.dcl_loss(out0, out1, self.temperature, sigma=self.sigma)
+class BetaVAELoss(nn.Module):
+    """The β-VAE family's loss as a module: holds the objective's settings and calls fastrepr.beta_vae_loss.
+
+    forward(logits, x, mu, logvar, z=None) -> scalar (see fastrepr.beta_vae_loss for shapes, dtypes, memory).
+    capacity may be changed between steps (AnnealedVAE's schedule: ``loss.capacity = c_max * min(1, t / T)``).
+    """
+
+    def __init__(self, beta: float = 1.0, objective: str = "beta", *, capacity: float = 0.0, gamma: float = 1000.0,
+                 lambda_od: float = 10.0, lambda_d: float | None = None, dataset_size: int | None = None,
+                 estimator: str = "mws", reduction: str = "mean"):
+        super().__init__()
+        if objective not in F.VAE_OBJECTIVES:
+            raise ValueError(f"objective must be one of {F.VAE_OBJECTIVES}, got {objective!r}")
+        self.beta, self.objective = _checks.float_arg(beta, "beta"), objective
+        self.capacity, self.gamma = _checks.float_arg(capacity, "capacity"), _checks.float_arg(gamma, "gamma")
+        self.lambda_od = _checks.float_arg(lambda_od, "lambda_od")
+        self.lambda_d = None if lambda_d is None else _checks.float_arg(lambda_d, "lambda_d")
+        self.dataset_size, self.estimator, self.reduction = dataset_size, estimator, reduction
+
+    def forward(self, logits, x, mu, logvar, z=None, return_parts: bool = False):
+        return F.beta_vae_loss(logits, x, mu, logvar, self.beta, objective=self.objective, capacity=self.capacity,
+                               gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
+                               dataset_size=self.dataset_size, estimator=self.estimator, z=z,
+                               reduction=self.reduction, return_parts=return_parts)
+
+    def extra_repr(self) -> str:
+        return f"objective={self.objective!r}, beta={self.beta}"

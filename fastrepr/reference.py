@@ -292,3 +292,68 @@ def debiased_info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.5, tau_plu
         return _hcl_loss(neg, pos, temperature, tau_plus, beta).mean()
 
     return (one(s) + one(s.t())) / 2 if symmetric else one(s)
+# ------------------------------------------------------------------------------------ β-VAE family objectives
+# Dense oracles, as disentanglement_lib writes them (methods/unsupervised/vae.py, methods/shared/losses.py):
+# the per-pixel loss tensor and the [B, B, D] log densities are materialized. Run them in float64.
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """[B] sum over pixels of sigmoid cross-entropy with logits (x converted to the logits' dtype)."""
+    s, t = logits.reshape(logits.shape[0], -1), x.reshape(x.shape[0], -1).to(logits.dtype)
+    return torch.nn.functional.binary_cross_entropy_with_logits(s, t, reduction="none").sum(1)
+
+
+def gaussian_log_density(samples, mean, log_var):
+    """disentanglement_lib's gaussian_log_density: -1/2 ((s - m)² exp(-lv) + lv + log 2π), elementwise."""
+    import math
+
+    tmp = samples - mean
+    return -0.5 * (tmp * tmp * torch.exp(-log_var) + log_var + math.log(2 * math.pi))
+
+
+def total_correlation(z, mu, logvar, estimator: str = "mws", dataset_size=None) -> torch.Tensor:
+    """[B] log q(z_i) - sum_d log q(z_id) with the dense [B, B, D] tensor (Chen et al. 2018). MWS without
+    dataset_size is disentanglement_lib's total_correlation (per example; it takes the mean); MSS uses the
+    paper's stratified weights (fastrepr.ops.total_correlation)."""
+    import math
+
+    B, D = z.shape
+    l = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # [B, B, D]
+    if estimator == "mss":
+        M, N = B - 1, dataset_size
+        w = torch.full((B, B), 1.0 / M, dtype=z.dtype, device=z.device)
+        idx = torch.arange(B, device=z.device)
+        w[idx, (idx + 1) % B] = (N - M) / (N * M)
+        w[idx, idx] = 1.0 / N
+        logw = w.log()
+    else:
+        logw = torch.zeros((B, B), dtype=z.dtype, device=z.device)
+    log_qz_product = torch.logsumexp(l + logw[..., None], 1).sum(1)
+    log_qz = torch.logsumexp(l.sum(2) + logw, 1)
+    tc = log_qz - log_qz_product
+    if estimator == "mws" and dataset_size is not None:
+        tc = tc + (D - 1) * math.log(dataset_size * B)
+    return tc
+
+
+def beta_vae_loss(logits, x, mu, logvar, beta=1.0, *, objective="beta", capacity=0.0, gamma=1000.0, lambda_od=10.0,
+                  lambda_d=None, dataset_size=None, estimator="mws", z=None) -> torch.Tensor:
+    """disentanglement_lib's loss = mean reconstruction + regularizer, scalar: BetaVAE beta·KL, AnnealedVAE
+    gamma·|KL - C|, DIPVAE KL + the covariance penalty (with beta·KL here), BetaTCVAE KL + (beta - 1)·TC."""
+    recon = bernoulli_nll(logits, x).mean()
+    kl = (0.5 * (mu * mu + torch.exp(logvar) - logvar - 1).sum(1)).mean()
+    if objective == "beta":
+        return recon + beta * kl
+    if objective == "annealed":
+        return recon + gamma * (kl - capacity).abs()
+    if objective in ("dip-i", "dip-ii"):
+        lambda_d = lambda_od * (10.0 if objective == "dip-i" else 1.0) if lambda_d is None else lambda_d
+        e_mmt = (mu[:, :, None] * mu[:, None, :]).mean(0)
+        e_m = mu.mean(0)
+        cov = e_mmt - e_m[:, None] * e_m[None, :]
+        if objective == "dip-ii":
+            cov = cov + torch.diag_embed(torch.exp(logvar)).mean(0)
+        diag = torch.diagonal(cov)
+        off = cov - torch.diag(diag)
+        return recon + beta * kl + lambda_od * (off ** 2).sum() + lambda_d * ((diag - 1) ** 2).sum()
+    tc = total_correlation(z, mu, logvar, estimator, dataset_size).mean()
+    return recon + kl + (beta - 1) * tc

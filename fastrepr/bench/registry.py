@@ -16,9 +16,10 @@ from .. import _backend
 from .._io import atomic_write
 from . import harness
 from .entries import disentanglement, losses, pairwise, search, word2vec
+from .entries import vae
 from .harness import Bench, Row
 
-ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec)
+ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec) + (vae,)
 
 REGISTRY: dict[str, Bench] = {}
 
