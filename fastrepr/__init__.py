@@ -15,3 +15,7 @@ __all__ = ["__version__", "pairwise_abs_diff_mean", "histogram_mutual_info", "nt
            "NTXentLoss", "InfoNCELoss", "SupConLoss", "EmbeddingIndex",
            "sgns_loss", "cbow_ns_loss", "hierarchical_softmax_loss", "NegativeSamplingLoss",
            "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError"]
+
+from .gradcache import GradCache, cached_backward  # noqa: E402
+
+__all__ += ["GradCache", "cached_backward"]
