@@ -73,7 +73,7 @@ class Case:
     inputs: str = "views"  # "views": z1, z2 [N, D]; "labelled": z [2N, D], labels
 
 
-def _cases(temperature: float) -> list[Case]:
+def _cases(temperature: float, two_n: int) -> list[Case]:
     t = temperature
     pair_labels = lambda n: torch.arange(n).repeat(2)  # noqa: E731  (row i of z1 and of z2 share a label)
 
@@ -109,6 +109,9 @@ def _cases(temperature: float) -> list[Case]:
                 (lambda x: theirs(F.normalize(x["z1"], dim=1), F.normalize(x["z2"], dim=1), scale, bias)))
 
     def pml_ntxent():
+        if two_n > 1024:  # PML pairs every positive pair with every negative pair: O((2N)^3) memory
+            raise MemoryError(f"PML NTXentLoss needs O((2N)^3) memory (2.1 GB RSS measured at 2N=512); "
+                              f"run it with --two-n 512, not {two_n}")
         from pytorch_metric_learning.losses import NTXentLoss
         theirs = NTXentLoss(temperature=t)
         return ((lambda x: fastrepr.nt_xent(x["z1"], x["z2"], t)),
@@ -187,13 +190,13 @@ def _phases(fn, x):
 
 def run(two_n: int, dim: int, temperature: float, budget_s: float, only: str | None) -> list[list[str]]:
     rows = []
-    for case in _cases(temperature):
+    for case in _cases(temperature, two_n):
         label = f"{case.name} vs {case.theirs_name}"
         if only and only not in label:
             continue
         try:
             ours, theirs = case.make()
-        except (ImportError, NotImplementedError, ValueError, TypeError) as e:
+        except (ImportError, NotImplementedError, MemoryError, ValueError, TypeError) as e:
             rows.append([case.name, case.theirs_name, "skipped", f"{type(e).__name__}: {e}"[:90]] + [""] * 5)
             continue
         x = _inputs(case.inputs, two_n, dim)
