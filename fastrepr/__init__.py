@@ -25,3 +25,6 @@ from .functional import beta_vae_loss, gaussian_kl, total_correlation
 from .losses import BetaVAELoss
 
 __all__ += ["beta_vae_loss", "gaussian_kl", "total_correlation", "BetaVAELoss"]
+from .gradcache import GradCache, cached_backward  # noqa: E402
+
+__all__ += ["GradCache", "cached_backward"]
