@@ -16,15 +16,10 @@ __all__ = ["__version__", "pairwise_abs_diff_mean", "histogram_mutual_info", "nt
            "sgns_loss", "cbow_ns_loss", "hierarchical_softmax_loss", "NegativeSamplingLoss",
            "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError"]
 
-# issue 13: decoupled contrastive loss (memory-bank NTXentLoss and info_nce(queue=) extend the names above)
-from .functional import dcl_loss  # noqa: E402
-from .losses import DCLLoss, DCLWLoss  # noqa: E402
-
-__all__ += ["dcl_loss", "DCLLoss", "DCLWLoss"]
-from .functional import beta_vae_loss, gaussian_kl, total_correlation
-from .losses import BetaVAELoss
-
-__all__ += ["beta_vae_loss", "gaussian_kl", "total_correlation", "BetaVAELoss"]
+# losses added after the first release (issue 13: DCL, GradCache; issue 15: the beta-VAE family)
+from .functional import beta_vae_loss, dcl_loss, gaussian_kl, total_correlation  # noqa: E402
 from .gradcache import GradCache, cached_backward  # noqa: E402
+from .losses import BetaVAELoss, DCLLoss, DCLWLoss  # noqa: E402
 
-__all__ += ["GradCache", "cached_backward"]
+__all__ += ["dcl_loss", "DCLLoss", "DCLWLoss", "GradCache", "cached_backward", "beta_vae_loss", "gaussian_kl",
+            "total_correlation", "BetaVAELoss"]
