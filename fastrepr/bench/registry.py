@@ -19,6 +19,9 @@ from .entries import disentanglement, losses, pairwise, search, word2vec
 from .harness import Bench, Row
 
 ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec)
+from .entries import clustering  # noqa: E402 (issue 14)
+
+ENTRY_MODULES = ENTRY_MODULES + (clustering,)
 
 REGISTRY: dict[str, Bench] = {}
 
