@@ -60,3 +60,17 @@ def test_bad_labels_and_pairs(files, capsys):
     assert main(["eval-embeddings", str(d / "z.npy"), "--pairs", str(d / "far.npy")]) == 2
     assert "--pairs" in capsys.readouterr().err
     assert main(["eval-embeddings", str(d / "missing.npy")]) == 2
+
+
+def test_demo_embedding_numbers_section(capsys):
+    import torch
+
+    from fastrepr.cli import demo
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 3
+    x = torch.nn.functional.one_hot(labels, 64).float() + 0.05 * torch.rand(60, 64, generator=g)
+    identity = torch.nn.Identity()
+    rows = demo.embedding_numbers(torch.nn.Linear(64, 8), identity, x, labels, g)
+    assert rows["silhouette (cosine)"][1] > 0.5 and rows["kNN top-1 (k=20, cosine)"][1] == 1.0
+    assert "before" in capsys.readouterr().out
