@@ -35,4 +35,7 @@ timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget
 echo "== fastrepr disentangle (H100 bar: the whole suite at study sizes, rendering included, under 30 s)"
 timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --representation moments --device cuda \
   --scale study 2>&1 | tee "$OUT/disentangle.log" || status=1
+echo "== issue 14 (clusterability, retrieval): silhouette / recall@K / kmeans_nmi on cuda tensors (torch path)"
+timeout "${GPU_I14B_TIMEOUT:-120}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" --no-plots \
+  --op silhouette --op recall_at_k --op kmeans_nmi 2>&1 | tee "$OUT/bench_i14b.log" || status=1
 exit $status
