@@ -38,4 +38,7 @@ timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --represen
 echo "== beta-VAE family (issue 15): fused reconstruction and the streaming total-correlation kernel"
 timeout "${GPU_VAE_TIMEOUT:-120}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" --no-plots \
   --op beta_vae_loss --op total_correlation 2>&1 | tee "$OUT/bench_vae.log" || status=1
+echo "== issue 14 (clusterability, retrieval): silhouette / recall@K / kmeans_nmi on cuda tensors (torch path)"
+timeout "${GPU_I14B_TIMEOUT:-120}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" --no-plots \
+  --op silhouette --op recall_at_k --op kmeans_nmi 2>&1 | tee "$OUT/bench_i14b.log" || status=1
 exit $status

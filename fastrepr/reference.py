@@ -357,3 +357,44 @@ def beta_vae_loss(logits, x, mu, logvar, beta=1.0, *, objective="beta", capacity
         return recon + beta * kl + lambda_od * (off ** 2).sum() + lambda_d * ((diag - 1) ** 2).sum()
     tc = total_correlation(z, mu, logvar, estimator, dataset_size).mean()
     return recon + kl + (beta - 1) * tc
+# ------------------------------------------------------------------------ clusterability and retrieval
+# Dense oracles for fastrepr.evaluation.clustering / retrieval: the N x N distances and the Q x N scores.
+
+def silhouette_samples(z: torch.Tensor, labels: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
+    """Rousseeuw's s_i [N] float64 from the dense N x N float64 distance matrix (direct differences for
+    euclidean, 1 - cosine for cosine); labels [N] int64; singleton clusters score 0 (scikit-learn's rule)."""
+    x = z.to(torch.float64)
+    if metric == "cosine":
+        xn = x / x.norm(dim=1, keepdim=True).clamp(min=1e-300)
+        d = (1 - xn @ xn.T).clamp(0, 2)
+        d.fill_diagonal_(0)
+    else:
+        d = (x[:, None, :] - x[None, :, :]).pow(2).sum(-1).sqrt()
+    classes = torch.unique(labels)
+    s = torch.zeros(x.shape[0], dtype=torch.float64)
+    for i in range(x.shape[0]):
+        same = labels == labels[i]
+        if same.sum() == 1:
+            continue
+        a = d[i, same].sum() / (same.sum() - 1)
+        b = min(d[i, labels == c].mean() for c in classes if c != labels[i])
+        s[i] = (b - a) / max(a, b) if max(a, b) > 0 else 0.0
+    return s
+
+
+def retrieval_ranks(queries: torch.Tensor, keys: torch.Tensor, positive_mask: torch.Tensor,
+                    exclude_mask: torch.Tensor | None = None, metric: str = "cosine") -> list:
+    """Per query, the 0-based positions of its positives in the dense ``torch.argsort(-s, stable=True)`` of the
+    float64 scores over non-excluded keys (None when it has none). Materializes Q x N."""
+    q, k = queries.to(torch.float64), keys.to(torch.float64)
+    s = q @ k.T
+    if metric == "cosine":
+        s = s / (q.norm(dim=1)[:, None] * k.norm(dim=1)[None, :]).clamp(min=1e-300)
+    out = []
+    for r in range(s.shape[0]):
+        keep = torch.ones(s.shape[1], dtype=torch.bool) if exclude_mask is None else ~exclude_mask[r]
+        kept = torch.nonzero(keep).reshape(-1)
+        order = kept[torch.argsort(-s[r, kept], stable=True)]
+        where = torch.nonzero(positive_mask[r][order]).reshape(-1)
+        out.append(where if where.numel() else None)
+    return out

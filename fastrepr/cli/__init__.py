@@ -21,6 +21,9 @@ from .info import info_lines
 
 COMMANDS = {"info": info, "demo": demo, "bench": bench, "eval-words": eval_words, "disentangle": disentangle,
             "word2vec": word2vec}
+from . import eval_embeddings  # noqa: E402 (issue 14: the eval-embeddings command)
+
+COMMANDS["eval-embeddings"] = eval_embeddings
 
 __all__ = ["main", "build_parser", "COMMANDS", "Parser", "UsageError", "device_flag", "input_file",
            "nonnegative_int", "positive_float", "positive_int", "info_lines"]

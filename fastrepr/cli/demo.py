@@ -5,6 +5,7 @@ The benchmark table runs every registered entry that declares a demo size (``Ben
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import time
@@ -111,6 +112,7 @@ def simclr_digits(steps: int = 400, batch: int = 256, seed: int = 0) -> dict:
     data = torch.tensor(load_digits().data, dtype=torch.float32) / 16.0
     perm = torch.randperm(len(data), generator=g)
     train, held_out = data[perm[:1400]], data[perm[1400:]]
+    held_out_labels = torch.as_tensor(load_digits().target)[perm[1400:]]
     model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
                                 torch.nn.ReLU(), torch.nn.Linear(128, 64))
     loss_fn = NTXentLoss(temperature=0.5)
@@ -124,6 +126,7 @@ def simclr_digits(steps: int = 400, batch: int = 256, seed: int = 0) -> dict:
             return batch_loss(held_out).item(), _positive_top1(model, held_out, g)
 
     before = evaluate()
+    untrained = copy.deepcopy(model)
     t0 = time.perf_counter()
     for _ in range(steps):
         x = train[torch.randint(0, len(train), (batch,), generator=g)]
@@ -140,6 +143,7 @@ def simclr_digits(steps: int = 400, batch: int = 256, seed: int = 0) -> dict:
         print(f"  {name:<8} {loss:>12.3f} {100 * acc:>19.1f}%")
     print(f"  (top-1: the nearest of {len(held_out)} other views is the same image's; chance "
           f"{100 / len(held_out):.2f}%)")
+    embedding_numbers(untrained, model, held_out, held_out_labels, g)
     return {"loss_before": before[0], "loss_after": after[0], "top1_before": before[1], "top1_after": after[1]}
 
 
@@ -339,3 +343,45 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     run()
     return 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# issue 14: the SimCLR encoder's embeddings before and after training, by the eval-embeddings numbers
+
+def embedding_numbers(before, after, x: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> dict:
+    """Print and return {metric: (before, after)} for two encoders on held-out images x with labels: kNN
+    accuracy (half of x as the memory bank), silhouette, k-means NMI (when faiss is installed), two-view
+    recall@1, and uniformity / alignment / effective rank when fastrepr.evaluation.geometry has them.
+    Costs well under a second on the ~400 held-out digits (everything is N x N at N ~ 400)."""
+    from .._faiss import available as faiss_available
+    from ..evaluation import clustering, probes, retrieval
+
+    try:
+        from ..evaluation import geometry
+    except ImportError:
+        geometry = None
+    half = len(x) // 2
+    rows: dict = {}
+    for name, model in (("before", before), ("after", after)):
+        with torch.no_grad():
+            z, v1, v2 = model(x), model(_augment(x, g)), model(_augment(x, g))
+        got = {"kNN top-1 (k=20, cosine)": probes.knn_accuracy(z[:half], labels[:half], z[half:], labels[half:]),
+               "silhouette (cosine)": clustering.silhouette(z, labels, "cosine"),
+               "two-view recall@1": retrieval.recall_at_k(v1, v2, torch.arange(len(x)), ks=(1,))[1]}
+        if faiss_available():
+            got["k-means NMI"] = clustering.kmeans_nmi(z, labels)
+        unit = torch.nn.functional.normalize(z, dim=1)
+        for label, fn, call_args in (("uniformity (t=2)", "uniformity", (unit,)),
+                                     ("alignment (two views)", "alignment",
+                                      (torch.nn.functional.normalize(v1, dim=1),
+                                       torch.nn.functional.normalize(v2, dim=1))),
+                                     ("effective rank", "effective_rank", (z,))):
+            if geometry is not None and hasattr(geometry, fn):
+                got[label] = float(getattr(geometry, fn)(*call_args))
+        for metric, value in got.items():
+            rows.setdefault(metric, [None, None])[0 if name == "before" else 1] = float(value)
+    print(f"  embeddings of the {len(x)} held-out images (fastrepr eval-embeddings numbers):")
+    print(f"  {'':<26} {'before':>8} {'after':>8}")
+    for metric, (b, a) in rows.items():
+        print(f"  {metric:<26} {b:>8.3f} {a:>8.3f}")
+    return {k: tuple(v) for k, v in rows.items()}
