@@ -19,6 +19,8 @@ from .entries import disentanglement, losses, pairwise, search, word2vec
 from .harness import Bench, Row
 
 ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec)
+from .entries import geometry as _geometry  # noqa: E402  (issue 14: uniformity, CKA)
+ENTRY_MODULES = ENTRY_MODULES + (_geometry,)
 
 REGISTRY: dict[str, Bench] = {}
 
