@@ -35,4 +35,9 @@ timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget
 echo "== fastrepr disentangle (H100 bar: the whole suite at study sizes, rendering included, under 30 s)"
 timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --representation moments --device cuda \
   --scale study 2>&1 | tee "$OUT/disentangle.log" || status=1
+echo "== issue 14 geometry: uniformity Triton fwd/bwd tests, then bench rows (uniformity, cka_linear)"
+timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests/test_uniformity.py 2>&1 | tail -5 \
+  | tee -a "$OUT/pytest.log" || status=1
+timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
+  --no-plots --op uniformity --op cka_linear 2>&1 | tee -a "$OUT/bench.log" || status=1
 exit $status
