@@ -182,11 +182,18 @@ def uniformity_lse_torch(xh: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         r1 = min(N, r0 + step)
         s = torch.mm(x[r0:r1], x[r0 + 1:].T)              # columns r0+1 .. N-1
         s.sub_(1.0).mul_(two_t)
-        # keep only j > i: row r0+a keeps columns from index a (local column a <-> global r0+1+a)
-        tri = torch.arange(r1 - r0, device=x.device)[:, None] > torch.arange(N - r0 - 1, device=x.device)[None, :]
-        s.masked_fill_(tri, float("-inf"))
-        mx = s.max()
-        parts.append(mx + torch.log(torch.exp_(s.sub_(mx)).sum()))
+        # keep only j > i: row r0+a keeps local columns >= a (local column a <-> global r0+1+a); only the first
+        # r1-r0 columns need the mask, the rest lie strictly above the diagonal block
+        w = min(r1 - r0, s.shape[1])
+        s[:, :w].masked_fill_(torch.ones(r1 - r0, w, dtype=torch.bool, device=x.device).tril_(-1), float("-inf"))
+        # T <= 0, so exp(T) never overflows: sum it directly (one pass) unless the sum underflows towards the
+        # subnormals (large t, far-apart points), then subtract the chunk's max first (exact log-sum-exp)
+        total = torch.exp(s).sum()
+        if total > torch.finfo(acc).tiny * 1e6:
+            parts.append(torch.log(total))
+        else:
+            mx = s.max()
+            parts.append(mx + torch.log(torch.exp_(s.sub_(mx)).sum()))
     return torch.logsumexp(torch.stack(parts), 0) + math.log(2.0)
 
 
