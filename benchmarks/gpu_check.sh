@@ -41,4 +41,9 @@ timeout "${GPU_VAE_TIMEOUT:-120}" $PY -m fastrepr bench --device cuda --budget 0
 echo "== issue 14 (clusterability, retrieval): silhouette / recall@K / kmeans_nmi on cuda tensors (torch path)"
 timeout "${GPU_I14B_TIMEOUT:-120}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" --no-plots \
   --op silhouette --op recall_at_k --op kmeans_nmi 2>&1 | tee "$OUT/bench_i14b.log" || status=1
+echo "== issue 14 geometry: uniformity Triton fwd/bwd tests, then bench rows (uniformity, cka_linear)"
+timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests/test_uniformity.py 2>&1 | tail -5 \
+  | tee -a "$OUT/pytest.log" || status=1
+timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
+  --no-plots --op uniformity --op cka_linear 2>&1 | tee -a "$OUT/bench.log" || status=1
 exit $status

@@ -398,3 +398,80 @@ def retrieval_ranks(queries: torch.Tensor, keys: torch.Tensor, positive_mask: to
         where = torch.nonzero(positive_mask[r][order]).reshape(-1)
         out.append(where if where.numel() else None)
     return out
+# ------------------------------------------------------------------------------------------- geometry (issue 14)
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Wang & Isola 2020's uniformity, their reference expression in float64: rows normalized, then
+    log mean over the N(N-1)/2 unordered pairs of exp(-t ||ẑ_i - ẑ_j||²) via torch.pdist (materializes them)."""
+    zh = torch.nn.functional.normalize(z.to(torch.float64), dim=1)
+    return torch.pdist(zh).pow(2).mul(-t).exp().mean().log()
+
+
+def alignment(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Wang & Isola 2020's alignment in float64: mean_i ||x̂_i - ŷ_i||^alpha."""
+    f = torch.nn.functional.normalize
+    return (f(x.to(torch.float64), dim=1) - f(y.to(torch.float64), dim=1)).norm(dim=1).pow(alpha).mean()
+
+
+def effective_rank(z, eps: float = 0.0) -> float:
+    """Roy & Vetterli 2007 / RankMe (Garrido et al. 2023, eps=1e-7) with numpy: exp(-sum p log p),
+    p = σ / ||σ||_1 + eps over numpy's min(N, D) singular values."""
+    import numpy as np
+
+    s = np.linalg.svd(np.asarray(z, dtype=np.float64), compute_uv=False)
+    p = s / s.sum() + eps
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def cka_gram(x, y, kernel: str = "linear", debiased: bool = False, threshold: float = 1.0) -> float:
+    """CKA from N×N Gram matrices in numpy float64, as Kornblith et al. 2019's reference code (gram_linear /
+    gram_rbf with the median-distance bandwidth, center_gram with unbiased=debiased, then the Frobenius cosine)."""
+    import numpy as np
+
+    def gram(a):
+        a = np.asarray(a, dtype=np.float64)
+        g = a @ a.T
+        if kernel == "rbf":
+            sq = np.diag(g)
+            d2 = -2 * g + sq[:, None] + sq[None, :]
+            g = np.exp(-d2 / (2 * threshold ** 2 * np.median(d2)))
+        return g
+
+    def center(g):
+        g = g.copy()
+        n = g.shape[0]
+        if debiased:
+            np.fill_diagonal(g, 0)
+            means = g.sum(0) / (n - 2)
+            means -= means.sum() / (2 * (n - 1))
+        else:
+            means = g.mean(0)
+            means -= means.mean() / 2
+        g -= means[:, None]
+        g -= means[None, :]
+        if debiased:
+            np.fill_diagonal(g, 0)
+        return g
+
+    gx, gy = center(gram(x)), center(gram(y))
+    return float((gx.ravel() @ gy.ravel()) / (np.linalg.norm(gx) * np.linalg.norm(gy)))
+
+
+def hoyer_sparsity(z) -> float:
+    """Hoyer 2004 in numpy float64, mean over the nonzero rows: (sqrt d - ||z||_1/||z||_2) / (sqrt d - 1)."""
+    import numpy as np
+
+    z = np.asarray(z, dtype=np.float64)
+    z = z[np.abs(z).sum(1) > 0]
+    d = z.shape[1]
+    return float(((np.sqrt(d) - np.abs(z).sum(1) / np.linalg.norm(z, axis=1)) / (np.sqrt(d) - 1)).mean())
+
+
+def slerp(z_a: torch.Tensor, z_b: torch.Tensor, w: float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985) of two vectors in float64: sin((1-w)θ)/sin θ a + sin(wθ)/sin θ b,
+    θ the angle between them."""
+    a, b = z_a.to(torch.float64), z_b.to(torch.float64)
+    cos = (a @ b / (a.norm() * b.norm())).clamp(-1, 1)
+    th = torch.arccos(cos)
+    return (torch.sin((1 - w) * th) * a + torch.sin(w * th) * b) / torch.sin(th)
