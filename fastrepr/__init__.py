@@ -10,8 +10,11 @@ from .losses import InfoNCELoss, NTXentLoss, SupConLoss
 from .losses import HierarchicalSoftmaxLoss, NegativeSamplingLoss
 from .search import EmbeddingIndex
 from .text.word2vec import Word2Vec
+from .functional import siglip_loss
+from .losses import SigLipLoss
 
 __all__ = ["__version__", "pairwise_abs_diff_mean", "histogram_mutual_info", "nt_xent", "info_nce", "sup_con",
            "NTXentLoss", "InfoNCELoss", "SupConLoss", "EmbeddingIndex",
            "sgns_loss", "cbow_ns_loss", "hierarchical_softmax_loss", "NegativeSamplingLoss",
-           "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError"]
+           "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError",
+           "siglip_loss", "SigLipLoss"]

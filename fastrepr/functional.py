@@ -373,3 +373,58 @@ def hierarchical_softmax_loss(h: torch.Tensor, w_nodes: torch.Tensor, targets: t
         raise TypeError(f"tree must be a HuffmanTree or a tuple (points, codes, lengths), got {type(tree).__name__}")
     _checks.same_device(h=h, w_nodes=w_nodes, targets=targets, tree=points)
     return _reduce(_hs.hierarchical_softmax(h, w_nodes, targets, points, codes, lengths, sparse), reduction)
+
+
+# ------------------------------------------------------------------------------------ SigLIP (issue 13)
+def _scalar_arg(value, name: str, like: torch.Tensor, positive: bool = False) -> None:
+    """A float, or a 0-dim/1-element floating tensor on like's device; finite (> 0 with positive) when it can be
+    read without a host sync."""
+    if isinstance(value, torch.Tensor):
+        _checks.floating(value, name)
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar (one element), got shape {tuple(value.shape)}")
+        _checks.same_device(**{name: value, "x": like})
+        if _checks.data_checks(value):
+            _checks.float_arg(float(value.detach()), name, positive)
+    else:
+        _checks.float_arg(value, name, positive)
+
+
+def siglip_loss(x: torch.Tensor, y: torch.Tensor, logit_scale=10.0, logit_bias=-10.0, normalize: bool = True,
+                gather_distributed=False) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss (Zhai et al. 2023), streamed.
+
+    loss = -1/N sum_i sum_j log σ(z_ij (t x̂_i·ŷ_j + b)), z_ij = +1 for i = j and -1 otherwise; x̂, ŷ the
+    L2-normalized rows of x, y [N, D] (normalize=False: used as given, as open_clip expects them normalized).
+    logit_scale: t itself, **already exponentiated**, exactly as open_clip's ``SigLipLoss.forward(...,
+    logit_scale, logit_bias)`` takes it (the model passes ``self.logit_scale.exp()``; the paper initializes
+    log t = log 10, b = -10, the defaults here). A float, or a 0-dim tensor that may require grad (so pass
+    ``log_t.exp()`` for a learnable log-scale); logit_bias likewise. So ``fastrepr.siglip_loss(img, txt, s, b)``
+    is a drop-in for ``open_clip.loss.SigLipLoss()(img, txt, s, b)`` on normalized features.
+    dtypes: float16/bfloat16/float32/float64 (same for x and y); returns float32 (float64 for float64 input).
+
+    Memory: O(N·D + N·tile) forward and backward (tile: 2^20 / N columns); never the N×N logits.
+
+    gather_distributed: False (local batch), True (an all_gather of y with gradient: every rank holds W·N rows)
+    or "ring" (y blocks travel around the ring by batch_isend_irecv: per-rank memory O(N·D) plus one block).
+    Either way each rank's loss is its own rows' loss over all W·N columns, divided by its N, as open_clip's
+    distributed SigLipLoss; each rank's x, y get W times the gradient of the single-process loss on the
+    rank-major concatenated batch, and logit_scale/logit_bias get this rank's share, so DDP's gradient average
+    reproduces single-process training exactly (fastrepr.distributed). Every rank must pass the same N.
+
+    Raises TypeError/ValueError naming the argument for non-float or mismatched x, y, N < 2, D = 0, NaN/Inf in x
+    or y (off CUDA, or with FASTREPR_CHECK=1), a non-finite or non-scalar logit_scale/logit_bias, logit_scale
+    <= 0, or an unknown gather_distributed.
+    """
+    _check_pair("x", x, "y", y)
+    _scalar_arg(logit_scale, "logit_scale", x, positive=True)
+    _scalar_arg(logit_bias, "logit_bias", x)
+    if gather_distributed not in (False, True, "ring"):
+        raise ValueError(f"gather_distributed must be False, True or 'ring', got {gather_distributed!r}")
+    if _checks.data_checks(x):
+        _checks.finite(x, "x")
+        _checks.finite(y, "y")
+    return _siglip.siglip_loss(x, y, logit_scale, logit_bias, bool(normalize), gather_distributed)
+
+
+from .ops import siglip as _siglip  # noqa: E402  (kept in this block so the shared file merges trivially)

@@ -131,3 +131,24 @@ class HierarchicalSoftmaxLoss(nn.Module):
     def forward(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.hierarchical_softmax_loss(h, self.w_nodes, targets, self.tree, reduction=self.reduction,
                                            sparse=self.sparse)
+
+
+class SigLipLoss(nn.Module):
+    """Drop-in for open_clip's ``SigLipLoss``: forward(image_features, text_features, logit_scale, logit_bias)
+    with logit_scale already exponentiated (open_clip's convention; see fastrepr.siglip_loss). gather_distributed:
+    False, True (all-gather) or "ring" (ring exchange of text blocks, O(N·D) per rank); open_clip's
+    ``world_size``/``rank`` come from torch.distributed here. Memory O(N·D), never the N×N logits."""
+
+    def __init__(self, gather_distributed=False, normalize: bool = True):
+        super().__init__()
+        if gather_distributed not in (False, True, "ring"):
+            raise ValueError(f"gather_distributed must be False, True or 'ring', got {gather_distributed!r}")
+        self.gather_distributed, self.normalize = gather_distributed, bool(normalize)
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale,
+                logit_bias=0.0) -> torch.Tensor:
+        return F.siglip_loss(image_features, text_features, logit_scale, logit_bias, normalize=self.normalize,
+                             gather_distributed=self.gather_distributed)
+
+    def extra_repr(self) -> str:
+        return f"gather_distributed={self.gather_distributed!r}, normalize={self.normalize}"

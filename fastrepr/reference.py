@@ -211,3 +211,19 @@ def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.
     s = torch.einsum("bjd,bd->bj", w_nodes.to(acc)[p], h.to(acc))
     loss = -torch.where(valid, torch.nn.functional.logsigmoid((1 - 2 * c) * s), 0).sum(1)
     return torch.where((torch.isfinite(s) | ~valid).all(1), loss, float("nan"))
+
+
+def siglip_loss(x: torch.Tensor, y: torch.Tensor, logit_scale, logit_bias, normalize: bool = True) -> torch.Tensor:
+    """SigLIP (Zhai et al. 2023): -1/N sum_i sum_j log σ(z_ij (t x̂_i·ŷ_j + b)), z = +1 on the diagonal, -1 elsewhere.
+
+    logit_scale is t itself, already exponentiated (open_clip's SigLipLoss convention: the model passes
+    logit_scale.exp()). x [N, D], y [M, D] (M >= N; columns beyond N are negatives only). Materializes the N×M
+    logits (dense oracle).
+    """
+    acc = acc_dtype(x.dtype)
+    xh, yh = _unit(x.to(acc), normalize), _unit(y.to(acc), normalize)
+    t = torch.as_tensor(logit_scale).to(acc)
+    b = torch.as_tensor(logit_bias).to(acc)
+    z = -torch.ones(x.shape[0], y.shape[0], dtype=acc, device=x.device)
+    z[torch.arange(x.shape[0]), torch.arange(x.shape[0])] = 1.0
+    return -torch.nn.functional.logsigmoid(z * (t * xh @ yh.T + b)).sum() / x.shape[0]
