@@ -35,4 +35,7 @@ timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget
 echo "== fastrepr disentangle (H100 bar: the whole suite at study sizes, rendering included, under 30 s)"
 timeout "${GPU_DISENTANGLE_TIMEOUT:-240}" $PY -m fastrepr disentangle --representation moments --device cuda \
   --scale study 2>&1 | tee "$OUT/disentangle.log" || status=1
+echo "== issue 13: siglip (fastrepr bench)"
+timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
+  --no-plots --op siglip --op siglip_forward --op siglip_backward 2>&1 | tee "$OUT/bench_siglip.log" || status=1
 exit $status

@@ -19,6 +19,8 @@ from .entries import disentanglement, losses, pairwise, search, word2vec
 from .harness import Bench, Row
 
 ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec)
+from .entries import siglip  # noqa: E402  (issue 13: one block, appended to the list)
+ENTRY_MODULES = ENTRY_MODULES + (siglip,)
 
 REGISTRY: dict[str, Bench] = {}
 
