@@ -1,6 +1,6 @@
 """SigLIP (fastrepr.siglip_loss) against its dense definition, the computation open_clip's SigLipLoss runs
-(``fastrepr.reference.siglip_loss``: the N x N logits, logsigmoid, sum / N), timed as forward + backward, forward
-and backward (see entries/losses.py). Sizes are (N, D) pairs: 2N embeddings in all, N images and N texts."""
+(``fastrepr.reference.siglip_loss``: the N x N logits, logsigmoid, sum / N), timed as forward + backward (one
+training step: `siglip`) and forward alone (`siglip_forward`). Sizes are (N, D) pairs: 2N embeddings in all, N images and N texts."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +9,6 @@ from fastrepr import reference
 from fastrepr.functional import siglip_loss
 
 from ..harness import Bench
-from .losses import _phases
 
 
 def _pairs_setup(size, device, dtype):
@@ -26,6 +25,19 @@ def entries() -> list[Bench]:
     common = dict(size_names=("N", "D"), sizes=sizes, setup=_pairs_setup,
                   dtypes={"cpu": torch.float32, "cuda": torch.bfloat16}, work=lambda s: s[0] ** 2 * s[1],
                   work_label="N²·D", demo={})
-    return _phases("siglip", "torch reference (N x N logits + logsigmoid, as open_clip's SigLipLoss)",
-                   lambda x: siglip_loss(x["x"], x["y"], x["t"], x["b"]),
-                   lambda x: reference.siglip_loss(x["x"], x["y"], x["t"], x["b"]), **common)
+    name = "torch reference (N x N logits + logsigmoid, as open_clip's SigLipLoss)"
+    ours = lambda x: siglip_loss(x["x"], x["y"], x["t"], x["b"])  # noqa: E731
+    base = lambda x: reference.siglip_loss(x["x"], x["y"], x["t"], x["b"])  # noqa: E731
+    return [Bench(op="siglip", baseline_name=name, ours=_step(ours), baseline=_step(base), **common),
+            Bench(op="siglip_forward", baseline_name=name, ours=ours, baseline=base, **common)]
+
+
+def _step(loss_fn):
+    """Forward + backward with fresh leaf gradients, as a training step allocates them."""
+    def call(x):
+        for leaf in x["leaves"]:
+            leaf.grad = None
+        loss = loss_fn(x)
+        loss.backward()
+        return loss
+    return call
