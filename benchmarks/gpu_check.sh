@@ -46,4 +46,7 @@ timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests/te
   | tee -a "$OUT/pytest.log" || status=1
 timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
   --no-plots --op uniformity --op cka_linear 2>&1 | tee -a "$OUT/bench.log" || status=1
+echo "== issue 13: siglip (fastrepr bench)"
+timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
+  --no-plots --op siglip --op siglip_forward 2>&1 | tee "$OUT/bench_siglip.log" || status=1
 exit $status

@@ -16,10 +16,11 @@ __all__ = ["__version__", "pairwise_abs_diff_mean", "histogram_mutual_info", "nt
            "sgns_loss", "cbow_ns_loss", "hierarchical_softmax_loss", "NegativeSamplingLoss",
            "HierarchicalSoftmaxLoss", "Word2Vec", "FormatError"]
 
-# losses added after the first release (issue 13: DCL, GradCache; issue 15: the beta-VAE family)
-from .functional import beta_vae_loss, dcl_loss, gaussian_kl, total_correlation  # noqa: E402
+# losses added after the first release (issue 13: DCL, SigLIP, GradCache; issue 15: the beta-VAE family)
+from .functional import dcl_loss, siglip_loss  # noqa: E402
+from .functional_vae import beta_vae_loss, gaussian_kl, total_correlation  # noqa: E402
 from .gradcache import GradCache, cached_backward  # noqa: E402
-from .losses import BetaVAELoss, DCLLoss, DCLWLoss  # noqa: E402
+from .losses import BetaVAELoss, DCLLoss, DCLWLoss, SigLipLoss  # noqa: E402
 
 __all__ += ["dcl_loss", "DCLLoss", "DCLWLoss", "GradCache", "cached_backward", "beta_vae_loss", "gaussian_kl",
-            "total_correlation", "BetaVAELoss"]
+            "total_correlation", "BetaVAELoss", "siglip_loss", "SigLipLoss"]

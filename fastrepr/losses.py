@@ -11,6 +11,7 @@ from torch import nn
 
 from . import _checks
 from . import functional as F
+from .functional_vae import VAE_OBJECTIVES, beta_vae_loss
 
 
 class NTXentLoss(nn.Module):
@@ -204,8 +205,8 @@ class BetaVAELoss(nn.Module):
                  lambda_od: float = 10.0, lambda_d: float | None = None, dataset_size: int | None = None,
                  estimator: str = "mws", reduction: str = "mean"):
         super().__init__()
-        if objective not in F.VAE_OBJECTIVES:
-            raise ValueError(f"objective must be one of {F.VAE_OBJECTIVES}, got {objective!r}")
+        if objective not in VAE_OBJECTIVES:
+            raise ValueError(f"objective must be one of {VAE_OBJECTIVES}, got {objective!r}")
         self.beta, self.objective = _checks.float_arg(beta, "beta"), objective
         self.capacity, self.gamma = _checks.float_arg(capacity, "capacity"), _checks.float_arg(gamma, "gamma")
         self.lambda_od = _checks.float_arg(lambda_od, "lambda_od")
@@ -213,10 +214,29 @@ class BetaVAELoss(nn.Module):
         self.dataset_size, self.estimator, self.reduction = dataset_size, estimator, reduction
 
     def forward(self, logits, x, mu, logvar, z=None, return_parts: bool = False):
-        return F.beta_vae_loss(logits, x, mu, logvar, self.beta, objective=self.objective, capacity=self.capacity,
+        return beta_vae_loss(logits, x, mu, logvar, self.beta, objective=self.objective, capacity=self.capacity,
                                gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
                                dataset_size=self.dataset_size, estimator=self.estimator, z=z,
                                reduction=self.reduction, return_parts=return_parts)
 
     def extra_repr(self) -> str:
         return f"objective={self.objective!r}, beta={self.beta}"
+class SigLipLoss(nn.Module):
+    """Drop-in for open_clip's ``SigLipLoss``: forward(image_features, text_features, logit_scale, logit_bias)
+    with logit_scale already exponentiated (open_clip's convention; see fastrepr.siglip_loss). gather_distributed:
+    False, True (all-gather) or "ring" (ring exchange of text blocks, O(N·D) per rank); open_clip's
+    ``world_size``/``rank`` come from torch.distributed here. Memory O(N·D), never the N×N logits."""
+
+    def __init__(self, gather_distributed=False, normalize: bool = True):
+        super().__init__()
+        if gather_distributed not in (False, True, "ring"):
+            raise ValueError(f"gather_distributed must be False, True or 'ring', got {gather_distributed!r}")
+        self.gather_distributed, self.normalize = gather_distributed, bool(normalize)
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale,
+                logit_bias=0.0) -> torch.Tensor:
+        return F.siglip_loss(image_features, text_features, logit_scale, logit_bias, normalize=self.normalize,
+                             gather_distributed=self.gather_distributed)
+
+    def extra_repr(self) -> str:
+        return f"gather_distributed={self.gather_distributed!r}, normalize={self.normalize}"

@@ -475,3 +475,17 @@ def slerp(z_a: torch.Tensor, z_b: torch.Tensor, w: float) -> torch.Tensor:
     cos = (a @ b / (a.norm() * b.norm())).clamp(-1, 1)
     th = torch.arccos(cos)
     return (torch.sin((1 - w) * th) * a + torch.sin(w * th) * b) / torch.sin(th)
+def siglip_loss(x: torch.Tensor, y: torch.Tensor, logit_scale, logit_bias, normalize: bool = True) -> torch.Tensor:
+    """SigLIP (Zhai et al. 2023): -1/N sum_i sum_j log σ(z_ij (t x̂_i·ŷ_j + b)), z = +1 on the diagonal, -1 elsewhere.
+
+    logit_scale is t itself, already exponentiated (open_clip's SigLipLoss convention: the model passes
+    logit_scale.exp()). x [N, D], y [M, D] (M >= N; columns beyond N are negatives only). Materializes the N×M
+    logits (dense oracle).
+    """
+    acc = acc_dtype(x.dtype)
+    xh, yh = _unit(x.to(acc), normalize), _unit(y.to(acc), normalize)
+    t = torch.as_tensor(logit_scale).to(acc)
+    b = torch.as_tensor(logit_bias).to(acc)
+    z = -torch.ones(x.shape[0], y.shape[0], dtype=acc, device=x.device)
+    z[torch.arange(x.shape[0]), torch.arange(x.shape[0])] = 1.0
+    return -torch.nn.functional.logsigmoid(z * (t * xh @ yh.T + b)).sum() / x.shape[0]

@@ -15,10 +15,10 @@ import torch
 from .. import _backend
 from .._io import atomic_write
 from . import harness
-from .entries import clustering, disentanglement, geometry, losses, pairwise, search, vae, word2vec
+from .entries import clustering, disentanglement, geometry, losses, pairwise, search, siglip, vae, word2vec
 from .harness import Bench, Row
 
-ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec, vae, clustering, geometry)
+ENTRY_MODULES = (pairwise, losses, search, disentanglement, word2vec, vae, clustering, geometry, siglip)
 
 REGISTRY: dict[str, Bench] = {}
 

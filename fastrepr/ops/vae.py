@@ -162,7 +162,7 @@ BACKWARD_IMPLS = _backend.declare(BACKWARD_OP, _backend.Impls(triton=bernoulli_n
 @torch.library.custom_op("fastrepr::bernoulli_nll", mutates_args=())
 def bernoulli_nll(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """[B] Bernoulli negative log-likelihoods (float32; float64 for float64 logits) of x [B, P] under logits s
-    [B, P] (validated by fastrepr.functional.beta_vae_loss)."""
+    [B, P] (validated by fastrepr.functional_vae.beta_vae_loss)."""
     s = s if s.stride(-1) == 1 else s.contiguous()
     x = x if x.stride(-1) == 1 else x.contiguous()
     return _backend.dispatch(OP, IMPLS, s, x).to(acc_dtype(s.dtype))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from fastrepr import reference
-from fastrepr.functional import beta_vae_loss, total_correlation
+from fastrepr.functional_vae import beta_vae_loss, total_correlation
 
 from ..harness import Bench
 
