@@ -75,6 +75,18 @@ class Bench:
         return sizes[0] if sizes else self.test_size
 
 
+def train_step(loss_fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], torch.Tensor]:
+    """Forward + backward of ``loss_fn(x)`` with the leaves' gradients reset first (``x["leaves"]``), as a
+    training step allocates them: what the loss entries time as "forward+backward"."""
+    def call(x: dict) -> torch.Tensor:
+        for t in x["leaves"]:
+            t.grad = None
+        loss = loss_fn(x)
+        loss.backward()
+        return loss.detach()
+    return call
+
+
 def size_values(label: str) -> tuple[int, ...]:
     """Inverse of Bench.label: "N=10 P=5" -> (10, 5)."""
     return tuple(int(part.split("=", 1)[1]) for part in label.split())

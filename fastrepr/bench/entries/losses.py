@@ -14,19 +14,9 @@ import torch
 from fastrepr import reference
 from fastrepr.functional import info_nce, nt_xent, sup_con
 
-from ..harness import Bench
+from ..harness import Bench, train_step
 
 Loss = Callable[[dict], torch.Tensor]
-
-
-def _fwd_bwd(loss_fn: Loss) -> Loss:
-    def call(x: dict) -> torch.Tensor:
-        for t in x["leaves"]:
-            t.grad = None
-        loss = loss_fn(x)
-        loss.backward()
-        return loss
-    return call
 
 
 def _backward(loss_fn: Loss, key: str) -> Loss:
@@ -64,7 +54,7 @@ def _compiled_reference(name: str):
 
 def _phases(op: str, baseline_name: str, ours: Loss, base: Loss, **common) -> list[Bench]:
     """The three entries of one loss: forward + backward (named ``op``), forward, backward."""
-    return [Bench(op=op, baseline_name=baseline_name, ours=_fwd_bwd(ours), baseline=_fwd_bwd(base), **common),
+    return [Bench(op=op, baseline_name=baseline_name, ours=train_step(ours), baseline=train_step(base), **common),
             Bench(op=f"{op}_forward", baseline_name=baseline_name, ours=ours, baseline=base,
                   **{**common, "demo": {}}),
             Bench(op=f"{op}_backward", baseline_name=baseline_name, ours=_backward(ours, "graph_ours"),
@@ -83,8 +73,8 @@ def entries() -> list[Bench]:
                   lambda x: nt_xent(x["z1"], x["z2"], 0.1), lambda x: reference.nt_xent(x["z1"], x["z2"], 0.1),
                   **common)
     out.append(Bench(op="nt_xent_vs_compiled", baseline_name="torch.compile(reference)",
-                     ours=_fwd_bwd(lambda x: nt_xent(x["z1"], x["z2"], 0.1)),
-                     baseline=_fwd_bwd(lambda x: _compiled_reference("nt_xent")(x["z1"], x["z2"], 0.1)),
+                     ours=train_step(lambda x: nt_xent(x["z1"], x["z2"], 0.1)),
+                     baseline=train_step(lambda x: _compiled_reference("nt_xent")(x["z1"], x["z2"], 0.1)),
                      **{**common, "demo": {},
                         "sizes": {"cpu": sizes["cpu"][:2], "cuda": [sizes["cuda"][1], sizes["cuda"][3]]}}))
     out += _phases("info_nce", "torch reference (N x N logits, both directions)",

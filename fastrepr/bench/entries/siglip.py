@@ -8,7 +8,7 @@ import torch
 from fastrepr import reference
 from fastrepr.functional import siglip_loss
 
-from ..harness import Bench
+from ..harness import Bench, train_step
 
 
 def _pairs_setup(size, device, dtype):
@@ -28,16 +28,5 @@ def entries() -> list[Bench]:
     name = "torch reference (N x N logits + logsigmoid, as open_clip's SigLipLoss)"
     ours = lambda x: siglip_loss(x["x"], x["y"], x["t"], x["b"])  # noqa: E731
     base = lambda x: reference.siglip_loss(x["x"], x["y"], x["t"], x["b"])  # noqa: E731
-    return [Bench(op="siglip", baseline_name=name, ours=_step(ours), baseline=_step(base), **common),
+    return [Bench(op="siglip", baseline_name=name, ours=train_step(ours), baseline=train_step(base), **common),
             Bench(op="siglip_forward", baseline_name=name, ours=ours, baseline=base, **common)]
-
-
-def _step(loss_fn):
-    """Forward + backward with fresh leaf gradients, as a training step allocates them."""
-    def call(x):
-        for leaf in x["leaves"]:
-            leaf.grad = None
-        loss = loss_fn(x)
-        loss.backward()
-        return loss
-    return call

@@ -12,7 +12,7 @@ import torch
 from fastrepr import reference
 from fastrepr.functional_vae import beta_vae_loss, total_correlation
 
-from ..harness import Bench
+from ..harness import Bench, train_step
 
 
 def _vae_setup(size, device, dtype):
@@ -31,16 +31,6 @@ def _tc_setup(size, device, dtype):
     return {"leaves": [t.requires_grad_(True) for t in (z, mu, lv)]}
 
 
-def _step(loss_fn):
-    def call(x):
-        for t in x["leaves"]:
-            t.grad = None
-        loss = loss_fn(x)
-        loss.backward()
-        return loss.detach()
-    return call
-
-
 def _plain_vae(x):
     s, mu, lv = x["leaves"]
     recon = torch.nn.functional.binary_cross_entropy_with_logits(s, x["x"].float(), reduction="none").sum(1)
@@ -53,11 +43,11 @@ def entries() -> list[Bench]:
     return [
         Bench(op="beta_vae_loss", baseline_name="torch BCE-with-logits on x.float() + KL",
               size_names=("B", "P", "D"), sizes=vae_sizes, setup=_vae_setup,
-              ours=_step(lambda x: beta_vae_loss(x["leaves"][0], x["x"], *x["leaves"][1:], 4.0)),
-              baseline=_step(_plain_vae), work=lambda s: s[0] * s[1], work_label="B·P"),
+              ours=train_step(lambda x: beta_vae_loss(x["leaves"][0], x["x"], *x["leaves"][1:], 4.0)),
+              baseline=train_step(_plain_vae), work=lambda s: s[0] * s[1], work_label="B·P"),
         Bench(op="total_correlation", baseline_name="dense [B,B,D] (disentanglement_lib)",
               size_names=("B", "D"), sizes=tc_sizes, setup=_tc_setup,
-              ours=_step(lambda x: total_correlation(*x["leaves"]).mean()),
-              baseline=_step(lambda x: reference.total_correlation(*x["leaves"]).mean()),
+              ours=train_step(lambda x: total_correlation(*x["leaves"]).mean()),
+              baseline=train_step(lambda x: reference.total_correlation(*x["leaves"]).mean()),
               work=lambda s: s[0] * s[0] * s[1], work_label="B²·D"),
     ]
