@@ -95,7 +95,23 @@ CHILD = textwrap.dedent(r'''
         return hist(x=z(10, 1), edges=z(1, 1), labels=np.zeros((10, 1), i64), out=z(1, 1, t=f64), num_labels=k,
                     threads=1)
 
+    def sil(**kw):
+        r, b2, d = 3, 4, 2
+        a = dict(g=z(r, b2), sqx=z(r), sqy=z(b2), x64=z(r, d, t=f64), y64=z(b2, d, t=f64),
+                 seg_start=np.array([0, 2, b2], i64), seg_label=np.array([0, 1], i64), row_sums=z(r, 2, t=f64),
+                 col_sums=None, cosine=False, exact_below=0.05, diag=-1, threads=1)
+        a.update(kw)
+        return C.silhouette_tile(**a)
+
     CASES = {
+        "silhouette: label 2**62": lambda: sil(seg_label=np.array([0, BIG], i64)),
+        "silhouette: label -1": lambda: sil(seg_label=np.array([-1, 0], i64)),
+        "silhouette: segments past B2": lambda: sil(seg_start=np.array([0, 2, 2**40], i64)),
+        "silhouette: segments not rising": lambda: sil(seg_start=np.array([0, 3, 2], i64)),
+        "silhouette: diag 2**62": lambda: sil(diag=BIG),
+        "silhouette: y64 rows short": lambda: sil(y64=z(2, 2, t=f64)),
+        "silhouette: threads 10**6": lambda: sil(threads=10**6),
+        "silhouette: valid call": lambda: sil(col_sums=z(4, t=f64), diag=0),
         "hist: 10**6 bins": lambda: hist(edges=z(2, 10**6)),
         "hist: num_labels 1e15": lambda: hist(labels=np.zeros((10, 1), i64), out=z(2, 1, t=f64), num_labels=10**15),
         "hist: num_labels 0": lambda: hist(labels=np.zeros((10, 1), i64), out=z(2, 1, t=f64), num_labels=0),
@@ -167,6 +183,14 @@ CHILD = textwrap.dedent(r'''
 
 # case -> (exception type, message fragment); None: the call is valid and must succeed
 EXPECTED = {
+    "silhouette: label 2**62": ("ValueError", "seg_label lie in"),
+    "silhouette: label -1": ("ValueError", "seg_label lie in"),
+    "silhouette: segments past B2": ("ValueError", "seg_start must rise"),
+    "silhouette: segments not rising": ("ValueError", "seg_start must rise"),
+    "silhouette: diag 2**62": ("ValueError", "diag must be"),
+    "silhouette: y64 rows short": ("ValueError", "y64 [B2, D]"),
+    "silhouette: threads 10**6": ("ValueError", "threads must lie in"),
+    "silhouette: valid call": None,
     "hist: 10**6 bins": ("ValueError", "at most 1024 bins"),
     "hist: num_labels 1e15": ("ValueError", "count table would exceed"),
     "hist: num_labels 0": ("ValueError", "num_labels must be at least 1"),

@@ -1,14 +1,20 @@
 """``fastrepr demo``: the package's main job in a few minutes on a CPU, one section per capability.
 
 Each section is a function that prints its part of the report; later capabilities add sections to SECTIONS.
+A section with an ``out`` parameter is given the demo's output directory (``--out``) for the files it writes.
 The benchmark table runs every registered entry that declares a demo size (``Bench.demo``).
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib.util
+import inspect
 import os
 import time
+from pathlib import Path
+
+import numpy as np
 
 import torch
 
@@ -100,8 +106,9 @@ def _positive_top1(model, x: torch.Tensor, g: torch.Generator) -> float:
         return (a @ b.t()).argmax(1).eq(torch.arange(len(x))).float().mean().item()
 
 
-def simclr_digits(steps: int = 400, batch: int = 256, seed: int = 0) -> dict:
-    """A short SimCLR run on scikit-learn's bundled 8x8 digits with fastrepr.NTXentLoss."""
+def simclr_digits(steps: int = 400, batch: int = 256, seed: int = 0, out: Path | None = None) -> dict:
+    """A short SimCLR run on scikit-learn's bundled 8x8 digits with fastrepr.NTXentLoss; with ``out``, the
+    trained encoder's held-out embeddings are written there and ``fastrepr eval-embeddings`` runs on them."""
     from sklearn.datasets import load_digits
 
     from ..losses import NTXentLoss
@@ -144,6 +151,8 @@ def simclr_digits(steps: int = 400, batch: int = 256, seed: int = 0) -> dict:
     print(f"  (top-1: the nearest of {len(held_out)} other views is the same image's; chance "
           f"{100 / len(held_out):.2f}%)")
     embedding_numbers(untrained, model, held_out, held_out_labels, g)
+    if out is not None:
+        eval_embeddings_report(export_embeddings(model, held_out, held_out_labels, g, Path(out)), Path(out))
     return {"loss_before": before[0], "loss_after": after[0], "top1_before": before[1], "top1_after": after[1]}
 
 
@@ -325,11 +334,11 @@ SECTIONS = [pairwise_differences, simclr_digits, word_benchmarks, disentanglemen
             benchmark_table]
 
 
-def run() -> None:
+def run(out: Path | None = None) -> None:
     t0 = time.perf_counter()
     print("fastrepr demo: fused kernels for learning and evaluating representations")
     for section in SECTIONS:
-        section()
+        section(out=out) if "out" in inspect.signature(section).parameters else section()
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s")
 
 
@@ -337,11 +346,18 @@ HELP = "a short tour of the package on built-in data, with a benchmark table"
 
 
 def add_arguments(p) -> None:
-    """No flags."""
+    p.add_argument("--out", default="fastrepr-demo",
+                   help="directory for the files the demo writes: embeddings .npy for `fastrepr eval-embeddings`, "
+                        "PNGs (created; default ./fastrepr-demo)")
 
 
 def main(args) -> int:
-    run()
+    from .._io import check_writable
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out, "--out", directory=True)
+    run(out)
     return 0
 
 
@@ -354,12 +370,8 @@ def embedding_numbers(before, after, x: torch.Tensor, labels: torch.Tensor, g: t
     recall@1, and uniformity / alignment / effective rank when fastrepr.evaluation.geometry has them.
     Costs well under a second on the ~400 held-out digits (everything is N x N at N ~ 400)."""
     from .._faiss import available as faiss_available
-    from ..evaluation import clustering, probes, retrieval
+    from ..evaluation import clustering, geometry, probes, retrieval
 
-    try:
-        from ..evaluation import geometry
-    except ImportError:
-        geometry = None
     half = len(x) // 2
     rows: dict = {}
     for name, model in (("before", before), ("after", after)):
@@ -370,14 +382,9 @@ def embedding_numbers(before, after, x: torch.Tensor, labels: torch.Tensor, g: t
                "two-view recall@1": retrieval.recall_at_k(v1, v2, torch.arange(len(x)), ks=(1,))[1]}
         if faiss_available():
             got["k-means NMI"] = clustering.kmeans_nmi(z, labels)
-        unit = torch.nn.functional.normalize(z, dim=1)
-        for label, fn, call_args in (("uniformity (t=2)", "uniformity", (unit,)),
-                                     ("alignment (two views)", "alignment",
-                                      (torch.nn.functional.normalize(v1, dim=1),
-                                       torch.nn.functional.normalize(v2, dim=1))),
-                                     ("effective rank", "effective_rank", (z,))):
-            if geometry is not None and hasattr(geometry, fn):
-                got[label] = float(getattr(geometry, fn)(*call_args))
+        got["uniformity (t=2)"] = float(geometry.uniformity(z))
+        got["alignment (two views)"] = float(geometry.alignment(v1, v2))
+        got["effective rank"] = geometry.effective_rank(z)
         for metric, value in got.items():
             rows.setdefault(metric, [None, None])[0 if name == "before" else 1] = float(value)
     print(f"  embeddings of the {len(x)} held-out images (fastrepr eval-embeddings numbers):")
@@ -385,3 +392,35 @@ def embedding_numbers(before, after, x: torch.Tensor, labels: torch.Tensor, g: t
     for metric, (b, a) in rows.items():
         print(f"  {metric:<26} {b:>8.3f} {a:>8.3f}")
     return {k: tuple(v) for k, v in rows.items()}
+
+
+def export_embeddings(model, x: torch.Tensor, labels: torch.Tensor, g: torch.Generator, out: Path) -> dict:
+    """Write two augmented views of the held-out images through the encoder as eval-embeddings input, atomically:
+    embeddings.npy [2n, 64] float32 (view 1 rows, then view 2), labels.npy [2n] int64 (the digit),
+    pairs.npy [n, 2] int64 (row i of view 1 with row n + i of view 2). Returns {name: path}."""
+    with torch.no_grad():
+        v1, v2 = model(_augment(x, g)), model(_augment(x, g))
+    n = len(x)
+    arrays = {"embeddings": torch.cat([v1, v2]).numpy().astype(np.float32),
+              "labels": torch.cat([labels, labels]).numpy().astype(np.int64),
+              "pairs": np.stack([np.arange(n), np.arange(n) + n], 1).astype(np.int64)}
+    paths = {}
+    for name, arr in arrays.items():
+        paths[name] = out / f"{name}.npy"
+        with atomic_write(paths[name], "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+    return paths
+
+
+def eval_embeddings_report(paths: dict, out: Path) -> None:
+    """Run the ``fastrepr eval-embeddings`` command on the files export_embeddings wrote (its plots go to
+    out/eval-embeddings), as a user would after the demo."""
+    from . import eval_embeddings
+
+    plots = out / "eval-embeddings"
+    print(f"  wrote {paths['embeddings']}, {paths['labels'].name}, {paths['pairs'].name}; the report of")
+    print(f"  fastrepr eval-embeddings {paths['embeddings']} --labels {paths['labels']} --pairs {paths['pairs']} "
+          f"--out {plots}:")
+    eval_embeddings.main(argparse.Namespace(embeddings=str(paths["embeddings"]), labels=str(paths["labels"]),
+                                            pairs=str(paths["pairs"]), out=str(plots), k=10, seed=0,
+                                            no_progress=True))

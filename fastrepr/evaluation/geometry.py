@@ -37,10 +37,14 @@ def _rows(z, name: str, min_rows: int = 1, data: bool = True) -> torch.Tensor:
 def _unit_rows(z: torch.Tensor) -> torch.Tensor:
     """ẑ = z / ||z|| with autograd, overflow-safe: rows are first divided by their (detached) max |z_d|, so the
     norm never overflows (||1e20·x|| does in float32) and the gradient is exactly that of z / ||z||. Zero rows
-    stay zero, as torch.nn.functional.normalize (Wang & Isola's code) leaves them."""
-    scale = z.detach().abs().amax(1, keepdim=True)
+    stay zero, as torch.nn.functional.normalize (Wang & Isola's code) leaves them. Memory: one [N, D] copy
+    when no gradient is recorded (the max |z_d| is a reduction, the division in place), autograd's when one is."""
+    scale = torch.linalg.vector_norm(z.detach(), ord=float("inf"), dim=1, keepdim=True)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return torch.nn.functional.normalize(z / scale, dim=1)
+    if torch.is_grad_enabled() and z.requires_grad:
+        return torch.nn.functional.normalize(z / scale, dim=1)
+    u = z / scale
+    return u.div_(torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-12))
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:

@@ -171,27 +171,34 @@ def _chunk(N: int) -> int:
 def uniformity_lse_torch(xh: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """As uniformity_lse_triton, in plain PyTorch: row chunks against the columns after them (the block upper
     triangle, each unordered pair once, doubled at the end: log 2 added). Accumulates in float32 (float64 for
-    float64 input); the running max is one scalar per chunk. Extra memory: one [chunk, N] tile (CHUNK_ELEMENTS)."""
+    float64 input); the running max is one scalar per chunk. Extra memory: one [chunk, N] tile (CHUNK_ELEMENTS,
+    8 MB in fp32), exponentiated in place."""
     acc = acc_dtype(xh.dtype)
     x = xh.to(acc)
     N = x.shape[0]
     two_t = 2.0 * t.to(acc)
     step = _chunk(N)
-    parts = []
-    for r0 in range(0, N - 1, step):
-        r1 = min(N, r0 + step)
+
+    def tile(r0: int, r1: int) -> torch.Tensor:
         s = torch.mm(x[r0:r1], x[r0 + 1:].T)              # columns r0+1 .. N-1
         s.sub_(1.0).mul_(two_t)
         # keep only j > i: row r0+a keeps local columns >= a (local column a <-> global r0+1+a); only the first
         # r1-r0 columns need the mask, the rest lie strictly above the diagonal block
         w = min(r1 - r0, s.shape[1])
         s[:, :w].masked_fill_(torch.ones(r1 - r0, w, dtype=torch.bool, device=x.device).tril_(-1), float("-inf"))
-        # T <= 0, so exp(T) never overflows: sum it directly (one pass) unless the sum underflows towards the
-        # subnormals (large t, far-apart points), then subtract the chunk's max first (exact log-sum-exp)
-        total = torch.exp(s).sum()
+        return s
+
+    parts = []
+    for r0 in range(0, N - 1, step):
+        r1 = min(N, r0 + step)
+        # T <= 0, so exp(T) never overflows: exponentiate the tile in place and sum it (one pass, no second
+        # tile) unless the sum underflows towards the subnormals (large t, far-apart points); then recompute the
+        # tile and subtract its max first (exact log-sum-exp)
+        total = torch.exp_(tile(r0, r1)).sum()
         if total > torch.finfo(acc).tiny * 1e6:
             parts.append(torch.log(total))
         else:
+            s = tile(r0, r1)
             mx = s.max()
             parts.append(mx + torch.log(torch.exp_(s.sub_(mx)).sum()))
     return torch.logsumexp(torch.stack(parts), 0) + math.log(2.0)
