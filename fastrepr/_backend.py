@@ -62,12 +62,15 @@ class Impls:
 
     rejects(name, args, kwargs) -> a reason string when implementation ``name`` cannot take these arguments
     (the automatic choice then passes it over; a forced choice raises with the reason), else None.
+    no_float64: the implementations that take no float64 first argument (Triton's dots are fp32 at most; a
+    float32-tile native kernel), the most common reason, declared as data; rejects is asked after it.
     """
 
     triton: Callable | None = None
     native: Callable | None = None
     torch: Callable | None = None
     rejects: Callable[[str, tuple, dict], str | None] | None = None
+    no_float64: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -75,6 +78,9 @@ class Impls:
         return tuple(n for n in BACKENDS if getattr(self, n) is not None)
 
     def reason(self, name: str, args: tuple, kwargs: dict) -> str | None:
+        if name in self.no_float64 and args and getattr(args[0], "dtype", None) == torch.float64:
+            others = [n for n in self.names if n not in self.no_float64]
+            return f"takes no float64 on {name} ({' and '.join(others) or 'no implementation'} does)"
         return self.rejects(name, args, kwargs) if self.rejects is not None else None
 
 

@@ -75,6 +75,17 @@ def test_dispatch_picks_records_and_passes_over(monkeypatch):
         _backend.dispatch("toy", impls, 3)
 
 
+def test_no_float64_is_declared_as_data(monkeypatch):
+    impls = _backend.Impls(native=lambda x: ("native", x), torch=lambda x: ("torch", x), no_float64=("native",),
+                           rejects=lambda name, args, kwargs: "too long" if args[0].numel() > 3 else None)
+    assert impls.reason("native", (torch.zeros(2, dtype=torch.float64),), {}) == "takes no float64 on native (torch does)"
+    assert impls.reason("torch", (torch.zeros(2, dtype=torch.float64),), {}) is None
+    assert impls.reason("native", (torch.zeros(2),), {}) is None
+    assert impls.reason("torch", (torch.zeros(5),), {}) == "too long"  # rejects still asked after it
+    monkeypatch.delenv(_backend.ENV, raising=False)
+    assert _backend.dispatch("toy", impls, torch.zeros(2, dtype=torch.float64))[0] == "torch"
+
+
 def test_dispatch_forced_errors(monkeypatch):
     impls = _impls()
     monkeypatch.setenv(_backend.ENV, "triton")

@@ -340,17 +340,12 @@ def contrastive_stats_backward_torch(xh, yh, self_col, temperature, alpha, beta,
 
 # ------------------------------------------------------------------------------------------- IMPLS
 
-def _rejects(name, args, kwargs):
-    """Triton's dots take fp32 at most: float64 inputs run on the torch implementation, in float64."""
-    return "takes no float64 inputs on triton (its dots are fp32 at most)" if (
-        name == "triton" and args[0].dtype == torch.float64) else None
-
-
-# No native (C++) implementation: on CPU the chunked torch one runs (BLAS matmuls, as fast per flop).
+# No native (C++) implementation: on CPU the chunked torch one runs (BLAS matmuls, as fast per flop). Triton's
+# dots take fp32 at most: float64 inputs run on the torch implementation, in float64.
 IMPLS = _backend.declare(OP, _backend.Impls(triton=contrastive_stats_triton, torch=contrastive_stats_torch,
-                                            rejects=_rejects))
+                                            no_float64=("triton",)))
 BACKWARD_IMPLS = _backend.declare(BACKWARD_OP, _backend.Impls(
-    triton=contrastive_stats_backward_triton, torch=contrastive_stats_backward_torch, rejects=_rejects))
+    triton=contrastive_stats_backward_triton, torch=contrastive_stats_backward_torch, no_float64=("triton",)))
 
 
 # ------------------------------------------------------------------------------------------- the op

@@ -215,14 +215,9 @@ def silhouette_samples_native(z: torch.Tensor, labels: torch.Tensor, n_clusters:
                                     labels)
 
 
-def _rejects(name, args, kwargs):
-    if name == "native" and args[0].dtype == torch.float64:
-        return "float64 input is computed in float64 tiles, which only the torch implementation has"
-    return None
-
-
+# float64 input is computed in float64 tiles, which only the torch implementation has
 IMPLS = _backend.declare(OP, _backend.Impls(native=silhouette_samples_native, torch=silhouette_samples_torch,
-                                            rejects=_rejects))
+                                            no_float64=("native",)))
 
 
 def silhouette_samples_op(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, metric: str) -> torch.Tensor:

@@ -301,17 +301,16 @@ def tc_log_density_lse_backward_triton(z, mu, logvar, dataset_size: int, lse_d, 
 def _rejects(name, args, kwargs):
     if name != "triton":
         return None
-    if args[0].dtype == torch.float64:
-        return "takes no float64 (the torch implementation does)"
     if args[0].shape[1] > MAX_TRITON_D:
         return f"takes codes of D <= {MAX_TRITON_D} (whole rows in one tile); the torch implementation takes any D"
     return None
 
 
 IMPLS = _backend.declare(OP, _backend.Impls(triton=tc_log_density_lse_triton, torch=tc_log_density_lse_torch,
-                                            rejects=_rejects))
+                                            rejects=_rejects, no_float64=("triton",)))
 BACKWARD_IMPLS = _backend.declare(BACKWARD_OP, _backend.Impls(
-    triton=tc_log_density_lse_backward_triton, torch=tc_log_density_lse_backward_torch, rejects=_rejects))
+    triton=tc_log_density_lse_backward_triton, torch=tc_log_density_lse_backward_torch, rejects=_rejects,
+    no_float64=("triton",)))
 
 
 @torch.library.custom_op("fastrepr::tc_log_density_lse", mutates_args=())

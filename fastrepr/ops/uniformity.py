@@ -222,16 +222,10 @@ def uniformity_lse_backward_torch(xh, t, lse, grad):
     return dx.mul_(2.0 * two_t * grad.to(acc))
 
 
-def _rejects(name, args, kwargs):
-    if name == "triton" and args[0].dtype == torch.float64:
-        return "has no float64 Triton kernel (fp32 accumulation); the torch implementation takes float64"
-    return None
-
-
 IMPLS = _backend.declare(OP, _backend.Impls(triton=uniformity_lse_triton, torch=uniformity_lse_torch,
-                                            rejects=_rejects))
+                                            no_float64=("triton",)))  # fp32 accumulation
 BACKWARD_IMPLS = _backend.declare(BACKWARD_OP, _backend.Impls(
-    triton=uniformity_lse_backward_triton, torch=uniformity_lse_backward_torch, rejects=_rejects))
+    triton=uniformity_lse_backward_triton, torch=uniformity_lse_backward_torch, no_float64=("triton",)))
 
 
 # ------------------------------------------------------------------------------------------- the op

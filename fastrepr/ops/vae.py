@@ -147,16 +147,11 @@ def bernoulli_nll_backward_torch(s: torch.Tensor, x: torch.Tensor, g: torch.Tens
     return ds
 
 
-def _rejects(name, args, kwargs):
-    if name == "triton" and args[0].dtype == torch.float64:
-        return "takes no float64 (the torch implementation does)"
-    return None
-
-
 IMPLS = _backend.declare(OP, _backend.Impls(triton=bernoulli_nll_triton, torch=bernoulli_nll_torch,
-                                            rejects=_rejects))
+                                            no_float64=("triton",)))
 BACKWARD_IMPLS = _backend.declare(BACKWARD_OP, _backend.Impls(triton=bernoulli_nll_backward_triton,
-                                                              torch=bernoulli_nll_backward_torch, rejects=_rejects))
+                                                              torch=bernoulli_nll_backward_torch,
+                                                              no_float64=("triton",)))
 
 
 @torch.library.custom_op("fastrepr::bernoulli_nll", mutates_args=())
