@@ -240,3 +240,19 @@ def test_ring_without_process_group_is_the_local_loss():
     assert torch.equal(fastrepr.nt_xent(z1, z2, 0.2, gather_distributed="ring"), fastrepr.nt_xent(z1, z2, 0.2))
     assert torch.equal(fastrepr.info_nce(z1, z2, 0.2, gather_distributed="ring"), fastrepr.info_nce(z1, z2, 0.2))
     assert torch.equal(fastrepr.sup_con(z1, labels, 0.2, gather_distributed="ring"), fastrepr.sup_con(z1, labels, 0.2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="peak RSS reset needs Linux /proc")
+def test_ring_peak_memory_does_not_grow_with_world():
+    """Measured per-rank peak resident memory of one forward + backward (tests/ring_memory.py) at the same
+    per-rank batch, W = 2 and 4: the ring's grows by at most the one extra block-and-gradient exchange in flight
+    (plus 1 MiB of slack), the all-gather's by at least one gathered block per added rank."""
+    from ring_memory import measure
+
+    n, d = 128, 2048
+    block = 2 * n * d * 4  # one rank's [z1; z2], fp32
+    peak = {(mode, w): max(r["peak"] for r in measure("nt_xent", mode, w, n, d)) for mode in ("ring", True)
+            for w in (2, 4)}
+    assert peak["ring", 4] <= peak["ring", 2] + 2 * block + 2 ** 20, peak
+    assert peak[True, 4] >= peak[True, 2] + 2 * block, peak
