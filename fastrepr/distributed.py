@@ -14,7 +14,7 @@ single-process loss L = mean_r L_r on the concatenated batch; DDP's averaging of
 ranks then gives exactly dL/dθ. Scalar parameters (a logit scale, a temperature) receive dL_r/dp on rank r, and
 DDP's average of those is dL/dp too.
 
-`ring_fold` is the general form, for losses whose per-row statistics combine otherwise than by a sum (the
+`ring_fold` is the general form (ring_stream is ring_fold with a sum), for losses whose per-row statistics combine otherwise than by a sum (the
 log-sum-exp of a softmax denominator: nt_xent, info_nce, sup_con with gather_distributed="ring"): each visiting
 block yields per-row statistics, folded into the running ones by a combine function; the backward gets the
 final (global) statistics, so a block's gradient can use the softmax weights exp(S - lse_global), and each block's
