@@ -110,7 +110,7 @@ def _check_pair(a_name: str, a, b_name: str, b) -> None:
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str = "mean", normalize: bool = True,
-            gather_distributed: bool = False, tau_plus: float = 0.0, beta: float = 0.0) -> torch.Tensor:
+            gather_distributed=False, tau_plus: float = 0.0, beta: float = 0.0) -> torch.Tensor:
     """NT-Xent, the SimCLR loss (Chen et al. 2020), fused.
 
     z1, z2: [N, D] embeddings of two views (float16/bfloat16/float32/float64, same dtype and device).
@@ -135,6 +135,11 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     gradient on each rank w.r.t. its own z1, z2 equals W times the gradient of the single-process loss over
     the rank-major concatenated batch, so DDP's averaging of parameter gradients over W ranks reproduces
     single-process training exactly. Every rank must pass the same N.
+    gather_distributed="ring": the same loss and gradients without the all_gather: the other ranks' [z1; z2]
+    blocks travel around the ring (batch_isend_irecv; Inf-CL, Cheng et al. 2024) and their gradients travel back
+    (fastrepr/ops/_contrastive_ring.py). Per-rank memory O(N·D) plus one block, independent of W (the all-gather
+    holds the 2WN gathered rows and their gradient); W - 1 block exchanges each way. Shapes, dtypes and NaN/Inf are
+    checked on every rank together first, so that bad input on one rank raises on all of them.
 
     tau_plus, beta: debiased (Chuang et al. 2020; τ⁺ in [0, 1), the probability that a negative shares the
     anchor's class) and hard-negative (Robinson et al. 2021; β >= 0, the concentration on hard negatives)
@@ -145,6 +150,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
     _check_pair("z1", z1, "z2", z2)
     _temperature(temperature, z1.dtype, 2 * z1.shape[0], normalize)
     _reduction(reduction)
+    _gather_arg(gather_distributed)
     tau_plus, beta = _checks.float_arg(tau_plus, "tau_plus"), _checks.float_arg(beta, "beta")
     if tau_plus or beta:
         from .ops import dcl as _dcl
@@ -155,7 +161,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, reduction: str 
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool = True, normalize: bool = True,
-             gather_distributed: bool = False, queue: torch.Tensor | None = None, tau_plus: float = 0.0,
+             gather_distributed=False, queue: torch.Tensor | None = None, tau_plus: float = 0.0,
              beta: float = 0.0) -> torch.Tensor:
     """CLIP-style InfoNCE (Radford et al. 2021), fused: row i of q is matched with row i of k against the
     other rows of k (cross-modal negatives only); symmetric=True averages with the k -> q direction.
@@ -164,7 +170,8 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
     scale = 1 / temperature). Returns a float32 scalar (float64 for float64 input). Memory O(N·D).
     Normalization, NaN/Inf, temperature and overflow checks as in nt_xent (naming q or k).
     gather_distributed: negatives from every rank (as open_clip's gather_with_grad with local loss); the
-    gradient scaling is that of nt_xent (W times the single-process gradient).
+    gradient scaling is that of nt_xent (W times the single-process gradient). "ring": as in nt_xent, the k
+    blocks travel around the ring (and, symmetric, the q blocks in a second ring for the k -> q direction).
     queue: [K, D] negatives (MoCo, He et al. 2020; lightly's memory bank), same dtype and device as q: then
     loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})), l_i = q̂_i·k̂_i/τ, the mean over i: MoCo's logits
     [l_pos, l_neg], the other rows of k are not negatives. Needs symmetric=False. The queue gets no gradient
@@ -174,6 +181,8 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
     negatives); not with queue or gather_distributed.
     """
     _check_pair("q", q, "k", k)
+    if _gather_arg(gather_distributed) == "ring" and queue is not None:
+        raise ValueError("queue= does not support gather_distributed='ring' (the queue is not sharded by rank)")
     tau_plus, beta = _checks.float_arg(tau_plus, "tau_plus"), _checks.float_arg(beta, "beta")
     if tau_plus or beta:
         from .ops import dcl as _dcl
@@ -202,7 +211,7 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
 
 
 def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: bool = True,
-            gather_distributed: bool = False) -> torch.Tensor:
+            gather_distributed=False) -> torch.Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, the L_out form), fused.
 
     z: [N, D] (or [N, V, D]: V views per sample, sharing the sample's label); labels: [N] integers.
@@ -214,7 +223,10 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature=0.1, normalize: b
     gather_distributed: candidates and positives from every rank; each rank's loss is the mean over its own
     anchors that have a positive, and its gradient is that of the sum of all ranks' losses (the anchor counts
     differ by rank, so unlike nt_xent this is not a fixed multiple of the single-process gradient).
+    "ring": the same loss and gradients, each rank's z block travelling around the ring with its labels (as in
+    nt_xent: per-rank memory O(N·D) plus one block, independent of W).
     """
+    _gather_arg(gather_distributed)
     _checks.tensor(z, "z")
     _checks.integer(labels, "labels")
     if z.dim() == 3:
@@ -449,7 +461,16 @@ def _debias_args(tau_plus: float, beta: float, unsupported: bool) -> None:
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     if unsupported:
-        raise ValueError("tau_plus and beta do not support gather_distributed=True or queue= yet")
+        raise ValueError("tau_plus and beta do not support gather_distributed (True or 'ring') or queue= yet")
+
+
+def _gather_arg(gather_distributed):
+    """gather_distributed must be False, True or "ring"."""
+    if gather_distributed not in (False, True, "ring"):
+        raise ValueError(f"gather_distributed must be False, True or 'ring', got {gather_distributed!r}")
+    return gather_distributed
+
+
 # ------------------------------------------------------------------------------------ SigLIP (issue 13)
 def _scalar_arg(value, name: str, like: torch.Tensor, positive: bool = False) -> None:
     """A float, or a 0-dim/1-element floating tensor on like's device; finite (> 0 with positive) when it can be

@@ -17,8 +17,9 @@ from .functional_vae import VAE_OBJECTIVES, beta_vae_loss
 class NTXentLoss(nn.Module):
     """Drop-in replacement for lightly's NTXentLoss (same constructor and forward(out0, out1)).
 
-    temperature: float > 0 (lightly's default 0.5). gather_distributed: negatives from every rank (see
-    fastrepr.nt_xent for the gradient scaling). Memory O(N·D) instead of lightly's O(N²).
+    temperature: float > 0 (lightly's default 0.5). gather_distributed: negatives from every rank, False, True
+    (all-gather) or "ring" (ring exchange, per-rank memory independent of W; see fastrepr.nt_xent for both and
+    for the gradient scaling; "ring" not with a memory bank). Memory O(N·D) instead of lightly's O(N²).
 
     memory_bank_size: 0 (in-batch negatives), (K, D) as lightly 1.6 (the bank [K, D] float32 buffer is drawn at
     construction: randn(K, D) rows normalized, from torch's global generator, so the same seed gives lightly's
@@ -32,16 +33,19 @@ class NTXentLoss(nn.Module):
     O((N + K)·D), never lightly's N x (K + 1) logits.
     """
 
-    def __init__(self, temperature: float = 0.5, memory_bank_size=0, gather_distributed: bool = False):
+    def __init__(self, temperature: float = 0.5, memory_bank_size=0, gather_distributed=False):
         super().__init__()
         self.temperature = _checks.temperature(temperature, read=True)
-        self.gather_distributed = bool(gather_distributed)
+        self.gather_distributed = F._gather_arg(gather_distributed)
         size = tuple(memory_bank_size) if isinstance(memory_bank_size, (tuple, list)) else (memory_bank_size,)
         if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in size) or (
                 len(size) != 1 if not isinstance(memory_bank_size, (tuple, list)) else len(size) != 2 or 0 in size):
             raise ValueError(f"memory_bank_size must be 0, an int K > 0 or a (K, D) pair of ints > 0, got "
                              f"{memory_bank_size!r}")
         self.bank_size = size[0]
+        if self.bank_size and gather_distributed == "ring":
+            raise ValueError("memory_bank_size > 0 does not support gather_distributed='ring' (the bank's negatives "
+                             "are not sharded by rank; gather_distributed=True gathers the batch before enqueueing)")
         self.register_buffer("bank", torch.randn(size) if len(size) == 2 else torch.empty(0), persistent=False)
         if len(size) == 2:
             self.bank = torch.nn.functional.normalize(self.bank, dim=-1)
@@ -72,18 +76,19 @@ class NTXentLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"temperature={self.temperature}, memory_bank_size={self.bank_size}, "
-                f"gather_distributed={self.gather_distributed}")
+                f"gather_distributed={self.gather_distributed!r}")
 
 
 class InfoNCELoss(nn.Module):
     """CLIP-style symmetric InfoNCE. learnable=True makes the temperature a parameter (stored as its log,
-    so it stays positive), as CLIP's learnable logit scale."""
+    so it stays positive), as CLIP's learnable logit scale. gather_distributed: False, True (all-gather) or
+    "ring" (ring exchange of k and q blocks, per-rank memory independent of W; fastrepr.info_nce)."""
 
     def __init__(self, temperature: float = 0.07, symmetric: bool = True, learnable: bool = False,
-                 gather_distributed: bool = False):
+                 gather_distributed=False):
         super().__init__()
         temperature = _checks.temperature(temperature, read=True)
-        self.symmetric, self.gather_distributed = bool(symmetric), bool(gather_distributed)
+        self.symmetric, self.gather_distributed = bool(symmetric), F._gather_arg(gather_distributed)
         if learnable:
             self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
         else:
@@ -99,12 +104,13 @@ class InfoNCELoss(nn.Module):
 
 class SupConLoss(nn.Module):
     """Supervised contrastive loss (Khosla et al. 2020); forward(embeddings, labels), as
-    pytorch-metric-learning's SupConLoss(temperature) with its default reducer."""
+    pytorch-metric-learning's SupConLoss(temperature) with its default reducer. gather_distributed: False, True
+    (all-gather) or "ring" (ring exchange of embedding and label blocks; fastrepr.sup_con)."""
 
-    def __init__(self, temperature: float = 0.1, gather_distributed: bool = False):
+    def __init__(self, temperature: float = 0.1, gather_distributed=False):
         super().__init__()
         self.temperature = _checks.temperature(temperature, read=True)
-        self.gather_distributed = bool(gather_distributed)
+        self.gather_distributed = F._gather_arg(gather_distributed)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.sup_con(embeddings, labels, self.temperature, gather_distributed=self.gather_distributed)

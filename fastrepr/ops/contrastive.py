@@ -47,6 +47,7 @@ from __future__ import annotations
 import torch
 
 from .. import _backend, _checks
+from . import _contrastive_ring as _ring
 from ..distributed import all_gather, all_gather_with_grad, rank_and_world
 from .._triton import (INTERPRET, SHARED_MEMORY_PER_BLOCK, CompileCase, SharedMemoryPrune, device_arch,
                        next_power_of_2, tile_bytes, tl, triton)
@@ -537,14 +538,16 @@ def _local_ids(n: int, rank: int, device) -> torch.Tensor:
 
 def nt_xent(z1, z2, temperature, normalize=True, gather_distributed=False):
     """Per-anchor NT-Xent [2N] over the anchors [z1; z2] (fastrepr.functional.nt_xent reduces). With
-    gather_distributed and W > 1 ranks the columns are every rank's embeddings (see fastrepr.functional.nt_xent
-    for the gradient scaling)."""
+    gather_distributed and W > 1 ranks the columns are every rank's embeddings, all-gathered (True) or passed
+    around the ring ("ring": ops/_contrastive_ring.py); fastrepr.functional.nt_xent for the gradient scaling."""
     n = z1.shape[0]
     z = torch.cat([z1, z2])
     t = temperature_tensor(temperature, z)
     rank, world = rank_and_world() if gather_distributed else (0, 1)
     idx = torch.arange(2 * n, device=z.device)
     labels = idx % n + rank * n
+    if world > 1 and gather_distributed == "ring":
+        return _ring.nt_xent(z1, z2, z, t, normalize)
     if world == 1:
         lse, pos, *_ = contrastive_stats(z, z, labels, labels, idx, t, normalize, True, False, "z1+z2|z1+z2")
     else:
@@ -564,6 +567,8 @@ def info_nce(q, k, temperature, symmetric=True, normalize=True, gather_distribut
     rank, world = rank_and_world() if gather_distributed else (0, 1)
     ids = _local_ids(n, rank, q.device)
     none = torch.full((n,), -1, dtype=torch.long, device=q.device)
+    if world > 1 and gather_distributed == "ring":
+        return _ring.info_nce(q, k, t, symmetric, normalize)
     if world == 1:
         lse, pos, _, lse_c, pos_c, _ = contrastive_stats(q, k, ids, ids, none, t, normalize, False, symmetric, "q|k")
         loss = (lse - pos).mean()
@@ -584,6 +589,8 @@ def sup_con(z, labels, temperature, normalize=True, gather_distributed=False):
     n = z.shape[0]
     t = temperature_tensor(temperature, z)
     rank, world = rank_and_world() if gather_distributed else (0, 1)
+    if world > 1 and gather_distributed == "ring":
+        return _ring.sup_con(z, labels, t, normalize)
     if world == 1:
         cols_labels = labels
         lse, pos, *_ = contrastive_stats(z, z, labels, labels, torch.arange(n, device=z.device), t, normalize,
