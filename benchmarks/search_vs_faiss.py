@@ -26,7 +26,7 @@ import torch
 
 def identity(size) -> str:
     from fastrepr import reference
-    from fastrepr.evaluation import benchmarks as entries
+    from fastrepr.bench.entries import search as entries
 
     x = entries._search_faiss_setup(size, torch.device("cpu"), torch.float32)
     q = x["queries"][:64]
@@ -52,7 +52,7 @@ def cpu_time_tables() -> None:
 
     import faiss
 
-    from fastrepr.evaluation import benchmarks as entries
+    from fastrepr.bench.entries import search as entries
     from fastrepr.evaluation import probes
     from fastrepr.ops import _search_plan
     from fastrepr.ops import topk_search as ts
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
         return cpu_time_tables()
     torch.set_num_threads(args.threads)
     from fastrepr import bench
-    from fastrepr.evaluation import benchmarks as entries
+    from fastrepr.bench.entries import search as entries
     from fastrepr.ops import _search_plan
 
     print(json.dumps({k: v for k, v in _search_plan.describe().items() if k != "calibration"}, indent=1))
