@@ -22,16 +22,16 @@ sends the gradient alone); from there on it is flat, while the all-gather adds ~
 """
 import argparse
 import os
-import socket
 import ctypes
+import gc
 import tempfile
 import time
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import fastrepr
+from utils import fork_workers, free_port
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
@@ -58,7 +58,10 @@ def _worker(rank, world, port, name, mode, n, d, out):
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 65536)  # fixed: no dynamic raise after frees
     except OSError:  # not glibc: RSS then also holds the allocator's cached heap (peaks read lower)
         pass
-    torch.set_num_threads(1)
+    # the parent's heap is shared copy-on-write: a garbage collection inside the measured call would touch (and
+    # so copy) every inherited object, and the peak would measure the parent's size (seen after the full suite)
+    gc.collect()
+    gc.freeze()
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         g = torch.Generator().manual_seed(rank)
@@ -89,17 +92,10 @@ def _worker(rank, world, port, name, mode, n, d, out):
         dist.destroy_process_group()
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(name: str, mode, world: int, n: int, d: int) -> list[dict]:
     """Per-rank {"peak": bytes, "seconds", "saved": bytes} of one forward + backward of loss `name`."""
     with tempfile.TemporaryDirectory() as out:
-        mp.start_processes(_worker, args=(world, _port(), name, mode, n, d, out), nprocs=world, join=True,
-                           start_method="fork")
+        fork_workers(_worker, (world, free_port(), name, mode, n, d, out), world)
         return [torch.load(os.path.join(out, f"{r}.pt"), weights_only=True) for r in range(world)]
 
 

@@ -2,7 +2,6 @@
 embeddings must equal world_size x the gradient of the single-process loss over the concatenated batch,
 and the mean of the ranks' losses must equal that loss."""
 import os
-import socket
 
 import pytest
 import torch
@@ -10,14 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import fastrepr
+from utils import free_port
 
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank, port, data, out_dir):
@@ -52,7 +46,7 @@ def test_global_negatives_match_single_process(tmp_path):
     n = 6
     data = {"z1": torch.randn(WORLD * n, 8, dtype=torch.float64), "z2": torch.randn(WORLD * n, 8, dtype=torch.float64),
             "labels": torch.randint(0, 4, (WORLD * n,))}
-    mp.spawn(_worker, args=(_free_port(), data, str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), data, str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
     def sup_con_rank_sum(a, b):

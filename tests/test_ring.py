@@ -4,23 +4,15 @@ ranks' losses equals the oracle, each rank's x, y gradients equal W x the oracle
 the ranks' logit_scale / logit_bias gradients equals the oracle's (fastrepr.distributed's convention). The ring's
 saved-for-backward memory does not grow with W (the all-gather's does)."""
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import fastrepr
 from fastrepr import reference
 from fastrepr.distributed import ring_pass
-from utils import assert_close
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from utils import assert_close, fork_workers, free_port
 
 
 def _saved_bytes(fn):
@@ -63,10 +55,7 @@ def _run(world, n, d, tmp_path):
     x = torch.randn(world * n, d, dtype=torch.float64)
     data = {"x": x, "y": x + 0.7 * torch.randn_like(x), "t": torch.tensor(4.0, dtype=torch.float64),
             "b": torch.tensor(-3.0, dtype=torch.float64)}
-    # fork, not spawn: the children inherit the imported torch and fastrepr (spawn re-imports them: ~30 s each
-    # on 2 cores); gloo on CPU is safe to fork into before any process group exists
-    mp.start_processes(_worker, args=(world, _free_port(), data, str(tmp_path)), nprocs=world, join=True,
-                       start_method="fork")
+    fork_workers(_worker, (world, free_port(), data, str(tmp_path)), world)
     return data, [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
 
 

@@ -97,3 +97,40 @@ def engine_fixture(names) -> object:
 def index_backend(engine: str) -> str:
     """EmbeddingIndex's backend= for an engine (an op implementation is forced by the fixture, not by it)."""
     return engine if engine in ("auto", "faiss") else "auto"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test's process group)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _single_threaded(rank, fn, *args):
+    # A forked child must not enter the OpenMP pool its parent already started: GNU libgomp is not fork-safe and
+    # the child's first parallel region can wait forever (seen in the full suite, never in a file alone).
+    torch.set_num_threads(1)
+    fn(rank, *args)
+
+
+def fork_workers(fn, args: tuple, nprocs: int, timeout: float = 300.0) -> None:
+    """Run fn(rank, *args) in `nprocs` forked processes and wait for all of them, failing after `timeout` seconds
+    instead of hanging the suite.
+
+    fork, not spawn: the children inherit the imported torch and fastrepr (spawn re-imports them, ~30 s each on
+    2 cores); gloo on CPU is safe to fork into before any process group exists. Each child runs single-threaded
+    (see _single_threaded)."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.start_processes(_single_threaded, args=(fn, *args), nprocs=nprocs, join=False, start_method="fork")
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            raise TimeoutError(f"{nprocs} worker processes of {getattr(fn, '__name__', fn)} still running after "
+                               f"{timeout:.0f} s")
