@@ -44,7 +44,11 @@ def test_nt_xent_fp32_matches_float64(backend, n, d, tau):
     loss, grads = _grads(lambda a, b, c: fastrepr.nt_xent(a, b, c), (z1, z2, t))
     ref, ref_grads = _grads(lambda a, b, c: reference.nt_xent(a, b, c), (z1.double(), z2.double(), t.double()))
     assert loss.dtype == torch.float32
-    _close_to_oracle(loss, grads, ref, ref_grads)  # dz1, dz2 and the learnable temperature's gradient
+    # dz1, dz2 and the learnable temperature's gradient. At tau = 0.01 the logits reach 100: the fp32 rounding of
+    # each logit (~1e-5 absolute) enters the softmax gradients amplified by 1/tau, on every implementation alike
+    # (torch's own fp32 ops included; on an AMD EPYC one entry in 80 came out 3e-5 relative): there the gradients
+    # are held to the issues' gradient bar, 1e-4.
+    _close_to_oracle(loss, grads, ref, ref_grads, grad_tol=tau < 0.1)
 
 
 @IMPLS
