@@ -305,6 +305,15 @@ def test_choose_reads_the_calibration(monkeypatch, tmp_path):
     assert sp.choose(1, 1_000_000, 300).name == names[0]
     assert sp.choose(200, 100_000, 300).name == names[-1]
     assert len(calls) == 1  # measured once per process (then cached)
+    # two calibration dimensions: the rate is interpolated in log D too, so the winner can change with D
+    fake2 = {"queries": [1, 512], "dims": [128, 320], "gflops": {n: [[1.0, 1.0], [1.0, 1.0]] for n in names}}
+    fake2["gflops"][names[0]] = [[1.0, 8.0], [1.0, 2.0]]
+    fake2["gflops"][names[-1]] = [[1.0, 2.0], [1.0, 8.0]]
+    assert sp._rate(fake2, names[0], 512, 128) == 8.0 and sp._rate(fake2, names[0], 512, 1000) == 2.0
+    assert abs(sp._rate(fake2, names[0], 512, int((128 * 320) ** 0.5)) - 5.0) < 0.02  # halfway in log D (202: rounded)
+    monkeypatch.setattr(sp, "_table", {"key": sp._key(torch.get_num_threads()), "entry": fake2})
+    assert sp.choose(512, 100_000, 128).name == names[0]
+    assert sp.choose(512, 100_000, 300).name == names[-1]
     assert sp.choose(200, 10, 10).name == sp.default(200).name  # small: the default rule, no measurement
     monkeypatch.setenv("FASTREPR_SEARCH_CALIBRATE", "0")
     assert sp.choose(200, 100_000, 300).name == sp.default(200).name
@@ -325,7 +334,7 @@ def test_calibration_is_cached_atomically(monkeypatch, tmp_path):
     monkeypatch.setattr(sp, "_table", None)
     monkeypatch.setattr(sp, "_busy", lambda: False)
     entry = sp.calibrate(2)
-    assert set(entry["gflops"]) == set(sp.available()) and all(r > 0 for v in entry["gflops"].values() for r in v)
+    assert set(entry["gflops"]) == set(sp.available()) and all(r > 0 for v in entry["gflops"].values() for per_dim in v for r in per_dim)
     files = list(tmp_path.iterdir())
     assert [f.name for f in files] == ["search-paths.json"]  # no temporary file left behind
     assert sp._calibration(2) == entry  # read back, not measured again

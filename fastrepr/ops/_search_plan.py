@@ -14,12 +14,15 @@ Paths (every one is followed by the same float64 refinement, so all return ident
 Why several BLAS: their speed depends on the vendor. On the 2-core Xeon this was built on MKL ran 310
 GFLOP/s on [1000, 300] x [300, 1e5] and numpy's OpenBLAS 270; on the 2-core AMD EPYC of issue 11, torch's
 BLAS ran 137 GFLOP/s and the OpenBLAS inside FAISS was faster. So nothing is assumed: each available path is
-timed once per machine on a synthetic search (R = 32768 rows, D = 256, Q in {1, 8, 64, 512}) and the
-throughputs are cached in ``~/.cache/fastrepr/search-paths.json`` (``FASTREPR_CACHE_DIR`` moves it), keyed by
+timed once per machine on a synthetic search (R = 32768 rows, D in {128, 320}, Q in {1, 8, 64, 512}) and
+the throughputs are cached in ``~/.cache/fastrepr/search-paths.json`` (``FASTREPR_CACHE_DIR`` moves it), keyed by
 CPU model, thread count and library versions.
 
-Rule (``choose``): the predicted time of a path is 2·Q·R·D / F(Q), F its measured throughput interpolated in
-log Q (held constant outside the measured range); the fastest path runs. The paths are timed alternating, best
+Rule (``choose``): the predicted time of a path is 2·Q·R·D / F(Q, D), F its measured throughput interpolated
+in log Q and then in log D (held constant outside the measured range); the fastest path runs. Two dimensions
+because the order of the paths moves with D: on the 2-core AMD EPYC (Zen 3) the MKL tiles beat OpenBLAS's at
+D = 128 and 300 while one calibration at D = 256 had ranked FAISS, then OpenBLAS, above them from 512 queries
+on (and FAISS's own scan loses most at small D, where its selection costs as much as its products). The paths are timed alternating, best
 of 3 rounds, so that load from other processes hits them alike; still, a measurement taken on a busy machine
 is only as good as that machine was, so one taken while the 1-minute load average exceeds the core count is
 used by this process but not cached; cached ones are re-taken after 30 days, and ``calibrate()`` measures
@@ -46,7 +49,7 @@ from .. import _native
 from .._io import atomic_write
 
 NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16")
-CAL_ROWS, CAL_DIM, CAL_QUERIES = 32768, 256, (1, 8, 64, 512)
+CAL_ROWS, CAL_DIMS, CAL_QUERIES = 32768, (128, 320), (1, 8, 64, 512)
 SMALL_FLOPS = 2 ** 28
 # Tiles (queries x rows). A [512, 512] float32 tile is 1 MB, which leaves room in a 2 MB L2 for the BLAS's
 # packed panels. Measured single-threaded (CPU time) on the 2-core Xeon (Sapphire Rapids class, 2 MB L2 per
@@ -163,7 +166,7 @@ def _key(threads: int) -> str:
         versions += f", faiss {_f.__version__}"
     except Exception:
         pass
-    return f"{cpu_model()} | {threads} threads | {versions}"
+    return f"{cpu_model()} | {threads} threads | {versions} | dims {','.join(map(str, CAL_DIMS))}"
 
 
 def cache_file() -> _FsPath:
@@ -226,7 +229,7 @@ def register_searcher(fn) -> None:
 
 def calibrate(threads: int | None = None, save: bool = True) -> dict:
     """Measure every available path (effective GFLOP/s of a whole k=10 exact search, scan and refinement, at
-    each calibration query count) and cache the table."""
+    each calibration query count and dimension) and cache the table."""
     if _searcher is None:
         from importlib import import_module
 
@@ -236,23 +239,27 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
     global _calibrating
     threads = threads or torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
-    v = torch.randn(CAL_ROWS, CAL_DIM, generator=g)
-    q_all = torch.randn(max(CAL_QUERIES), CAL_DIM, generator=g)
-    vsq = v.square().sum(1)
     table = {name: [] for name in available()}
     busy_before = _busy()
     _calibrating = True  # re-scans inside the measured searches take the default rule
     try:
-        for Q in CAL_QUERIES:
-            q = q_all[:Q]
-            fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p))
-                   for name, path in available().items()}
-            for name, t in best_times(fns).items():
-                table[name].append(2.0 * Q * CAL_ROWS * CAL_DIM / t / 1e9)
+        for D in CAL_DIMS:
+            v = torch.randn(CAL_ROWS, D, generator=g)
+            q_all = torch.randn(max(CAL_QUERIES), D, generator=g)
+            vsq = v.square().sum(1)
+            rates = {name: [] for name in table}
+            for Q in CAL_QUERIES:
+                q = q_all[:Q]
+                fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p))
+                       for name, path in available().items()}
+                for name, t in best_times(fns).items():
+                    rates[name].append(2.0 * Q * CAL_ROWS * D / t / 1e9)
+            for name in table:
+                table[name].append(rates[name])
     finally:
         _calibrating = False
     busy = busy_before or _busy()
-    entry = {"queries": list(CAL_QUERIES), "gflops": table, "rows": CAL_ROWS, "dim": CAL_DIM,
+    entry = {"queries": list(CAL_QUERIES), "dims": list(CAL_DIMS), "gflops": table, "rows": CAL_ROWS,
              "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "time": time.time(), "busy": busy}
     if save and not busy:  # a busy machine's numbers serve this process only
         data = _load_cache()
@@ -278,18 +285,28 @@ def _calibration(threads: int) -> dict | None:
     return entry
 
 
-def _rate(entry: dict, name: str, Q: int) -> float:
-    qs, rates = entry["queries"], entry["gflops"].get(name)
-    if not rates or len(rates) != len(qs):
-        return 0.0
-    x = math.log(max(1, Q))
-    xs = [math.log(q) for q in qs]
+def _interp(xs: list, ys: list, x: float) -> float:
+    """ys at x, linear between the points (xs increasing), held constant outside them."""
     if x <= xs[0]:
-        return float(rates[0])
-    for (x0, r0), (x1, r1) in zip(zip(xs, rates), zip(xs[1:], rates[1:])):
+        return float(ys[0])
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
         if x <= x1:
-            return float(r0 + (r1 - r0) * (x - x0) / (x1 - x0))
-    return float(rates[-1])
+            return float(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+    return float(ys[-1])
+
+
+def _rate(entry: dict, name: str, Q: int, D: int) -> float:
+    """A path's measured GFLOP/s at Q queries of D floats: interpolated in log Q at each calibration dimension,
+    then in log D."""
+    qs, rates = entry["queries"], entry["gflops"].get(name)
+    dims = entry.get("dims") or [entry.get("dim", 1)]
+    if rates and not isinstance(rates[0], list):  # one dimension
+        rates = [rates]
+    if not rates or len(rates) != len(dims) or any(len(r) != len(qs) for r in rates):
+        return 0.0
+    lq = [math.log(q) for q in qs]
+    per_dim = [_interp(lq, r, math.log(max(1, Q))) for r in rates]
+    return _interp([math.log(d) for d in dims], per_dim, math.log(max(1, D)))
 
 
 def default(Q: int) -> Path:
@@ -318,7 +335,7 @@ def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = F
     entry = _calibration(threads or torch.get_num_threads())
     if entry is None:
         return default(Q)
-    rates = {name: _rate(entry, name, Q) for name in paths}
+    rates = {name: _rate(entry, name, Q, D) for name in paths}
     best = max(rates, key=lambda n: rates[n])
     return paths[best] if rates[best] > 0 else default(Q)
 
