@@ -168,11 +168,14 @@ def _siglip_rows_bwd_kernel(
             tl.store(db_ptr + tl.program_id(0), tl.sum(db_acc, 0))
 
 
-# Untuned: no GPU was available when this was written. Tiles of 64 rows x 64 columns, the dot over feature chunks
-# of up to 64, the backward's output features in chunks of up to 128 (one chunk at D = 128, so the logits are
-# not recomputed per chunk): fp32 operand tiles of 64x64 and 64x128 stay far below 48 KB of shared memory on
-# every card, so there is no autotune list to prune. Module constants, so tests can shrink them.
-BLOCK_M, BLOCK_N, BLOCK_D_MAX, BLOCK_DO_MAX = 64, 64, 64, 128
+# Untuned: no GPU was available when this was written. Tiles of 64 rows x 64 columns, the dot and the backward's
+# output features in chunks of up to 64 (at D = 128 the backward recomputes the logits for each of its two output
+# chunks; chunks of 128 spilled 1.5 KB per thread at 4 warps). Compiled for sm_90 without a GPU
+# (benchmarks/triton_resources.py, Triton 3.9, 4 warps, N = M = 4096, D = 16 ... 256, fp16/bf16/fp32): forward
+# 96-210 registers, backward 112-255 with at most 44 bytes of spills; shared memory at most 64 KB (BLOCK_D = 64),
+# above the 48 KB default (Triton opts in at launch) and below every card's opt-in limit, so there is no autotune
+# list to prune. Module constants, so tests can shrink them.
+BLOCK_M, BLOCK_N, BLOCK_D_MAX, BLOCK_DO_MAX = 64, 64, 64, 64
 
 
 def _block_d(D: int) -> tuple[int, int]:
