@@ -83,7 +83,8 @@ def main() -> None:
     with _backend.recording() as ran:
         ours_loss = step(ours_siglip, ours_leaves)()
     dense_loss = step(dense_siglip, dense_leaves)()
-    grad_diff = max(float((a.grad - b.grad).abs().max() / b.grad.abs().max()) for a, b in zip(ours_leaves, dense_leaves))
+    grad_diff = max(float((a.grad - b.grad).abs().max() / b.grad.abs().max())
+                    for a, b in zip(ours_leaves, dense_leaves))
     t_ours, t_dense = time_pair(step(ours_siglip, ours_leaves), step(dense_siglip, dense_leaves),
                                 torch.device("cpu"), budget_s=args.budget, warmup=False)
     impl = ",".join(f"{k}={v}" for k, v in ran.items())
