@@ -49,4 +49,7 @@ timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget
 echo "== issue 13: siglip (fastrepr bench)"
 timeout "${GPU_BENCH_TIMEOUT:-300}" $PY -m fastrepr bench --device cuda --budget 0.5 --results-dir "$OUT" \
   --no-plots --op siglip --op siglip_forward 2>&1 | tee "$OUT/bench_siglip.log" || status=1
+echo "== issue 13: siglip Triton fwd/bwd kernels on CUDA tensors (every impl vs the float64 oracle, gpu-marked large shapes)"
+timeout "${GPU_TEST_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider tests/test_siglip.py 2>&1 | tail -5 \
+  | tee -a "$OUT/pytest.log" || status=1
 exit $status

@@ -499,7 +499,9 @@ def siglip_loss(x: torch.Tensor, y: torch.Tensor, logit_scale=10.0, logit_bias=-
     is a drop-in for ``open_clip.loss.SigLipLoss()(img, txt, s, b)`` on normalized features.
     dtypes: float16/bfloat16/float32/float64 (same for x and y); returns float32 (float64 for float64 input).
 
-    Memory: O(N·D + N·tile) forward and backward (tile: 2^20 / N columns); never the N×N logits.
+    Memory: O(N·D) forward and backward, never the N×N logits. CUDA (triton): 64 x 64 logit tiles in registers,
+    extra memory the fp32 gradients plus two floats per 64-row block. CPU (torch): one reused [N, 2^20 / N]
+    tile buffer (4 MiB in fp32) per pass. Each side is normalized once (before the streamed op).
 
     gather_distributed: False (local batch), True (an all_gather of y with gradient: every rank holds W·N rows)
     or "ring" (y blocks travel around the ring by batch_isend_irecv: per-rank memory O(N·D) plus one block).

@@ -231,7 +231,8 @@ class SigLipLoss(nn.Module):
     """Drop-in for open_clip's ``SigLipLoss``: forward(image_features, text_features, logit_scale, logit_bias)
     with logit_scale already exponentiated (open_clip's convention; see fastrepr.siglip_loss). gather_distributed:
     False, True (all-gather) or "ring" (ring exchange of text blocks, O(N·D) per rank); open_clip's
-    ``world_size``/``rank`` come from torch.distributed here. Memory O(N·D), never the N×N logits."""
+    ``world_size``/``rank`` come from torch.distributed here. Memory O(N·D) plus one logit tile (64 x 64 in
+    registers on CUDA, one [N, 2^20 / N] buffer on CPU), never the N×N logits."""
 
     def __init__(self, gather_distributed=False, normalize: bool = True):
         super().__init__()
