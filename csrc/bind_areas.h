@@ -6,6 +6,7 @@
 namespace fastrepr::bind {
 
 void register_pairwise(pybind11::module_& m);          // pairwise latent differences (BetaVAE score)
+void register_contrastive(pybind11::module_& m);       // queue (memory-bank) log-sum-exp of contrastive losses
 void register_search(pybind11::module_& m);            // exact top-k search, analogies, BLAS registry
 void register_disentanglement(pybind11::module_& m);   // histogram MI, gradient boosting, dSprites, sampling
 void register_word2vec(pybind11::module_& m);          // NS / HS losses and the CPU trainer

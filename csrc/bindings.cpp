@@ -12,6 +12,7 @@ PYBIND11_MODULE(_C, m) {
   m.attr("openmp") = false;
 #endif
   fastrepr::bind::register_pairwise(m);
+  fastrepr::bind::register_contrastive(m);
   fastrepr::bind::register_search(m);
   fastrepr::bind::register_disentanglement(m);
   fastrepr::bind::register_word2vec(m);

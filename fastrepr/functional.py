@@ -175,8 +175,9 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature=0.07, symmetric: bool
     queue: [K, D] negatives (MoCo, He et al. 2020; lightly's memory bank), same dtype and device as q: then
     loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})), l_i = q̂_i·k̂_i/τ, the mean over i: MoCo's logits
     [l_pos, l_neg], the other rows of k are not negatives. Needs symmetric=False. The queue gets no gradient
-    (its backward pass is skipped) and is streamed by the same kernels, never turned into the N x K logits:
-    memory O((N + K)·D) for its normalized copy. Its rows are normalized like q's (a zero row stays zero).
+    and is streamed in tiles by the op fastrepr.ops.queue_lse, never turned into the N x K logits or copied:
+    extra memory O(N·D) at any K, and the backward is O(N·D) (no second pass over the queue). Its rows are
+    normalized like q's (a zero row stays zero).
     tau_plus, beta: debiased / hard-negative weighting as in nt_xent (the N - 1 other rows of k are row i's
     negatives); not with queue or gather_distributed.
     """

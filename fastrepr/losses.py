@@ -28,9 +28,10 @@ class NTXentLoss(nn.Module):
     rows of the batch) as negatives (fastrepr.info_nce(out0, out1, queue=bank)); after the loss, if
     out0.requires_grad, the normalized out1 (gathered from every rank first when gather_distributed) is enqueued
     FIFO at the bank pointer; a batch that reaches the end fills it and its remaining rows are dropped, the
-    pointer returning to 0 (as lightly's MemoryBankModule). The bank is replaced, not written in place (the
-    loss's backward still reads the old one; lightly clones it instead): one K·D copy per step. Memory
-    O((N + K)·D), never lightly's N x (K + 1) logits.
+    pointer returning to 0 (as lightly's MemoryBankModule). The bank is a ring buffer written in place, N·D per
+    step and never a K·D copy (lightly clones it every step): the loss's backward does not read it (the op
+    fastrepr.ops.queue_lse keeps the softmax-weighted bank mean per row, so the gradient is O(N·D)). Memory
+    O(K·D) for the bank plus O(N·D), never lightly's N x (K + 1) logits.
     """
 
     def __init__(self, temperature: float = 0.5, memory_bank_size=0, gather_distributed=False):
@@ -59,8 +60,7 @@ class NTXentLoss(nn.Module):
         if self.gather_distributed and rank_and_world()[1] > 1:
             batch = all_gather(batch)
         take = min(batch.shape[0], self.bank_size - self.bank_ptr)
-        rows = torch.arange(self.bank_ptr, self.bank_ptr + take, device=self.bank.device)
-        self.bank = self.bank.index_copy(0, rows, batch[:take].to(self.bank))
+        self.bank[self.bank_ptr:self.bank_ptr + take] = batch[:take]  # in place: the ring's rows at the pointer
         self.bank_ptr = 0 if self.bank_ptr + batch.shape[0] >= self.bank_size else self.bank_ptr + take
 
     def forward(self, out0: torch.Tensor, out1: torch.Tensor) -> torch.Tensor:

@@ -216,7 +216,7 @@ def hierarchical_softmax(h: torch.Tensor, w_nodes: torch.Tensor, targets: torch.
 
 # ---------------------------------------------------------------------------------------------------------
 # issue 13: DCL / DCLW and queue (memory-bank) negatives, dense: the oracles of fastrepr.ops.dcl and of
-# fastrepr.info_nce(queue=...) / fastrepr.NTXentLoss(memory_bank_size=...).
+# fastrepr.info_nce(queue=...) / fastrepr.NTXentLoss(memory_bank_size=...) and of the op queue_lse behind them.
 
 def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature=0.1, sigma: float | None = None,
              reduction: str = "mean", normalize: bool = True) -> torch.Tensor:
@@ -245,6 +245,15 @@ def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
     qn, kn, Q = _unit(q, normalize), _unit(k, normalize), _unit(queue.detach(), normalize)
     logits = torch.cat([(qn * kn).sum(1, keepdim=True), qn @ Q.t()], 1) / temperature
     return torch.nn.functional.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+def queue_lse(q: torch.Tensor, queue: torch.Tensor, temperature=0.1,
+              normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op fastrepr.ops.queue_lse, dense: S = q̂ Q̂ᵀ / τ [N, K], (logsumexp of S's rows [N], softmax(S) Q̂ [N, D]);
+    the queue Q [K, D] is detached (the second output carries no gradient)."""
+    qn, Q = _unit(q, normalize), _unit(queue.detach(), normalize)
+    s = qn @ Q.t() / temperature
+    return torch.logsumexp(s, 1), (torch.softmax(s, 1) @ Q).detach()
 
 
 def _hcl_loss(neg: torch.Tensor, pos: torch.Tensor, temperature, tau_plus: float, beta: float) -> torch.Tensor:

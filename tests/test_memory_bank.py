@@ -6,8 +6,7 @@ import torch
 
 import fastrepr
 from fastrepr import reference
-from fastrepr.ops import contrastive as ops
-from fastrepr.ops import dcl as dcl_ops
+from fastrepr.ops import queue_lse as ops
 from test_dcl import _grads, _lightly_module
 from utils import assert_close, impl_params
 
@@ -80,7 +79,18 @@ def test_memory_bank_sequence(size):
         assert_close(a, e, torch.float32, what="loss")
     assert_close(loss_fn.bank, bank, torch.float32, what="bank")
     assert loss_fn.bank_ptr == 4  # 4, 8, then 2 of 4 rows fill the bank (the rest dropped) -> 0, then 4
-    ours[0].backward()  # the backward still reads the bank of its step (replaced, not written in place)
+    ours[0].backward()  # the backward needs no bank (queue_lse saved its weighted mean), the ring moved on
+
+
+def test_memory_bank_ring_written_in_place():
+    """The enqueue writes the batch's rows at the pointer in the bank's own storage: no K x D copy per step."""
+    loss_fn = fastrepr.NTXentLoss(0.5, memory_bank_size=(7, 3))
+    storage = loss_fn.bank.data_ptr()
+    for _ in range(3):
+        out1 = torch.randn(3, 3)
+        loss_fn(torch.randn(3, 3, requires_grad=True), out1).backward()
+    assert loss_fn.bank.data_ptr() == storage and loss_fn.bank_ptr == 0  # 3, 6, then 1 of 3 rows -> 0
+    assert_close(loss_fn.bank[6], torch.nn.functional.normalize(out1, dim=1)[0], torch.float32)
 
 
 def test_memory_bank_not_updated_without_grad():
@@ -114,10 +124,12 @@ def test_memory_bank_matches_lightly():
 
 @IMPLS
 def test_info_nce_queue_blocks(backend, monkeypatch):
-    """A queue longer than QUEUE_BLOCK is streamed in blocks combined by log-sum-exp: same value and gradients."""
-    monkeypatch.setattr(dcl_ops, "QUEUE_BLOCK", 4)
+    """A queue longer than one tile is streamed in tiles combined by an online log-sum-exp (torch: small tiles
+    forced; native: past its 128-row block and 256-column tile): same value and gradients."""
+    monkeypatch.setattr(ops, "ROW_CHUNK", 2)
+    monkeypatch.setattr(ops, "COL_BLOCK", 4)
     dev = backend.device
-    q, key, queue = torch.randn(5, 16, device=dev), torch.randn(5, 16, device=dev), torch.randn(11, 16, device=dev)
+    q, key, queue = torch.randn(130, 16, device=dev), torch.randn(130, 16, device=dev), torch.randn(300, 16, device=dev)
     loss, grads = _grads(lambda a, b: fastrepr.info_nce(a, b, 0.2, symmetric=False, queue=queue), (q, key))
     ref, ref_grads = _grads(lambda a, b: reference.info_nce_queue(a, b, queue.double(), 0.2), (q.double(), key.double()))
     assert_close(loss, ref, torch.float32, what="loss")

@@ -78,6 +78,12 @@ CHILD = textwrap.dedent(r'''
         a.update(kw)
         return C.topk_refine(**a)
 
+    def qlse(**kw):
+        a = dict(qh=z(3, 4), queue=z(5, 4), rq=np.ones(5, f32), inv_t=10.0, lse=z(3), wmean=z(3, 4), dtype="float32",
+                 blas=0, threads=0)
+        a.update(kw)
+        return C.queue_lse(**a)
+
     def capped(call):
         """call() with the address space capped at 64 MiB above what the process uses now."""
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -170,6 +176,18 @@ CHILD = textwrap.dedent(r'''
         "scan: K 2**62": lambda: scan(K=BIG),
         "refine: threads 10**6": lambda: refine(threads=10**6),
         "refine: cand 2**62": lambda: refine(cand=np.full((3, 2), BIG, i64)),
+        "queue_lse: threads 10**6": lambda: qlse(threads=10**6),
+        "queue_lse: queue D 3": lambda: qlse(queue=z(5, 3)),
+        "queue_lse: queue K 0": lambda: qlse(queue=z(0, 4), rq=z(0)),
+        "queue_lse: rq short": lambda: qlse(rq=np.ones(4, f32)),
+        "queue_lse: wmean rows short": lambda: qlse(wmean=z(2, 4)),
+        "queue_lse: lse float64": lambda: qlse(lse=z(3, t=f64)),
+        "queue_lse: inv_t NaN": lambda: qlse(inv_t=float("nan")),
+        "queue_lse: inv_t 0": lambda: qlse(inv_t=0.0),
+        "queue_lse: blas handle 2**30": lambda: qlse(blas=2**30),
+        "queue_lse: dtype int8": lambda: qlse(dtype="int8"),
+        "queue_lse: float64 qh for a float32 queue": lambda: qlse(qh=z(3, 4, t=f64)),
+        "queue_lse: valid call": lambda: qlse(),
     }
     for name, call in CASES.items():
         print(json.dumps({"start": name}), flush=True)
@@ -236,6 +254,18 @@ EXPECTED = {
     "scan: K 2**62": ("ValueError", "K must lie in"),
     "refine: threads 10**6": ("ValueError", "threads must lie in"),
     "refine: cand 2**62": ("ValueError", "cand: an entry is outside"),
+    "queue_lse: threads 10**6": ("ValueError", "threads must lie in"),
+    "queue_lse: queue D 3": ("ValueError", "queue must have D columns"),
+    "queue_lse: queue K 0": ("ValueError", "queue: K (rows) must be at least 1"),
+    "queue_lse: rq short": ("ValueError", "rq must have shape [K]"),
+    "queue_lse: wmean rows short": ("ValueError", "wmean must have shape [N, D]"),
+    "queue_lse: lse float64": ("ValueError", "lse: expected items of 4 bytes"),
+    "queue_lse: inv_t NaN": ("ValueError", "inv_t must be finite"),
+    "queue_lse: inv_t 0": ("ValueError", "inv_t must be finite and > 0"),
+    "queue_lse: blas handle 2**30": ("ValueError", "blas: no registered float32 sgemm"),
+    "queue_lse: dtype int8": ("TypeError", "unsupported dtype 'int8'"),
+    "queue_lse: float64 qh for a float32 queue": ("ValueError", "qh: expected items of 4 bytes"),
+    "queue_lse: valid call": None,
 }
 
 

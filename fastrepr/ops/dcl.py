@@ -20,8 +20,8 @@ without the diagonal, i.e. without the positive. The denominator is logaddexp of
 subtraction of the positive's exp (which would cancel catastrophically when the positive dominates). The
 work is that of NT-Xent on 2N anchors (4 N² scores forward). The positive S^{12}[i, i] is O(N·D) by autograd.
 
-Also here (they share paired_scores): queue negatives for info_nce (MoCo) and the debiased / hard-negative
-NT-Xent and InfoNCE (below).
+Also here (they share paired_scores): queue negatives for info_nce (MoCo; the queue's log-sum-exp is the op
+fastrepr.ops.queue_lse) and the debiased / hard-negative NT-Xent and InfoNCE (below).
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ import torch
 
 from ._precision import acc_dtype
 from .contrastive import contrastive_stats, temperature_tensor
-
-QUEUE_BLOCK = 8192  # columns of a queue per kernel call (queue_lse); 2-core Xeon, fp32, D=128
+from .queue_lse import queue_lse
 
 
 def paired_scores(a, b, t, normalize=True):
@@ -47,24 +46,6 @@ def paired_scores(a, b, t, normalize=True):
     return (a * b).sum(1) / t
 
 
-def queue_lse(q, queue, t, normalize=True):
-    """lse[i] = log sum_j exp(q̂_i · Q̂_j / τ) [N] over a detached queue Q [K, D] of negatives, streamed by the
-    contrastive kernels (never the N x K logits); the queue gets no gradient and its backward pass is skipped.
-    The queue is cut into blocks of QUEUE_BLOCK columns, combined by a log-sum-exp over the [blocks, N] block
-    statistics: the torch implementation's row chunks are ~2 MB of scores, 8 rows at K = 65536, and each chunk
-    would stream the whole queue from memory; at 8192 columns a block stays in cache across 64-row chunks."""
-    n = q.shape[0]
-    none = torch.full((n,), -1, dtype=torch.long, device=q.device)
-    no_labels = none.new_empty(0)  # no queue row is a positive: the positive sums are skipped
-    queue = queue.detach().to(q.dtype)
-    parts = []
-    for c0 in range(0, queue.shape[0], QUEUE_BLOCK):
-        block = queue[c0:c0 + QUEUE_BLOCK]
-        parts.append(contrastive_stats(q, block, no_labels, no_labels, none, t, normalize, False, False,
-                                       "q|queue")[0])
-    return parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts), 0)
-
-
 def info_nce_queue(q, k, temperature, normalize, queue):
     """MoCo (He et al. 2020) with a queue [K, D]: loss_i = -log(e^{l_i} / (e^{l_i} + sum_j e^{q̂_i·Q̂_j/τ})),
     l_i = q̂_i·k̂_i/τ, the positive against the queue's negatives only (MoCo's logits [l_pos, l_neg]), mean over
@@ -72,7 +53,8 @@ def info_nce_queue(q, k, temperature, normalize, queue):
     queue is what holds every rank's keys (fastrepr.NTXentLoss's bank gathers them before enqueueing)."""
     t = temperature_tensor(temperature, q)
     pos = paired_scores(q, k, t, normalize)
-    return (torch.logaddexp(pos, queue_lse(q, queue, t, normalize).to(pos.dtype)) - pos).mean()
+    lse, _ = queue_lse(q, queue.detach(), t, normalize)  # fastrepr::queue_lse: O(N·D) forward memory and backward
+    return (torch.logaddexp(pos, lse.to(pos.dtype)) - pos).mean()
 
 
 def mises_fisher_weights(z1: torch.Tensor, z2: torch.Tensor, sigma: float, normalize: bool = True) -> torch.Tensor:

@@ -85,3 +85,50 @@ def entries() -> list[Bench]:
                    **{**common, "sizes": small, "size_names": ("N", "D"), "work_label": "N²·D",
                       "setup": _labelled_setup})
     return out
+
+
+# ---- issue 13: NT-Xent with a memory bank (lightly's NTXentLoss(memory_bank_size=(K, D))), a self-contained
+# block: fastrepr.NTXentLoss streams the bank through the op queue_lse (a ring buffer written in place) against
+# lightly's memory-bank forward written out in plain torch (bank clone, [N, K + 1] logits, cross-entropy,
+# in-place enqueue). One training step (forward + backward + enqueue); benchmarks/memory_bank_cpu.py measures
+# the issue's CPU bar (2N = 8192, D = 128, K = 65536) with each side's peak memory in its own process.
+
+def _dense_bank_loss(state: dict, out0: torch.Tensor, out1: torch.Tensor, temperature: float) -> torch.Tensor:
+    """lightly 1.6's NTXentLoss memory-bank branch and MemoryBankModule update, inlined; state["bank"], ["ptr"]."""
+    out0, out1 = torch.nn.functional.normalize(out0, dim=1), torch.nn.functional.normalize(out1, dim=1)
+    bank = state["bank"]
+    negatives = bank.clone().detach()
+    logits = torch.cat([(out0 * out1).sum(1, keepdim=True), out0 @ negatives.t()], 1) / temperature
+    loss = torch.nn.functional.cross_entropy(logits, torch.zeros(out0.shape[0], dtype=torch.long,
+                                                                 device=out0.device))
+    b, ptr = out1.detach(), state["ptr"]
+    take = min(b.shape[0], bank.shape[0] - ptr)
+    bank[ptr:ptr + take] = b[:take]
+    state["ptr"] = 0 if ptr + b.shape[0] >= bank.shape[0] else ptr + take
+    return loss
+
+
+def _bank_setup(size, device, dtype):
+    from fastrepr import NTXentLoss
+
+    two_n, d, k = size
+    out0, out1 = (torch.randn(two_n // 2, d, device=device, dtype=dtype, requires_grad=True) for _ in range(2))
+    ours = NTXentLoss(0.5, memory_bank_size=(k, d)).to(device)
+    return {"out0": out0, "out1": out1, "leaves": (out0, out1), "loss": ours,
+            "dense": {"bank": ours.bank.clone().to(dtype), "ptr": 0}}
+
+
+def _memory_bank_entries() -> list[Bench]:
+    sizes = {"cpu": [(1024, 128, 8192), (8192, 128, 65536)], "cuda": [(8192, 128, 65536), (65536, 128, 65536)]}
+    return [Bench(op="nt_xent_memory_bank", baseline_name="lightly memory bank in torch ([N, K + 1] logits)",
+                  size_names=("2N", "D", "K"), sizes=sizes, setup=_bank_setup,
+                  ours=train_step(lambda x: x["loss"](x["out0"], x["out1"])),
+                  baseline=train_step(lambda x: _dense_bank_loss(x["dense"], x["out0"], x["out1"], 0.5)),
+                  work=lambda s: s[0] // 2 * s[2] * s[1], work_label="N·K·D")]
+
+
+_entries_before_memory_bank = entries
+
+
+def entries() -> list[Bench]:  # noqa: F811 (this block's entry appended to those above)
+    return _entries_before_memory_bank() + _memory_bank_entries()
