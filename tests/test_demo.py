@@ -48,3 +48,13 @@ def test_demo_out_not_writable_is_one_line(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("--out" in err[0] or str(blocker) in err[0])
+
+
+def test_vae_section_trains_two_models_and_writes_a_traversal(tmp_path, capsys):
+    import matplotlib.image
+
+    out = demo.vae_section(seconds=0.5, out=tmp_path)
+    assert set(out) == {1.0, 8.0} and all(r["steps"] >= 1 for r in out.values())
+    assert all(0 <= r["mig"] <= 1 for r in out.values())
+    assert matplotlib.image.imread(tmp_path / "vae" / "traversal.png").ndim == 3
+    assert "beta    8" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Command line: `fastrepr info | demo | bench | eval-words | disentangle | word2vec` (also `python -m fastrepr ...`).
+"""Command line: `fastrepr info | demo | bench | eval-words | disentangle | word2vec | train-vae`
+(also `python -m fastrepr ...`).
 
 A user's mistake (a missing, unreadable or malformed file, a bad flag value, `--device cuda` without CUDA, an
 output path that cannot be written) is one line on stderr naming the flag or file, and exit code 2; inputs
@@ -24,6 +25,9 @@ COMMANDS = {"info": info, "demo": demo, "bench": bench, "eval-words": eval_words
 from . import eval_embeddings  # noqa: E402 (issue 14: the eval-embeddings command)
 
 COMMANDS["eval-embeddings"] = eval_embeddings
+from . import train_vae  # noqa: E402 (issue 15: the train-vae command)
+
+COMMANDS["train-vae"] = train_vae
 
 __all__ = ["main", "build_parser", "COMMANDS", "Parser", "UsageError", "device_flag", "input_file",
            "nonnegative_int", "positive_float", "positive_int", "info_lines"]

@@ -4,6 +4,7 @@
   interpolation_grid(decode, z_a, z_b, steps, path)  a PNG: one row per pair, decoded along its path
   latent_traversal_grid(decode, z, dims, span, path) a PNG: one row per latent, traversed with the others fixed
                                                      (Higgins et al. 2017, beta-VAE, Fig. 1)
+  image_grid(images, path)                        a PNG of given images [R, K, ...] (originals over reconstructions)
 The decoder is any callable mapping codes [B, D] to images [B, C, H, W] (C = 1 or 3) or [B, H, W] with values in
 [0, 1] (clipped; a NaN is an error). PNGs are written atomically (fastrepr._io.atomic_write) with matplotlib's
 image writer (no figure, no display backend needed).
@@ -124,3 +125,16 @@ def latent_traversal_grid(decode, z: torch.Tensor, dims, span=3.0, path=None, st
         codes[r, :, d] = values
     imgs = _decode(decode, codes.reshape(len(dims) * steps, -1))
     return _write_grid(imgs.reshape((len(dims), steps) + imgs.shape[1:]), path)
+
+
+def image_grid(images, path):
+    """Write images [R, K, C, H, W] or [R, K, H, W] (values in [0, 1], C = 1 or 3) as a PNG grid of R rows and K
+    columns (e.g. originals over their reconstructions). Returns the PNG's (height, width)."""
+    images = torch.as_tensor(images)
+    if images.dim() == 4:
+        images = images.unsqueeze(2)
+    if images.dim() != 5 or images.shape[0] == 0 or images.shape[1] == 0:
+        raise ValueError(f"images must be [R, K, C, H, W] or [R, K, H, W], got {tuple(images.shape)}")
+    R, K = images.shape[:2]
+    cells = _decode(lambda flat: flat, images.reshape((R * K,) + tuple(images.shape[2:])))
+    return _write_grid(cells.reshape((R, K) + cells.shape[1:]), path)
