@@ -24,9 +24,16 @@ install: torch
 # only numpy/scipy/scikit-learn/gin/absl; its declared dependencies pin TensorFlow 1.x, so it goes in without them.
 DLIB_SPEC ?= disentanglement-lib==1.5 gin-config==0.3.0 absl-py six future
 
+# lightly and open_clip are the parity oracles of tests/test_dcl.py, test_memory_bank.py and test_siglip.py (and of
+# benchmarks/losses_vs_libraries.py). The tests load only their loss modules, which need torch alone; their
+# packages' __init__ import torchvision, whose PyPI wheel for this torch is a CUDA build that cannot load on the
+# CPU torch, so they go in without their declared dependencies.
+PEER_SPEC ?= lightly==1.6.0 open_clip_torch==3.3.0
+
 install-test: torch
 	$(PIP) install -e ".[test]"
 	$(PIP) install --no-deps $(DLIB_SPEC)
+	$(PIP) install --no-deps $(PEER_SPEC)
 
 demo: install
 	$(VENV)/bin/fastrepr demo

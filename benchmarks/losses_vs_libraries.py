@@ -73,7 +73,7 @@ class Case:
     inputs: str = "views"  # "views": z1, z2 [N, D]; "labelled": z [2N, D], labels
 
 
-def _cases(temperature: float, two_n: int) -> list[Case]:
+def _cases(temperature: float, two_n: int, dim: int) -> list[Case]:
     t = temperature
     pair_labels = lambda n: torch.arange(n).repeat(2)  # noqa: E731  (row i of z1 and of z2 share a label)
 
@@ -83,8 +83,11 @@ def _cases(temperature: float, two_n: int) -> list[Case]:
 
     def lightly_ntxent_bank(k=65536):
         def make():
-            ours = fastrepr.NTXentLoss(temperature=t, memory_bank_size=k)  # raises where the bank is missing
-            theirs = _lightly("loss.ntx_ent_loss").NTXentLoss(temperature=t, memory_bank_size=k)
+            # lightly 1.6's (K, D) bank is drawn at construction: the same seed gives both the same bank
+            torch.manual_seed(1)
+            ours = fastrepr.NTXentLoss(temperature=t, memory_bank_size=(k, dim))
+            torch.manual_seed(1)
+            theirs = _lightly("loss.ntx_ent_loss").NTXentLoss(temperature=t, memory_bank_size=(k, dim))
             return (lambda x: ours(x["z1"], x["z2"])), (lambda x: theirs(x["z1"], x["z2"]))
         return make
 
@@ -190,7 +193,7 @@ def _phases(fn, x):
 
 def run(two_n: int, dim: int, temperature: float, budget_s: float, only: str | None) -> list[list[str]]:
     rows = []
-    for case in _cases(temperature, two_n):
+    for case in _cases(temperature, two_n, dim):
         label = f"{case.name} vs {case.theirs_name}"
         if only and only not in label:
             continue

@@ -84,3 +84,45 @@ def test_global_negatives_match_single_process(tmp_path):
     sup_con_rank_sum(a, b).backward()
     for r in range(WORLD):
         torch.testing.assert_close(ranks[r]["sup_con"][1], a.grad[r * n:(r + 1) * n], msg=f"sup_con rank {r} dz")
+
+
+def _bank_worker(rank, port, data, bank0, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), FASTREPR_BACKEND="torch")
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        n = data["z1"].shape[0] // WORLD
+        loss_fn = fastrepr.NTXentLoss(temperature=0.2, memory_bank_size=tuple(bank0.shape), gather_distributed=True)
+        loss_fn.bank.copy_(bank0)
+        a = data["z1"][rank * n:(rank + 1) * n].clone().requires_grad_()
+        loss = loss_fn(a, data["z2"][rank * n:(rank + 1) * n])
+        loss.backward()
+        torch.save({"loss": loss.detach(), "grad": a.grad, "bank": loss_fn.bank.clone(), "ptr": loss_fn.bank_ptr},
+                   os.path.join(out_dir, f"bank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_memory_bank_gathers_every_rank_before_enqueueing(tmp_path):
+    """The bank is updated with every rank's normalized out1 (rank order), the same on every rank, and each
+    rank's loss is its own anchors against the shared bank (lightly's bank semantics, plus the gather)."""
+    from fastrepr import reference
+
+    torch.manual_seed(1)
+    n, k, d = 3, 10, 5
+    data = {"z1": torch.randn(WORLD * n, d), "z2": torch.randn(WORLD * n, d)}
+    bank0 = torch.nn.functional.normalize(torch.randn(k, d), dim=1)
+    mp.spawn(_bank_worker, args=(free_port(), data, bank0, str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"bank{r}.pt") for r in range(WORLD)]
+    expected_bank = bank0.clone()
+    expected_bank[:WORLD * n] = torch.nn.functional.normalize(data["z2"], dim=1)
+    for r, got in enumerate(ranks):
+        sl = slice(r * n, (r + 1) * n)
+        a = data["z1"][sl].double().requires_grad_()
+        ref = reference.info_nce_queue(a, data["z2"][sl].double(), bank0.double(), 0.2)
+        ref.backward()
+        torch.testing.assert_close(got["loss"].double(), ref.detach(), rtol=1e-5, atol=1e-6, msg=f"rank {r} loss")
+        torch.testing.assert_close(got["grad"].double(), a.grad, rtol=1e-4, atol=1e-6, msg=f"rank {r} gradient")
+        torch.testing.assert_close(got["bank"], expected_bank, msg=f"rank {r} bank after the step")
+        assert got["ptr"] == WORLD * n
