@@ -170,19 +170,19 @@ int64_t legacy_randint(const py::buffer& raw, const py::buffer& highs, const py:
 }  // namespace
 
 void silhouette_tile_binding(const py::buffer& g, const py::buffer& sqx, const py::buffer& sqy,
-                             const py::buffer& x64, const py::buffer& y64, const py::buffer& seg_start,
+                             const py::buffer& xr, const py::buffer& yr, const py::buffer& seg_start,
                              const py::buffer& seg_label, const py::buffer& row_sums, const py::object& col_sums,
-                             bool cosine, double exact_below, int64_t diag, int threads) {
+                             double exact_below, int64_t diag, int threads) {
   check_threads(threads);
-  View gv = out<float>(g, "g", 2), xv = in<double>(x64, "x64", 2), yv = in<double>(y64, "y64", 2);
+  View gv = out<float>(g, "g", 2), xv = in<float>(xr, "xr", 2), yv = in<float>(yr, "yr", 2);
   View sxv = in<float>(sqx, "sqx", 1), syv = in<float>(sqy, "sqy", 1);
   View ssv = in<int64_t>(seg_start, "seg_start", 1), slv = in<int64_t>(seg_label, "seg_label", 1);
   View rv = out<double>(row_sums, "row_sums", 2);
   const int64_t R = gv.shape[0], B2 = gv.shape[1], D = xv.shape[1], S = slv.shape[0], C = rv.shape[1];
   require(xv.shape[0] == R && sxv.shape[0] == R && rv.shape[0] == R,
-          "x64 [R, D], sqx [R] and row_sums [R, C] must have the R rows of g [R, B2]");
+          "xr [R, D], sqx [R] and row_sums [R, C] must have the R rows of g [R, B2]");
   require(yv.shape[0] == B2 && yv.shape[1] == D && syv.shape[0] == B2,
-          "y64 [B2, D] and sqy [B2] must have the B2 columns of g and the D features of x64");
+          "yr [B2, D] and sqy [B2] must have the B2 columns of g and the D features of xr");
   require(ssv.shape[0] == S + 1, "seg_start must have one more entry than seg_label");
   require(diag >= -1 && diag < B2, "diag must be -1 or a column of g");
   require(std::isfinite(exact_below) && exact_below >= 0, "exact_below must be finite and >= 0");
@@ -194,8 +194,8 @@ void silhouette_tile_binding(const py::buffer& g, const py::buffer& sqx, const p
   }
   run_checked([&] {
     return silhouette_tile(gv.as<float>(), R, B2, sxv.as<const float>(), syv.as<const float>(),
-                           xv.as<const double>(), yv.as<const double>(), D, ssv.as<const int64_t>(),
-                           slv.as<const int64_t>(), S, rv.as<double>(), C, cp, cosine,
+                           xv.as<const float>(), yv.as<const float>(), D, ssv.as<const int64_t>(),
+                           slv.as<const int64_t>(), S, rv.as<double>(), C, cp,
                            static_cast<float>(exact_below), diag, threads);
   }, "seg_start must rise strictly from 0 to B2 and seg_label lie in [0, C)");
 }
@@ -212,10 +212,10 @@ void register_disentanglement(py::module_& m) {
   m.def("dsprites_render", &dsprites_render, py::arg("patches"), py::arg("patch"), py::arg("row0"), py::arg("col0"),
         py::arg("out"), py::arg("dtype"), py::arg("threads") = 0,
         "out[i] = zeros with patches[patch[i]] copied at (row0[i], col0[i]) (out: [n, H, W] uint8 or float32)");
-  m.def("silhouette_tile", &silhouette_tile_binding, py::arg("g"), py::arg("sqx"), py::arg("sqy"), py::arg("x64"),
-        py::arg("y64"), py::arg("seg_start"), py::arg("seg_label"), py::arg("row_sums"), py::arg("col_sums"),
-        py::arg("cosine"), py::arg("exact_below"), py::arg("diag"), py::arg("threads") = 0,
-        "one silhouette tile: g (dot products of shifted rows) -> distances in place, per-segment row sums and "
+  m.def("silhouette_tile", &silhouette_tile_binding, py::arg("g"), py::arg("sqx"), py::arg("sqy"), py::arg("xr"),
+        py::arg("yr"), py::arg("seg_start"), py::arg("seg_label"), py::arg("row_sums"), py::arg("col_sums"),
+        py::arg("exact_below"), py::arg("diag"), py::arg("threads") = 0,
+        "one euclidean silhouette tile: g (dot products of shifted rows) -> distances in place, per-segment row sums and "
         "column sums added (csrc/silhouette.h)");
   m.attr("HISTOGRAM_MAX_BINS") = kHistogramMaxBins;
   m.attr("HISTOGRAM_MAX_TABLE") = kHistogramMaxTable;

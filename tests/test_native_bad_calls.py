@@ -103,9 +103,9 @@ CHILD = textwrap.dedent(r'''
 
     def sil(**kw):
         r, b2, d = 3, 4, 2
-        a = dict(g=z(r, b2), sqx=z(r), sqy=z(b2), x64=z(r, d, t=f64), y64=z(b2, d, t=f64),
+        a = dict(g=z(r, b2), sqx=z(r), sqy=z(b2), xr=z(r, d), yr=z(b2, d),
                  seg_start=np.array([0, 2, b2], i64), seg_label=np.array([0, 1], i64), row_sums=z(r, 2, t=f64),
-                 col_sums=None, cosine=False, exact_below=0.05, diag=-1, threads=1)
+                 col_sums=None, exact_below=0.05, diag=-1, threads=1)
         a.update(kw)
         return C.silhouette_tile(**a)
 
@@ -115,7 +115,7 @@ CHILD = textwrap.dedent(r'''
         "silhouette: segments past B2": lambda: sil(seg_start=np.array([0, 2, 2**40], i64)),
         "silhouette: segments not rising": lambda: sil(seg_start=np.array([0, 3, 2], i64)),
         "silhouette: diag 2**62": lambda: sil(diag=BIG),
-        "silhouette: y64 rows short": lambda: sil(y64=z(2, 2, t=f64)),
+        "silhouette: yr rows short": lambda: sil(yr=z(2, 2)),
         "silhouette: threads 10**6": lambda: sil(threads=10**6),
         "silhouette: valid call": lambda: sil(col_sums=z(4, t=f64), diag=0),
         "hist: 10**6 bins": lambda: hist(edges=z(2, 10**6)),
@@ -206,7 +206,7 @@ EXPECTED = {
     "silhouette: segments past B2": ("ValueError", "seg_start must rise"),
     "silhouette: segments not rising": ("ValueError", "seg_start must rise"),
     "silhouette: diag 2**62": ("ValueError", "diag must be"),
-    "silhouette: y64 rows short": ("ValueError", "y64 [B2, D]"),
+    "silhouette: yr rows short": ("ValueError", "yr [B2, D]"),
     "silhouette: threads 10**6": ("ValueError", "threads must lie in"),
     "silhouette: valid call": None,
     "hist: 10**6 bins": ("ValueError", "at most 1024 bins"),

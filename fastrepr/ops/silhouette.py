@@ -25,27 +25,30 @@ to float32; its sums are float64. Here:
 - float32 (and lower) input: tiles in float32 (an sgemm, ~4x the float64 one on AVX-512). The expansion's
   error is ~eps32·(||x||² + ||y||²), so it is made small in two steps:
   1. translation invariance: the rows of each label segment of a row block (one cluster) and every key row are
-     shifted by that segment's float64 mean m before the GEMM. ||x - m|| is then the cluster's spread, not
+     shifted by that segment's mean m (rounded to float32: any m is an exact translation of both sides, and
+     float32 x - m is rounded once, as the float64 difference rounded to float32 would be) before the GEMM. ||x - m|| is then the cluster's spread, not
      the data's offset (a shift of 1e3 costs nothing), and ||y - m|| at most d(x, y) plus that spread;
   2. the pairs where the expansion can still lose more than ~1e-5 of d², those with
      d² < EXACT_BELOW·(||x - m||² + ||y - m||²) (near-duplicates, close pairs in a wide cluster), are recomputed
-     exactly as float64 sums of squared differences (in chunks of EXACT_CHUNK pairs).
+     exactly as float64 sums of squared differences of the unshifted rows (in chunks of EXACT_CHUNK pairs).
   Every other distance carries a relative error of ~1e-6 or less, of random sign, and the sums are float64,
   so per-sample scores agree with scikit-learn's to ~1e-7 (tests: random, shifted, tight and many-label
   clusters; the bar is 1e-6). Blocks with more than MAX_SEGMENTS labels shift by the block's mean and rely on
   step 2.
-Cosine: d = 1 - x̂·ŷ = ||x̂ - ŷ||² / 2 with x̂ = x / ||x|| normalized in float64 (sklearn's normalize()
-leaves zero rows 0), so it runs through the same shifted expansion and exact recomputation on the unit rows
-(no sqrt), clamped to [0, 2]. This stays exact where 1 - x̂·ŷ in float32 does not: scikit-learn's float32
-cosine path is float32 throughout, and off by 0.04 on data far from the origin; here the test oracle is its
-float64 path on the same values. d(i, i) is set to 0 (the expansion leaves rounding there).
+Cosine: d(i, j) = 1 - x̂_i·x̂_j is linear in x̂_j, so S needs no pairs at all:
+    S[i, c] = n_c - x̂_i · (sum_{j in c} x̂_j),   less the self term 1 - x̂_i·x̂_i on S[i, c_i] (d(i, i) = 0),
+with x̂ = x / ||x|| in float64 (scikit-learn's normalize() leaves zero rows 0, whose distance to any row is 1):
+O(N·C·D) float64 work in row chunks, for every implementation. The error of each sum is ~eps64·n_c, that of
+n_c per-pair float64 distances (scikit-learn's float64 path); scikit-learn's float32 cosine path is float32
+throughout, and off by 0.04 on data far from the origin, so the tests' oracle is its float64 path on the
+same values. (Its clip of each distance to [0, 2] moves a pair by rounding only.)
 
-Implementations (IMPLS): both run the same blocks, row groups, shifts and GEMMs (torch's BLAS, float32 for
-float32 input); they differ in the tile's epilogue. native: one C++ pass per tile (csrc/silhouette.h) fuses the
-expansion, the cancellation check and exact recomputation, the sqrt, and the row and column sums (float32
-input only; float64 input takes torch). torch: the same in elementwise passes, segment sums and index_add
-(float64 too). On a 2-core Xeon at N=20000, D=128, C=10 the torch epilogue costs ~3x the GEMM; the native one
-about as much as the GEMM.
+Implementations (IMPLS), euclidean: both run the same blocks, row groups, shifts and GEMMs (torch's BLAS,
+float32 for float32 input); they differ in the tile's epilogue. native: one C++ row pass per tile
+(csrc/silhouette.h, AVX2/AVX-512 clones) fuses the expansion, the cancellation check and exact
+recomputation, the sqrt, and the row and column sums (float32 input only; float64 input takes torch). torch:
+the same in elementwise passes, segment sums and index_add (float64 too). On a 2-core AMD EPYC (Zen 3) at
+N=20000, D=128, C=10 the GEMMs take ~0.36 s, the torch epilogue ~3x that, the native one ~1/5 of it.
 """
 from __future__ import annotations
 
@@ -65,20 +68,17 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class _Blocks:
-    """The samples in label order, one block of rows at a time (float64 rows; unit rows for cosine)."""
+    """The samples in label order, one block of rows at a time (in the work dtype: float32 rows for float32
+    and lower, float64 rows for float64)."""
 
-    def __init__(self, z: torch.Tensor, labels: torch.Tensor, block: int, metric: str):
-        self.z, self.block, self.metric = z, block, metric
+    def __init__(self, z: torch.Tensor, labels: torch.Tensor, block: int):
+        self.z, self.block, self.work = z, block, _work_dtype(z.dtype)
         self.order = torch.argsort(labels, stable=True)
         self.labels = labels[self.order]
         self.n = z.shape[0]
 
     def rows(self, r0: int) -> torch.Tensor:
-        x = self.z[self.order[r0:r0 + self.block]].to(torch.float64)
-        if self.metric == "cosine":
-            norm = x.norm(dim=1, keepdim=True)
-            x = torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), 0.0)
-        return x
+        return torch.index_select(self.z, 0, self.order[r0:r0 + self.block]).to(self.work)  # 3x z[idx] here
 
     def segments(self, r0: int) -> tuple[list[int], list[int]]:
         """(labels, starts) of the block at r0: its runs of equal labels, starts relative to r0 (len + 1)."""
@@ -90,42 +90,46 @@ class _RowGroup:
     """Rows s:e of a row block with one shift (module docstring, precision): one label segment, or the whole
     block when it has more than MAX_SEGMENTS labels (label None)."""
 
-    def __init__(self, x64: torch.Tensor, label, s: int, e: int, work: torch.dtype):
-        self.label, self.s, self.e, self.work = label, s, e, work
-        self.x64 = x64[s:e]
-        self.shift = self.x64.mean(0)
-        self.x = (self.x64 - self.shift).to(work)
+    def __init__(self, xr: torch.Tensor, label, s: int, e: int, scratch: torch.Tensor):
+        self.label, self.s, self.e, self.work, self.scratch = label, s, e, xr.dtype, scratch
+        self.xr = xr[s:e]  # the unshifted rows (the exact recomputation's)
+        self.shift = self.xr.mean(0)
+        self.x = self.xr - self.shift
         self.sq = self.x.pow(2).sum(1)
 
-    def products(self, y64: torch.Tensor):
-        """(g, sqy): the [e - s, B2] dot products of the shifted rows with the shifted key rows y64 [B2, D]
-        (float64), and the keys' shifted squared norms [B2], in the work dtype."""
-        y = (y64 - self.shift).to(self.work)
-        return self.x @ y.T, y.pow(2).sum(1)
+    def products(self, yr: torch.Tensor):
+        """(g, sqy): the [e - s, B2] dot products of the shifted rows with the shifted key rows yr [B2, D]
+        (work dtype, unshifted), and the keys' shifted squared norms [B2]. g is a view of the scratch
+        buffer shared by every tile (a fresh 4 MB product per tile cost as much again as the GEMM: page
+        faults on first touch)."""
+        y = yr - self.shift
+        g = self.scratch[:self.x.shape[0] * y.shape[0]].view(self.x.shape[0], y.shape[0])
+        return torch.mm(self.x, y.T, out=g), y.pow(2).sum(1)
 
 
-def _row_groups(x64, values: list[int], starts: list[int], work):
+def _row_groups(xr, values: list[int], starts: list[int], scratch):
     if len(values) > MAX_SEGMENTS:
-        return [_RowGroup(x64, None, 0, x64.shape[0], work)]
-    return [_RowGroup(x64, v, starts[i], starts[i + 1], work) for i, v in enumerate(values)]
+        return [_RowGroup(xr, None, 0, xr.shape[0], scratch)]
+    return [_RowGroup(xr, v, starts[i], starts[i + 1], scratch) for i, v in enumerate(values)]
 
 
-def _exact_where_cancelled(d2: torch.Tensor, x64: torch.Tensor, y64: torch.Tensor, sqx, sqy) -> None:
-    """Recompute in float64, in place, the squared distances whose expansion may have cancelled."""
+def _exact_where_cancelled(d2: torch.Tensor, xr: torch.Tensor, yr: torch.Tensor, sqx, sqy) -> None:
+    """Recompute in float64 from the unshifted rows, in place, the squared distances whose expansion may have
+    cancelled."""
     suspect = torch.nonzero(d2 < EXACT_BELOW * (sqx[:, None] + sqy[None, :]))
     for chunk in suspect.split(EXACT_CHUNK):
         i, j = chunk.unbind(1)
-        d2[i, j] = (x64[i] - y64[j]).pow(2).sum(1).to(d2.dtype)
+        d2[i, j] = (xr[i].double() - yr[j].double()).pow(2).sum(1).to(d2.dtype)
 
 
-def _tile_torch(g: _RowGroup, y64, seg, labels_k, rows_out, cols_out, labels_r, diag: bool, metric: str):
-    """Add one tile (rows of group g x key block y64) into rows_out [R, C] and cols_out [B2, C] (None on the
+def _tile_torch(g: _RowGroup, yr, seg, labels_k, rows_out, cols_out, labels_r, diag: bool):
+    """Add one tile (rows of group g x key block yr) into rows_out [R, C] and cols_out [B2, C] (None on the
     diagonal tile, whose column sums are its own row sums)."""
-    d, sqy = g.products(y64)
+    d, sqy = g.products(yr)
     d.mul_(-2.0).add_(g.sq[:, None]).add_(sqy[None, :])
     if g.work != torch.float64:
-        _exact_where_cancelled(d, g.x64, y64, g.sq, sqy)
-    d = d.mul_(0.5).clamp_(0.0, 2.0) if metric == "cosine" else d.clamp_(min=0.0).sqrt_()  # 1-x̂·ŷ = |x̂-ŷ|²/2
+        _exact_where_cancelled(d, g.xr, yr, g.sq, sqy)
+    d = d.clamp_(min=0.0).sqrt_()
     if diag:
         d[:, g.s:g.e].fill_diagonal_(0.0)
     values, starts = seg
@@ -142,15 +146,15 @@ def _tile_torch(g: _RowGroup, y64, seg, labels_k, rows_out, cols_out, labels_r, 
         cols_out[:, g.label] += d.sum(0, dtype=torch.float64)
 
 
-def _tile_native(g: _RowGroup, y64, seg, labels_k, rows_out, cols_out, labels_r, diag: bool, metric: str):
+def _tile_native(g: _RowGroup, yr, seg, labels_k, rows_out, cols_out, labels_r, diag: bool):
     """As _tile_torch, with the epilogue in one C++ pass (csrc/silhouette.h)."""
-    d, sqy = g.products(y64)
+    d, sqy = g.products(yr)
     values, starts = seg
     col = None if cols_out is None or g.label is None else torch.zeros(d.shape[1], dtype=torch.float64)
     nb = _native.as_buffer
-    _native.get().silhouette_tile(nb(d), nb(g.sq), nb(sqy), nb(g.x64.contiguous()), nb(y64), nb(
+    _native.get().silhouette_tile(nb(d), nb(g.sq), nb(sqy), nb(g.xr), nb(yr), nb(
         torch.tensor(starts, dtype=torch.long)), nb(torch.tensor(values, dtype=torch.long)), nb(rows_out),
-        None if col is None else nb(col), metric == "cosine", EXACT_BELOW, g.s if diag else -1,
+        None if col is None else nb(col), EXACT_BELOW, g.s if diag else -1,
         torch.get_num_threads())
     if col is not None:
         cols_out[:, g.label] += col
@@ -166,25 +170,51 @@ def cluster_distance_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int
     int64 in [0, C); tile: _tile_torch or _tile_native. Memory: S (N·C·8 bytes) twice (label order, then the
     caller's), the [N] permutation, a few float64 and float32 row blocks, one block x block tile (4 MB in
     float32, 8 MB in float64 at the default block of 1024) and its comparison mask (torch); never N x N and
-    no copy of z.
+    no copy of z. Cosine: no tiles (module docstring), the [C, D] cluster sums and one row chunk.
     """
-    blocks = _Blocks(z, labels, block or BLOCK_ROWS, metric)
-    n, step, work = blocks.n, blocks.block, _work_dtype(z.dtype)
+    if metric == "cosine":
+        return _cosine_sums(z, labels, n_clusters, block or BLOCK_ROWS)
+    blocks = _Blocks(z, labels, block or BLOCK_ROWS)
+    n, step, work = blocks.n, blocks.block, blocks.work
     sums = torch.zeros(n, n_clusters, dtype=torch.float64, device=z.device)
     segments = [blocks.segments(r0) for r0 in range(0, n, step)]
+    scratch = torch.empty(min(n, step) ** 2, dtype=work, device=z.device)  # every tile's products, in turn
     for bi, r0 in enumerate(range(0, n, step)):
-        x64 = blocks.rows(r0)
-        groups = _row_groups(x64, *segments[bi], work)
+        xr = blocks.rows(r0)
+        groups = _row_groups(xr, *segments[bi], scratch)
         for bk, k0 in enumerate(range(r0, n, step), start=bi):
             k1 = min(n, k0 + step)
             diag = k0 == r0
-            y64 = x64 if diag else blocks.rows(k0)
+            yr = xr if diag else blocks.rows(k0)
             for g in groups:
-                tile(g, y64, segments[bk], blocks.labels[k0:k1], sums[r0 + g.s:r0 + g.e],
-                     None if diag else sums[k0:k1], blocks.labels[r0 + g.s:r0 + g.e], diag, metric)
+                tile(g, yr, segments[bk], blocks.labels[k0:k1], sums[r0 + g.s:r0 + g.e],
+                     None if diag else sums[k0:k1], blocks.labels[r0 + g.s:r0 + g.e], diag)
     out = torch.empty_like(sums)
     out[blocks.order] = sums
     return out
+
+
+def _unit_rows(z: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+    x = z[r0:r1].to(torch.float64)
+    norm = x.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), 0.0)
+
+
+def _cosine_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, chunk: int) -> torch.Tensor:
+    """S [N, C] float64 for d = 1 - x̂·ŷ through the cluster sums of the unit rows (module docstring)."""
+    n = z.shape[0]
+    centroid_sums = torch.zeros(n_clusters, z.shape[1], dtype=torch.float64, device=z.device)
+    for r0 in range(0, n, chunk):
+        centroid_sums.index_add_(0, labels[r0:r0 + chunk], _unit_rows(z, r0, r0 + chunk))
+    counts = torch.bincount(labels, minlength=n_clusters).to(torch.float64)
+    sums = torch.empty(n, n_clusters, dtype=torch.float64, device=z.device)
+    for r0 in range(0, n, chunk):
+        x = _unit_rows(z, r0, r0 + chunk)
+        out = sums[r0:r0 + chunk]
+        torch.sub(counts, x @ centroid_sums.T, out=out)
+        own = labels[r0:r0 + chunk, None]
+        out.scatter_add_(1, own, (x * x).sum(1, keepdim=True) - 1.0)  # less d(i, i) = 1 - x̂_i·x̂_i
+    return sums
 
 
 def silhouette_from_sums(sums: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
