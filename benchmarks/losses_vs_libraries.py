@@ -127,9 +127,14 @@ def _cases(temperature: float, two_n: int, dim: int) -> list[Case]:
 
     def pml_cross_batch(k=65536):
         def make():
-            fastrepr.NTXentLoss(memory_bank_size=k)  # raises where the bank is missing
-            # PML enqueues before the loss (since 2.x), lightly after: the row needs the bank's option for it
-            raise NotImplementedError("the PML CrossBatchMemory row waits for fastrepr's bank semantics option")
+            # Not a timing of the same loss, so not a row: PML's CrossBatchMemory enqueues the batch before the
+            # loss, and its negatives for each query are the batch's other rows plus the memory (lightly's bank,
+            # which fastrepr.NTXentLoss(memory_bank_size=K) follows: the memory only, enqueued after), so no
+            # fastrepr call computes its value. And its NTXentLoss builds a [positive pairs, negative pairs]
+            # mask: 2N x 2N·(K + 2N) elements, ~4.6e12 at 2N=8192, K=65536.
+            pairs = two_n * two_n * (k + two_n)
+            raise NotImplementedError(f"another loss (batch + memory negatives, enqueued first); its NTXentLoss "
+                                      f"mask needs {pairs:.1e} elements here")
         return make
 
     return [Case("nt_xent", "lightly NTXentLoss", lightly_ntxent),

@@ -169,35 +169,32 @@ int64_t legacy_randint(const py::buffer& raw, const py::buffer& highs, const py:
 
 }  // namespace
 
-void silhouette_tile_binding(const py::buffer& g, const py::buffer& sqx, const py::buffer& sqy,
-                             const py::buffer& xr, const py::buffer& yr, const py::buffer& seg_start,
-                             const py::buffer& seg_label, const py::buffer& row_sums, const py::object& col_sums,
-                             double exact_below, int64_t diag, int threads) {
+void silhouette_sums_binding(const py::buffer& z, const py::buffer& order, const py::buffer& labels,
+                             const py::buffer& groups, const py::buffer& sums, double exact_below, int64_t block,
+                             int blas, int threads) {
   check_threads(threads);
-  View gv = out<float>(g, "g", 2), xv = in<float>(xr, "xr", 2), yv = in<float>(yr, "yr", 2);
-  View sxv = in<float>(sqx, "sqx", 1), syv = in<float>(sqy, "sqy", 1);
-  View ssv = in<int64_t>(seg_start, "seg_start", 1), slv = in<int64_t>(seg_label, "seg_label", 1);
-  View rv = out<double>(row_sums, "row_sums", 2);
-  const int64_t R = gv.shape[0], B2 = gv.shape[1], D = xv.shape[1], S = slv.shape[0], C = rv.shape[1];
-  require(xv.shape[0] == R && sxv.shape[0] == R && rv.shape[0] == R,
-          "xr [R, D], sqx [R] and row_sums [R, C] must have the R rows of g [R, B2]");
-  require(yv.shape[0] == B2 && yv.shape[1] == D && syv.shape[0] == B2,
-          "yr [B2, D] and sqy [B2] must have the B2 columns of g and the D features of xr");
-  require(ssv.shape[0] == S + 1, "seg_start must have one more entry than seg_label");
-  require(diag >= -1 && diag < B2, "diag must be -1 or a column of g");
+  View zv = in<float>(z, "z", 2), ov = in<int64_t>(order, "order", 1), lv = in<int64_t>(labels, "labels", 1);
+  View gv = in<int64_t>(groups, "groups", 2), sv = out<double>(sums, "sums", 2);
+  const int64_t N = zv.shape[0];
+  require(ov.shape[0] == N && lv.shape[0] == N, "order [N] and labels [N] must have the N rows of z [N, D]");
+  require(sv.shape[0] == N, "sums [N, C] must have the N rows of z");
+  require(gv.shape[1] == 3, "groups must have shape [G, 3] (start, end, label)");
+  require(block >= 1, "block must be >= 1");
   require(std::isfinite(exact_below) && exact_below >= 0, "exact_below must be finite and >= 0");
-  double* cp = nullptr;
-  if (!col_sums.is_none()) {
-    View cv = out<double>(col_sums.cast<py::buffer>(), "col_sums", 1);
-    require(cv.shape[0] == B2, "col_sums must have shape [B2]");
-    cp = cv.as<double>();
+  fastrepr::SilhouetteGemm g;
+  if (blas != 0) {
+    fastrepr::ScanPlan plan{};
+    require(fastrepr::topk_blas_lookup(blas, plan) && plan.gemm != nullptr,
+            [&] { return "blas: no registered float32 sgemm with handle " + std::to_string(blas); });
+    g.gemm = plan.gemm;
+    g.set_threads = plan.set_threads;
   }
-  run_checked([&] {
-    return silhouette_tile(gv.as<float>(), R, B2, sxv.as<const float>(), syv.as<const float>(),
-                           xv.as<const float>(), yv.as<const float>(), D, ssv.as<const int64_t>(),
-                           slv.as<const int64_t>(), S, rv.as<double>(), C, cp,
-                           static_cast<float>(exact_below), diag, threads);
-  }, "seg_start must rise strictly from 0 to B2 and seg_label lie in [0, C)");
+  const fastrepr::SilhouetteProblem p{zv.as<const float>(), N, zv.shape[1], ov.as<const int64_t>(),
+                                      lv.as<const int64_t>(), sv.shape[1], block, gv.as<const int64_t>(),
+                                      gv.shape[0], static_cast<float>(exact_below)};
+  const char* why = "";
+  without_gil([&] { why = fastrepr::silhouette_sums(p, g, sv.as<double>(), threads); });
+  require(*why == '\0', why);
 }
 
 void register_disentanglement(py::module_& m) {
@@ -212,11 +209,11 @@ void register_disentanglement(py::module_& m) {
   m.def("dsprites_render", &dsprites_render, py::arg("patches"), py::arg("patch"), py::arg("row0"), py::arg("col0"),
         py::arg("out"), py::arg("dtype"), py::arg("threads") = 0,
         "out[i] = zeros with patches[patch[i]] copied at (row0[i], col0[i]) (out: [n, H, W] uint8 or float32)");
-  m.def("silhouette_tile", &silhouette_tile_binding, py::arg("g"), py::arg("sqx"), py::arg("sqy"), py::arg("xr"),
-        py::arg("yr"), py::arg("seg_start"), py::arg("seg_label"), py::arg("row_sums"), py::arg("col_sums"),
-        py::arg("exact_below"), py::arg("diag"), py::arg("threads") = 0,
-        "one euclidean silhouette tile: g (dot products of shifted rows) -> distances in place, per-segment row sums and "
-        "column sums added (csrc/silhouette.h)");
+  m.def("silhouette_sums", &silhouette_sums_binding, py::arg("z"), py::arg("order"), py::arg("labels"),
+        py::arg("groups"), py::arg("sums"), py::arg("exact_below"), py::arg("block"), py::arg("blas") = 0,
+        py::arg("threads") = 0,
+        "sums [N, C] (label order) += the euclidean distance sums of the fused silhouette (csrc/silhouette.h); "
+        "blas: a topk_blas_register handle, 0: loops");
   m.attr("HISTOGRAM_MAX_BINS") = kHistogramMaxBins;
   m.attr("HISTOGRAM_MAX_TABLE") = kHistogramMaxTable;
   m.def("legacy_randint", &legacy_randint, py::arg("raw"), py::arg("highs"), py::arg("counts"), py::arg("out"),

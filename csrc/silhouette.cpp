@@ -10,6 +10,8 @@ namespace fastrepr {
 
 namespace {
 
+constexpr int64_t kRowChunk = 64;  // rows per product: a [64, 1024] float tile (256 KB) stays in a core's L2
+
 inline int thread_id() {
 #ifdef FASTREPR_OPENMP
   return omp_get_thread_num();
@@ -24,25 +26,6 @@ inline int thread_id() {
 #define SILHOUETTE_CLONES
 #endif
 
-// The pairs of row i whose expansion may have cancelled, recomputed exactly in double (rare). Returns whether
-// any was.
-bool exact_where_cancelled(float* row, int64_t j0, int64_t j1, float sx, const float* sqy, const float* xi,
-                           const float* yr, int64_t D, float exact_below) {
-  bool any = false;
-  for (int64_t j = j0; j < j1; ++j) {
-    if (!(row[j] < exact_below * (sx + sqy[j]))) continue;
-    const float* yj = yr + j * D;
-    double exact = 0.0;
-    for (int64_t k = 0; k < D; ++k) {
-      const double diff = static_cast<double>(xi[k]) - static_cast<double>(yj[k]);
-      exact += diff * diff;
-    }
-    row[j] = static_cast<float>(exact);
-    any = true;
-  }
-  return any;
-}
-
 // Sum of v[0:n] in double: eight partial sums (vectorized), combined in a fixed order.
 inline double sum_double(const float* v, int64_t n) {
   double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -53,54 +36,213 @@ inline double sum_double(const float* v, int64_t n) {
   return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
-// Row i of the tile: distances in place, per-segment sums into sums_row [C], the distances added into col
-// (this thread's column sums, or null). Vector passes per segment: the expansion and its cancellation test;
-// the square root (vectorized because the build passes -fno-math-errno for this file: its argument is
-// never < 0, so errno is never set); the row sum; then the column sums of the row. (One fused pass of the
-// last three did not vectorize, and ran 2.5x slower.)
-SILHOUETTE_CLONES void tile_row(float* row, float sx, const float* sqy, const float* xi, const float* yr,
-                                int64_t D, const int64_t* seg_start, const int64_t* seg_label, int64_t S,
-                                double* sums_row, double* col, float exact_below, int64_t self_col) {
+// out[r, :] = rows[r] - shift (float32), sq[r] = |out[r]|² for the sorted positions s0..s0+n.
+void pack_shifted(const SilhouetteProblem& p, int64_t s0, int64_t n, const float* shift, float* out, float* sq) {
+  const int64_t D = p.D;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* src = p.z + p.order[s0 + r] * D;
+    float* dst = out + r * D;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t k = 0; k < D; ++k) {
+      dst[k] = src[k] - shift[k];
+      acc += dst[k] * dst[k];
+    }
+    sq[r] = acc;
+  }
+}
+
+// tile [nr, nc] = a [nr, D] · b [nc, D]ᵀ.
+void products(const SilhouetteGemm& blas, const float* a, int64_t nr, const float* b, int64_t nc, int64_t D,
+              float* tile) {
+  if (blas.gemm) {  // row-major tile [nr, nc] = the column-major nc x nr matrix b aᵀ
+    const char tr = 'T', nt = 'N';
+    const float one = 1.0f, zero = 0.0f;
+    blas.gemm(&tr, &nt, &nc, &nr, &D, &one, b, &D, a, &D, &zero, tile, &nc);
+    return;
+  }
+  for (int64_t i = 0; i < nr; ++i)
+    for (int64_t j = 0; j < nc; ++j) {
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t k = 0; k < D; ++k) acc += a[i * D + k] * b[j * D + k];
+      tile[i * nc + j] = acc;
+    }
+}
+
+// The pairs of one row whose expansion may have cancelled, recomputed exactly in double from the unshifted
+// rows xi and z[order[k0 + j]] (rare).
+void exact_where_cancelled(const SilhouetteProblem& p, float* row, int64_t j0, int64_t j1, float sx,
+                           const float* sqy, const float* xi, int64_t k0) {
+  for (int64_t j = j0; j < j1; ++j) {
+    if (!(row[j] < p.exact_below * (sx + sqy[j]))) continue;
+    const float* yj = p.z + p.order[k0 + j] * p.D;
+    double exact = 0.0;
+    for (int64_t k = 0; k < p.D; ++k) {
+      const double diff = static_cast<double>(xi[k]) - static_cast<double>(yj[k]);
+      exact += diff * diff;
+    }
+    row[j] = static_cast<float>(exact);
+  }
+}
+
+// One row of a tile: the expansion and its cancellation test, the exact recomputation where needed, then the
+// square root (vectorized: this file is built with -fno-math-errno, and the argument is never < 0) and the
+// row sum of each key label segment. The distances stay in row.
+SILHOUETTE_CLONES void row_distances(const SilhouetteProblem& p, float* row, float sx, const float* sqy,
+                                     const float* xi, int64_t k0, const int64_t* seg, int64_t S,
+                                     double* sums_row, int64_t self_col) {
   for (int64_t s = 0; s < S; ++s) {
-    const int64_t j0 = seg_start[s], j1 = seg_start[s + 1];
+    const int64_t j0 = seg[s], j1 = seg[s + 1];
     int suspect = 0;
 #pragma omp simd reduction(| : suspect)
     for (int64_t j = j0; j < j1; ++j) {
       const float d2 = sx + sqy[j] - 2.0f * row[j];
-      suspect |= d2 < exact_below * (sx + sqy[j]);
+      suspect |= d2 < p.exact_below * (sx + sqy[j]);
       row[j] = d2;
     }
-    if (suspect) exact_where_cancelled(row, j0, j1, sx, sqy, xi, yr, D, exact_below);
+    if (suspect) exact_where_cancelled(p, row, j0, j1, sx, sqy, xi, k0);
     if (self_col >= j0 && self_col < j1) row[self_col] = 0.0f;
     for (int64_t j = j0; j < j1; ++j) row[j] = std::sqrt(row[j] > 0.0f ? row[j] : 0.0f);
-    sums_row[seg_label[s]] += sum_double(row + j0, j1 - j0);
+    sums_row[p.labels[k0 + seg[s]]] += sum_double(row + j0, j1 - j0);
   }
-  if (col)
-    for (int64_t j = 0; j < seg_start[S]; ++j) col[j] += row[j];
+}
+
+// col[j] += row[j] (double), the column sums of a labelled group's rows.
+SILHOUETTE_CLONES void add_into(double* col, const float* row, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) col[j] += row[j];
+}
+
+const char* check(const SilhouetteProblem& p) {
+  if (p.N < 1 || p.D < 1 || p.C < 1 || p.block < 1 || p.G < 1) return "N, D, C, block and G must be >= 1";
+  std::vector<char> seen(static_cast<size_t>(p.N), 0);
+  for (int64_t i = 0; i < p.N; ++i) {
+    const int64_t o = p.order[i];
+    if (o < 0 || o >= p.N || seen[o]) return "order must be a permutation of 0..N-1";
+    seen[o] = 1;
+    if (p.labels[i] < 0 || p.labels[i] >= p.C) return "labels must lie in [0, C)";
+    if (i > 0 && p.labels[i] < p.labels[i - 1]) return "labels must be sorted (the order's labels)";
+  }
+  int64_t at = 0;
+  for (int64_t g = 0; g < p.G; ++g) {
+    const int64_t s = p.groups[3 * g], e = p.groups[3 * g + 1], label = p.groups[3 * g + 2];
+    if (s != at || e <= s || e > p.N || (e - 1) / p.block != s / p.block)
+      return "groups must cover 0..N in order, each inside one block";
+    if (label < -1 || label >= p.C) return "a group's label must be -1 or in [0, C)";
+    if (label >= 0)
+      for (int64_t i = s; i < e; ++i)
+        if (p.labels[i] != label) return "a labelled group's rows must all have its label";
+    at = e;
+  }
+  return at == p.N ? "" : "groups must cover 0..N in order, each inside one block";
 }
 
 }  // namespace
 
-bool silhouette_tile(float* g, int64_t R, int64_t B2, const float* sqx, const float* sqy, const float* xr,
-                     const float* yr, int64_t D, const int64_t* seg_start, const int64_t* seg_label, int64_t S,
-                     double* row_sums, int64_t C, double* col_sums, float exact_below, int64_t diag,
-                     int num_threads) {
-  if (S < 1 || seg_start[0] != 0 || seg_start[S] != B2) return false;
-  for (int64_t s = 0; s < S; ++s)
-    if (seg_start[s + 1] <= seg_start[s] || seg_label[s] < 0 || seg_label[s] >= C) return false;
+const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& blas, double* sums, int num_threads) {
+  if (const char* why = check(p); *why) return why;
+  const int64_t N = p.N, D = p.D, C = p.C, B = p.block;
+  const int64_t blocks = (N + B - 1) / B;
+  // the label segments of every key block: starts relative to the block, plus its end
+  std::vector<std::vector<int64_t>> segs(static_cast<size_t>(blocks));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t k0 = b * B, k1 = std::min(N, k0 + B);
+    segs[b].push_back(0);
+    for (int64_t j = k0 + 1; j < k1; ++j)
+      if (p.labels[j] != p.labels[j - 1]) segs[b].push_back(j - k0);
+    segs[b].push_back(k1 - k0);
+  }
   const int threads = clamp_threads(num_threads);
-  std::vector<std::vector<double>> cols(col_sums ? threads : 0, std::vector<double>(col_sums ? B2 : 0, 0.0));
+  std::vector<float> shift(static_cast<size_t>(D)), ys(static_cast<size_t>(std::min(N, B) * D)),
+      sqy(static_cast<size_t>(std::min(N, B)));
+  // per-thread column sums of one key block: [B] for a labelled group, [B, C] for a group of many labels
+  const bool any_unlabelled = [&] {
+    for (int64_t g = 0; g < p.G; ++g)
+      if (p.groups[3 * g + 2] < 0) return true;
+    return false;
+  }();
+  const int64_t col_len = std::min(N, B) * (any_unlabelled ? C : 1);
+  std::vector<std::vector<double>> cols(static_cast<size_t>(threads), std::vector<double>(col_len));
+  ParallelGuard guard;
 #pragma omp parallel num_threads(threads)
   {
-    double* col = col_sums ? cols[thread_id()].data() : nullptr;
+    const int t = thread_id();
+    std::vector<float> xs, sqx, tile;
+    int prev = 0;
+    guard.run([&] {
+      xs.resize(static_cast<size_t>(kRowChunk * D));
+      sqx.resize(static_cast<size_t>(kRowChunk));
+      tile.resize(static_cast<size_t>(kRowChunk * std::min(N, B)));
+      if (blas.gemm && blas.set_threads) prev = blas.set_threads(1);
+    });
+    for (int64_t g = 0; g < p.G; ++g) {
+      const int64_t s0 = p.groups[3 * g], s1 = p.groups[3 * g + 1], label = p.groups[3 * g + 2];
+      const int64_t b = s0 / B;
+#pragma omp single
+      guard.run([&] {  // the group's mean, in double, rounded to float32 (any shift is an exact translation)
+        std::vector<double> m(static_cast<size_t>(D), 0.0);
+        for (int64_t i = s0; i < s1; ++i) {
+          const float* x = p.z + p.order[i] * D;
+          for (int64_t k = 0; k < D; ++k) m[k] += x[k];
+        }
+        for (int64_t k = 0; k < D; ++k) shift[k] = static_cast<float>(m[k] / static_cast<double>(s1 - s0));
+      });  // (implicit barrier)
+      for (int64_t kb = b; kb < blocks; ++kb) {
+        const int64_t k0 = kb * B, nc = std::min(N, k0 + B) - k0;
+        const bool diag = kb == b;
+        const std::vector<int64_t>& seg = segs[kb];
+        const int64_t S = static_cast<int64_t>(seg.size()) - 1;
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < R; ++i)
-      tile_row(g + i * B2, sqx[i], sqy, xr + i * D, yr, D, seg_start, seg_label, S, row_sums + i * C, col,
-               exact_below, diag >= 0 ? i + diag : -1);
+        for (int64_t j = 0; j < nc; j += 16)
+          guard.run([&] { pack_shifted(p, k0 + j, std::min<int64_t>(16, nc - j), shift.data(), ys.data() + j * D,
+                                       sqy.data() + j); });
+        // (implicit barrier: the shifted keys are ready)
+        double* col = cols[t].data();
+        const bool with_cols = !diag;
+        if (with_cols) std::fill(col, col + nc * (label >= 0 ? 1 : C), 0.0);
+        const int64_t chunks = (s1 - s0 + kRowChunk - 1) / kRowChunk;
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < chunks; ++c) {
+          guard.run([&] {
+            const int64_t r0 = s0 + c * kRowChunk, nr = std::min(kRowChunk, s1 - r0);
+            pack_shifted(p, r0, nr, shift.data(), xs.data(), sqx.data());
+            products(blas, xs.data(), nr, ys.data(), nc, D, tile.data());
+            for (int64_t r = 0; r < nr; ++r) {
+              float* row = tile.data() + r * nc;
+              const int64_t i = r0 + r;
+              row_distances(p, row, sqx[r], sqy.data(), p.z + p.order[i] * D, k0, seg.data(), S, sums + i * C,
+                            diag ? i - k0 : -1);
+              if (!with_cols) continue;
+              if (label >= 0) {
+                add_into(col, row, nc);
+              } else {
+                const int64_t li = p.labels[i];
+                for (int64_t j = 0; j < nc; ++j) col[j * C + li] += row[j];
+              }
+            }
+          });
+        }
+        // (implicit barrier) the column sums of the key rows, reduced in thread order
+        if (with_cols) {
+#pragma omp for schedule(static)
+          for (int64_t j = 0; j < nc; ++j) {
+            double* out = sums + (k0 + j) * C;
+            for (int u = 0; u < threads; ++u) {
+              const double* part = cols[u].data();
+              if (label >= 0) {
+                out[label] += part[j];
+              } else {
+                for (int64_t c = 0; c < C; ++c) out[c] += part[j * C + c];
+              }
+            }
+          }
+        }
+      }
+    }
+    if (blas.gemm && blas.set_threads) blas.set_threads(prev);
   }
-  for (auto& part : cols)
-    for (int64_t j = 0; j < B2; ++j) col_sums[j] += part[j];
-  return true;
+  guard.rethrow();
+  return "";
 }
 
 }  // namespace fastrepr

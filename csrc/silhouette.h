@@ -1,23 +1,39 @@
-// One tile of the fused euclidean silhouette (fastrepr/ops/silhouette.py has the math and the precision
-// argument): from the float32 dot products of shifted rows, the distances of R rows to B2 key rows, their
-// per-cluster row sums and (optionally) their column sums, in one pass over the tile after the GEMM.
-//   d2[i, j] = sqx[i] + sqy[j] - 2 g[i, j]       (g: the dot products, overwritten by the distances)
-//   d2 < exact_below * (sqx[i] + sqy[j])  ->  d2 = sum_k (xr[i, k] - yr[j, k])^2 in double (cancellation; xr, yr: the unshifted float32 rows)
-//   d = sqrt(max(d2, 0)); d[i, i + diag] = 0
-//   row_sums[i, seg_label[s]] += sum_{j in segment s} d[i, j]     (segments: runs of equal column labels)
-//   col_sums[j] += sum_i d[i, j]                                   (when col_sums is not null)
-// Sums are double; each row is owned by one thread, the column sums are reduced from per-thread buffers in a
-// fixed order, so the result does not depend on scheduling for a given thread count. The row pass is compiled
-// for AVX-512, AVX2 and baseline x86-64 (function multiversioning, chosen at load time).
+// The fused euclidean silhouette's pair pass (fastrepr/ops/silhouette.py has the math and the precision
+// argument): S[i, c] = sum over rows j of cluster c of d(i, j), for every row i, without the N x N distances.
+// Rows are visited in label order (order[]); the row groups of each block of `block` sorted rows are given
+// (one label segment each, or a whole block of many labels), each shifted by its own mean m (rounded to
+// float32) together with every key row it meets. For each group and each key block at or after its own:
+//   g = (x - m)·(y - m)ᵀ: a single-threaded sgemm per thread into an L2-sized tile (rows x one key block)
+//   d2 = |x - m|² + |y - m|² - 2 g;  d2 < exact_below (|x - m|² + |y - m|²)  ->  d2 = sum_k (x_k - y_k)² in double
+//   d = sqrt(max(d2, 0)), d(i, i) = 0;  row sums per key label segment;  off the diagonal block, column sums
+//   into the key rows (symmetry: each unordered pair of blocks is visited once).
+// Sums are double. Rows are split statically among threads and column sums reduced in thread order, so the
+// result depends on the thread count only. The row pass is compiled for AVX-512, AVX2 and baseline x86-64.
 #pragma once
 #include <cstdint>
 
+#include "topk.h"  // Sgemm64, SetThreadsLocal
+
 namespace fastrepr {
 
-// Returns false if a segment is malformed (seg_start not increasing within [0, B2], a label outside [0, C)).
-bool silhouette_tile(float* g, int64_t R, int64_t B2, const float* sqx, const float* sqy, const float* xr,
-                     const float* yr, int64_t D, const int64_t* seg_start, const int64_t* seg_label, int64_t S,
-                     double* row_sums, int64_t C, double* col_sums, float exact_below, int64_t diag,
-                     int num_threads);
+struct SilhouetteProblem {
+  const float* z;          // [N, D] rows in the caller's order
+  int64_t N, D;
+  const int64_t* order;    // [N] a permutation of 0..N-1 that sorts the labels
+  const int64_t* labels;   // [N] the labels in sorted order, in [0, C)
+  int64_t C, block;        // block: rows per block of the sorted order
+  const int64_t* groups;   // [G, 3] (start, end, label or -1) in sorted positions, in order, covering 0..N,
+  int64_t G;               //   each inside one block; a label >= 0: every row of the group has it
+  float exact_below;
+};
+
+struct SilhouetteGemm {
+  Sgemm64 gemm = nullptr;  // nullptr: built-in loops
+  SetThreadsLocal set_threads = nullptr;
+};
+
+// sums [N, C] (sorted order) += the distance sums. Returns "" or what is malformed in the problem (checked
+// before any work: permutation, labels, groups).
+const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& blas, double* sums, int num_threads);
 
 }  // namespace fastrepr

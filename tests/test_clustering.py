@@ -68,6 +68,27 @@ def test_silhouette_float32_tiles_hold_on_hard_data(impl, case, monkeypatch):
     assert abs(float(ours.mean()) - sklearn_metrics.silhouette_score(same, labels.numpy(), metric=metric)) < 1e-6
 
 
+@pytest.mark.parametrize("path", ["blas", "loops"])
+def test_silhouette_native_pair_loop_blas_and_loops(path, monkeypatch):
+    # the C++ pair loop through the registered sgemm and through its built-in loops: both equal the float64
+    # oracle, across several blocks, a block of many labels (one unlabelled group) and a singleton
+    from fastrepr.ops import _search_plan
+
+    use_impl("native", monkeypatch)
+    if path == "loops":
+        monkeypatch.setattr(_search_plan, "sgemm_handle", lambda: 0)
+    elif _search_plan.sgemm_handle() == 0:
+        pytest.skip("no BLAS sgemm loaded in this process")
+    monkeypatch.setattr(op, "BLOCK_ROWS", 32)
+    g = torch.Generator().manual_seed(3)
+    labels = torch.cat([torch.randint(0, 3, (70,), generator=g), torch.arange(3, 43)])  # then 40 labels a block
+    labels[7] = 50  # a singleton
+    z = torch.randn(labels.shape[0], 9, generator=g) + labels[:, None].float() * 0.3
+    ours = clustering.silhouette_samples(z, labels)
+    dense = reference.silhouette_samples(z.double(), labels)
+    torch.testing.assert_close(ours, dense, rtol=1e-6, atol=1e-6)
+
+
 def test_silhouette_tiles_are_exact(monkeypatch):
     z = torch.randn(40, 3, dtype=torch.float64)
     labels = torch.arange(40) % 3

@@ -102,22 +102,24 @@ CHILD = textwrap.dedent(r'''
                     threads=1)
 
     def sil(**kw):
-        r, b2, d = 3, 4, 2
-        a = dict(g=z(r, b2), sqx=z(r), sqy=z(b2), xr=z(r, d), yr=z(b2, d),
-                 seg_start=np.array([0, 2, b2], i64), seg_label=np.array([0, 1], i64), row_sums=z(r, 2, t=f64),
-                 col_sums=None, exact_below=0.05, diag=-1, threads=1)
+        a = dict(z=z(4, 2), order=np.arange(4, dtype=i64), labels=np.array([0, 0, 1, 1], i64),
+                 groups=np.array([[0, 2, 0], [2, 4, 1]], i64), sums=z(4, 2, t=f64), exact_below=0.05, block=4,
+                 blas=0, threads=1)
         a.update(kw)
-        return C.silhouette_tile(**a)
+        return C.silhouette_sums(**a)
 
     CASES = {
-        "silhouette: label 2**62": lambda: sil(seg_label=np.array([0, BIG], i64)),
-        "silhouette: label -1": lambda: sil(seg_label=np.array([-1, 0], i64)),
-        "silhouette: segments past B2": lambda: sil(seg_start=np.array([0, 2, 2**40], i64)),
-        "silhouette: segments not rising": lambda: sil(seg_start=np.array([0, 3, 2], i64)),
-        "silhouette: diag 2**62": lambda: sil(diag=BIG),
-        "silhouette: yr rows short": lambda: sil(yr=z(2, 2)),
+        "silhouette: label 2**62": lambda: sil(labels=np.array([0, 0, 1, BIG], i64)),
+        "silhouette: label -1": lambda: sil(labels=np.array([-1, 0, 1, 1], i64)),
+        "silhouette: order repeats": lambda: sil(order=np.array([0, 0, 2, 3], i64)),
+        "silhouette: order 2**62": lambda: sil(order=np.array([0, 1, 2, BIG], i64)),
+        "silhouette: order short": lambda: sil(order=np.arange(3, dtype=i64)),
+        "silhouette: groups past N": lambda: sil(groups=np.array([[0, 2, 0], [2, 2**40, 1]], i64)),
+        "silhouette: group label wrong": lambda: sil(groups=np.array([[0, 2, 1], [2, 4, 1]], i64)),
+        "silhouette: group spans blocks": lambda: sil(block=2, groups=np.array([[0, 3, -1], [3, 4, 1]], i64)),
+        "silhouette: blas 999": lambda: sil(blas=999),
         "silhouette: threads 10**6": lambda: sil(threads=10**6),
-        "silhouette: valid call": lambda: sil(col_sums=z(4, t=f64), diag=0),
+        "silhouette: valid call": lambda: sil(groups=np.array([[0, 4, -1]], i64)),
         "hist: 10**6 bins": lambda: hist(edges=z(2, 10**6)),
         "hist: num_labels 1e15": lambda: hist(labels=np.zeros((10, 1), i64), out=z(2, 1, t=f64), num_labels=10**15),
         "hist: num_labels 0": lambda: hist(labels=np.zeros((10, 1), i64), out=z(2, 1, t=f64), num_labels=0),
@@ -201,12 +203,15 @@ CHILD = textwrap.dedent(r'''
 
 # case -> (exception type, message fragment); None: the call is valid and must succeed
 EXPECTED = {
-    "silhouette: label 2**62": ("ValueError", "seg_label lie in"),
-    "silhouette: label -1": ("ValueError", "seg_label lie in"),
-    "silhouette: segments past B2": ("ValueError", "seg_start must rise"),
-    "silhouette: segments not rising": ("ValueError", "seg_start must rise"),
-    "silhouette: diag 2**62": ("ValueError", "diag must be"),
-    "silhouette: yr rows short": ("ValueError", "yr [B2, D]"),
+    "silhouette: label 2**62": ("ValueError", "labels must lie in"),
+    "silhouette: label -1": ("ValueError", "labels must lie in"),
+    "silhouette: order repeats": ("ValueError", "order must be a permutation"),
+    "silhouette: order 2**62": ("ValueError", "order must be a permutation"),
+    "silhouette: order short": ("ValueError", "order [N] and labels [N]"),
+    "silhouette: groups past N": ("ValueError", "groups must cover"),
+    "silhouette: group label wrong": ("ValueError", "labelled group's rows"),
+    "silhouette: group spans blocks": ("ValueError", "each inside one block"),
+    "silhouette: blas 999": ("ValueError", "blas: no registered"),
     "silhouette: threads 10**6": ("ValueError", "threads must lie in"),
     "silhouette: valid call": None,
     "hist: 10**6 bins": ("ValueError", "at most 1024 bins"),

@@ -7,7 +7,7 @@ import torch
 
 import fastrepr
 from fastrepr import reference
-from fastrepr.ops import queue_lse as ops
+from fastrepr.ops import _search_plan, queue_lse as ops
 from utils import assert_close, impl_params
 
 IMPLS = pytest.mark.parametrize("backend", impl_params(ops.IMPLS), indirect=True)
@@ -19,8 +19,8 @@ SHAPES = [(1, 1, 1), (5, 3, 7), (130, 300, 70), (33, 600, 16)]
 def native_path(request, monkeypatch):
     """The native kernel through the BLAS sgemm (when one is loaded) or through its built-in loops."""
     if request.param == "loops":
-        monkeypatch.setattr(ops, "_blas_handle", lambda: 0)
-    elif ops._blas_handle() == 0:
+        monkeypatch.setattr(_search_plan, "sgemm_handle", lambda: 0)
+    elif _search_plan.sgemm_handle() == 0:
         pytest.skip("no BLAS sgemm loaded in this process")
     return request.param
 

@@ -141,6 +141,14 @@ def available() -> dict[str, Path]:
         return _paths
 
 
+def sgemm_handle() -> int:
+    """The float32 sgemm that native kernels call per tile (queue_lse, silhouette): MKL from torch, else
+    numpy's OpenBLAS, as registered for search; 0 (their built-in loops) when neither is loaded."""
+    paths = available()
+    path = paths.get("mkl") or paths.get("openblas")
+    return path.handle if path is not None else 0
+
+
 def cpu_model() -> str:
     """'vendor model' of this CPU (from /proc/cpuinfo on Linux)."""
     vendor, model = "", platform.processor() or platform.machine()

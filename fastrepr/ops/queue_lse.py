@@ -37,6 +37,7 @@ from __future__ import annotations
 import torch
 
 from .. import _backend, _native
+from . import _search_plan
 from ._precision import acc_dtype
 from .contrastive import _check_values, _normalize, _normalize_backward, _scaled_rows
 
@@ -87,22 +88,12 @@ def queue_lse_torch(qh: torch.Tensor, queue: torch.Tensor, rq: torch.Tensor, tem
     return lse, wmean
 
 
-def _blas_handle() -> int:
-    """The float32 sgemm the native kernel calls per tile (MKL from torch, else numpy's OpenBLAS), registered
-    once by the search planner; 0 (the built-in loops) when neither is loaded."""
-    from . import _search_plan
-
-    paths = _search_plan.available()
-    path = paths.get("mkl") or paths.get("openblas")
-    return path.handle if path is not None else 0
-
-
 def queue_lse_native(qh: torch.Tensor, queue: torch.Tensor, rq: torch.Tensor, temperature: torch.Tensor):
     """The C++ kernel (CPU tensors; arguments and results as queue_lse_torch). float32 and 16-bit queues run
     their products through BLAS sgemm (16-bit tiles converted to float32 first); float64 through loops."""
     C = _native.get()
     lse, wmean = torch.empty(qh.shape[0], dtype=qh.dtype), torch.empty_like(qh)
-    blas = _blas_handle() if qh.dtype == torch.float32 else 0
+    blas = _search_plan.sgemm_handle() if qh.dtype == torch.float32 else 0
     C.queue_lse(_native.as_buffer(qh), _native.as_buffer(queue), _native.as_buffer(rq), 1.0 / float(temperature),
                 lse.numpy(), wmean.numpy(), _native.dtype_name(queue.dtype), blas, torch.get_num_threads())
     return lse, wmean

@@ -43,18 +43,20 @@ n_c per-pair float64 distances (scikit-learn's float64 path); scikit-learn's flo
 throughout, and off by 0.04 on data far from the origin, so the tests' oracle is its float64 path on the
 same values. (Its clip of each distance to [0, 2] moves a pair by rounding only.)
 
-Implementations (IMPLS), euclidean: both run the same blocks, row groups, shifts and GEMMs (torch's BLAS,
-float32 for float32 input); they differ in the tile's epilogue. native: one C++ row pass per tile
-(csrc/silhouette.h, AVX2/AVX-512 clones) fuses the expansion, the cancellation check and exact
-recomputation, the sqrt, and the row and column sums (float32 input only; float64 input takes torch). torch:
-the same in elementwise passes, segment sums and index_add (float64 too). On a 2-core AMD EPYC (Zen 3) at
-N=20000, D=128, C=10 the GEMMs take ~0.36 s, the torch epilogue ~3x that, the native one ~1/5 of it.
+Implementations (IMPLS), euclidean: both run the same blocks, row groups and shifts. torch: a Python loop over
+the tiles, one torch GEMM per (row group, key block) into a reused buffer, the epilogue in elementwise passes,
+segment sums and index_add (float64 input too). native (float32 tiles; float64 input takes torch): the whole
+loop in C++ (csrc/silhouette.h): per thread, a single-threaded sgemm of 64 rows x one key block into an
+L2-sized tile (MKL from torch, else numpy's OpenBLAS: the BLAS registered for search), then one pass per row
+that fuses the expansion, the cancellation check and exact recomputation, the sqrt (AVX2/AVX-512 clones) and
+the row and column sums, while the tile is hot.
 """
 from __future__ import annotations
 
 import torch
 
 from .. import _backend, _native
+from . import _search_plan
 
 OP = "silhouette_samples"
 BLOCK_ROWS = 1024  # 1024 x 1024 float32 tile = 4 MB: 2-core Xeon, N=20000 D=128: 512 is 1.3x slower, 2048 even
@@ -107,10 +109,16 @@ class _RowGroup:
         return torch.mm(self.x, y.T, out=g), y.pow(2).sum(1)
 
 
-def _row_groups(xr, values: list[int], starts: list[int], scratch):
+def _group_bounds(values: list[int], starts: list[int]) -> list[tuple]:
+    """(start, end, label) of a block's row groups from its label segments: one per segment, or the whole block
+    (label None) when it has more than MAX_SEGMENTS labels."""
     if len(values) > MAX_SEGMENTS:
-        return [_RowGroup(xr, None, 0, xr.shape[0], scratch)]
-    return [_RowGroup(xr, v, starts[i], starts[i + 1], scratch) for i, v in enumerate(values)]
+        return [(0, starts[-1], None)]
+    return [(starts[i], starts[i + 1], v) for i, v in enumerate(values)]
+
+
+def _row_groups(xr, values: list[int], starts: list[int], scratch):
+    return [_RowGroup(xr, label, s, e, scratch) for s, e, label in _group_bounds(values, starts)]
 
 
 def _exact_where_cancelled(d2: torch.Tensor, xr: torch.Tensor, yr: torch.Tensor, sqx, sqy) -> None:
@@ -146,28 +154,12 @@ def _tile_torch(g: _RowGroup, yr, seg, labels_k, rows_out, cols_out, labels_r, d
         cols_out[:, g.label] += d.sum(0, dtype=torch.float64)
 
 
-def _tile_native(g: _RowGroup, yr, seg, labels_k, rows_out, cols_out, labels_r, diag: bool):
-    """As _tile_torch, with the epilogue in one C++ pass (csrc/silhouette.h)."""
-    d, sqy = g.products(yr)
-    values, starts = seg
-    col = None if cols_out is None or g.label is None else torch.zeros(d.shape[1], dtype=torch.float64)
-    nb = _native.as_buffer
-    _native.get().silhouette_tile(nb(d), nb(g.sq), nb(sqy), nb(g.xr), nb(yr), nb(
-        torch.tensor(starts, dtype=torch.long)), nb(torch.tensor(values, dtype=torch.long)), nb(rows_out),
-        None if col is None else nb(col), EXACT_BELOW, g.s if diag else -1,
-        torch.get_num_threads())
-    if col is not None:
-        cols_out[:, g.label] += col
-    elif cols_out is not None:
-        cols_out.index_add_(1, labels_r, d.T.to(torch.float64))
-
-
 def cluster_distance_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, metric: str = "euclidean",
-                          block: int | None = None, tile=_tile_torch) -> torch.Tensor:
+                          block: int | None = None) -> torch.Tensor:
     """S [N, C] float64: S[i, c] = sum over samples j with labels[j] = c of d(z_i, z_j) (d(i, i) = 0).
 
     z [N, D] float (float64 tiles for float64 input, float32 tiles otherwise: module docstring), labels [N]
-    int64 in [0, C); tile: _tile_torch or _tile_native. Memory: S (N·C·8 bytes) twice (label order, then the
+    int64 in [0, C). The torch implementation's loop (native: _native_sums). Memory: S (N·C·8 bytes) twice (label order, then the
     caller's), the [N] permutation, a few float64 and float32 row blocks, one block x block tile (4 MB in
     float32, 8 MB in float64 at the default block of 1024) and its comparison mask (torch); never N x N and
     no copy of z. Cosine: no tiles (module docstring), the [C, D] cluster sums and one row chunk.
@@ -187,7 +179,7 @@ def cluster_distance_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int
             diag = k0 == r0
             yr = xr if diag else blocks.rows(k0)
             for g in groups:
-                tile(g, yr, segments[bk], blocks.labels[k0:k1], sums[r0 + g.s:r0 + g.e],
+                _tile_torch(g, yr, segments[bk], blocks.labels[k0:k1], sums[r0 + g.s:r0 + g.e],
                      None if diag else sums[k0:k1], blocks.labels[r0 + g.s:r0 + g.e], diag)
     out = torch.empty_like(sums)
     out[blocks.order] = sums
@@ -238,11 +230,30 @@ def silhouette_samples_torch(z: torch.Tensor, labels: torch.Tensor, n_clusters: 
         return silhouette_from_sums(cluster_distance_sums(z, labels, n_clusters, metric), labels)
 
 
+def _native_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, block: int) -> torch.Tensor:
+    """cluster_distance_sums (euclidean) through csrc/silhouette.h: the same blocks, row groups and shifts,
+    the whole pair loop in C++ (a single-threaded sgemm per thread into L2-sized tiles, each tile's epilogue
+    while it is hot). float32 rows (other dtypes are converted: a float32 copy of z)."""
+    blocks = _Blocks(z, labels, block)
+    groups = [(r0 + s, r0 + e, -1 if label is None else label) for r0 in range(0, blocks.n, block)
+              for s, e, label in _group_bounds(*blocks.segments(r0))]
+    sums = torch.zeros(blocks.n, n_clusters, dtype=torch.float64)
+    _native.get().silhouette_sums(_native.as_buffer(z.to(torch.float32).contiguous()), _native.as_buffer(
+        blocks.order), _native.as_buffer(blocks.labels.contiguous()), _native.as_buffer(
+        torch.tensor(groups, dtype=torch.long)), sums.numpy(), EXACT_BELOW, block, _search_plan.sgemm_handle(),
+        torch.get_num_threads())
+    out = torch.empty_like(sums)
+    out[blocks.order] = sums
+    return out
+
+
 def silhouette_samples_native(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, metric: str) -> torch.Tensor:
-    """As silhouette_samples_torch, with the native tile epilogue (float32 tiles: not float64 input)."""
+    """As silhouette_samples_torch, with the euclidean pair loop in C++ (float32 tiles: not float64 input;
+    CPU tensors)."""
     with torch.no_grad():
-        return silhouette_from_sums(cluster_distance_sums(z, labels, n_clusters, metric, tile=_tile_native),
-                                    labels)
+        sums = (_cosine_sums(z, labels, n_clusters, BLOCK_ROWS) if metric == "cosine"
+                else _native_sums(z, labels, n_clusters, BLOCK_ROWS))
+        return silhouette_from_sums(sums, labels)
 
 
 # float64 input is computed in float64 tiles, which only the torch implementation has
