@@ -46,9 +46,10 @@ def silhouette_samples(z, labels, metric: str = "euclidean") -> torch.Tensor:
     float64: within 1e-6 of scikit-learn's float64 computation; see fastrepr.ops.silhouette). labels: [N] class
     labels (any values; 2 <= number of classes <= N - 1, as scikit-learn requires). metric: "euclidean" or
     "cosine". Returns [N] float64 on z's device; samples of singleton clusters score 0.
-    Memory: O(N·D + N·C): the [N, C] float64 sums, a few row blocks and one 1024 x 1024 tile (4 MB in float32);
-    never the N x N distances and no copy of z. Time: N²·D/2 multiply-adds (symmetric tiles), the native tile
-    epilogue on CPU.
+    Memory: O(N·D + N·C): the [N, C] float64 sums, a few row blocks and 1024-column tiles (4 MB in float32 for
+    the torch loop, 256 KB per thread for the native one); never the N x N distances (native: a float32 copy of
+    z for lower precisions only). Time, euclidean: N²·D/2 multiply-adds (symmetric tiles), the C++ pair loop
+    on CPU; cosine: O(N·C·D) (the distance is linear in the unit rows).
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
