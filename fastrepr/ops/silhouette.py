@@ -26,8 +26,9 @@ to float32; its sums are float64. Here:
   error is ~eps32·(||x||² + ||y||²), so it is made small in two steps:
   1. translation invariance: the rows of each label segment of a row block (one cluster) and every key row are
      shifted by that segment's mean m (rounded to float32: any m is an exact translation of both sides, and
-     float32 x - m is rounded once, as the float64 difference rounded to float32 would be) before the GEMM. ||x - m|| is then the cluster's spread, not
-     the data's offset (a shift of 1e3 costs nothing), and ||y - m|| at most d(x, y) plus that spread;
+     float32 x - m is rounded once, as the float64 difference rounded to float32 would be) before the GEMM.
+     ||x - m|| is then the cluster's spread, not the data's offset (a shift of 1e3 costs nothing), and
+     ||y - m|| at most d(x, y) plus that spread;
   2. the pairs where the expansion can still lose more than ~1e-5 of d², those with
      d² < EXACT_BELOW·(||x - m||² + ||y - m||²) (near-duplicates, close pairs in a wide cluster), are recomputed
      exactly as float64 sums of squared differences of the unshifted rows (in chunks of EXACT_CHUNK pairs).
@@ -81,6 +82,12 @@ class _Blocks:
 
     def rows(self, r0: int) -> torch.Tensor:
         return torch.index_select(self.z, 0, self.order[r0:r0 + self.block]).to(self.work)  # 3x z[idx] here
+
+    def unsorted(self, sums: torch.Tensor) -> torch.Tensor:
+        """sums [N, ...] in label order -> in the caller's order of z."""
+        out = torch.empty_like(sums)
+        out[self.order] = sums
+        return out
 
     def segments(self, r0: int) -> tuple[list[int], list[int]]:
         """(labels, starts) of the block at r0: its runs of equal labels, starts relative to r0 (len + 1)."""
@@ -159,10 +166,10 @@ def cluster_distance_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int
     """S [N, C] float64: S[i, c] = sum over samples j with labels[j] = c of d(z_i, z_j) (d(i, i) = 0).
 
     z [N, D] float (float64 tiles for float64 input, float32 tiles otherwise: module docstring), labels [N]
-    int64 in [0, C). The torch implementation's loop (native: _native_sums). Memory: S (N·C·8 bytes) twice (label order, then the
-    caller's), the [N] permutation, a few float64 and float32 row blocks, one block x block tile (4 MB in
-    float32, 8 MB in float64 at the default block of 1024) and its comparison mask (torch); never N x N and
-    no copy of z. Cosine: no tiles (module docstring), the [C, D] cluster sums and one row chunk.
+    int64 in [0, C). The torch implementation's loop (native: _native_sums). Memory: S (N·C·8 bytes) twice
+    (label order, then the caller's), the [N] permutation, a few float64 and float32 row blocks, one block x
+    block tile (4 MB in float32, 8 MB in float64 at the default block of 1024) and its comparison mask (torch);
+    never N x N and no copy of z. Cosine: no tiles (module docstring), the [C, D] cluster sums and one row chunk.
     """
     if metric == "cosine":
         return _cosine_sums(z, labels, n_clusters, block or BLOCK_ROWS)
@@ -180,10 +187,8 @@ def cluster_distance_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int
             yr = xr if diag else blocks.rows(k0)
             for g in groups:
                 _tile_torch(g, yr, segments[bk], blocks.labels[k0:k1], sums[r0 + g.s:r0 + g.e],
-                     None if diag else sums[k0:k1], blocks.labels[r0 + g.s:r0 + g.e], diag)
-    out = torch.empty_like(sums)
-    out[blocks.order] = sums
-    return out
+                            None if diag else sums[k0:k1], blocks.labels[r0 + g.s:r0 + g.e], diag)
+    return blocks.unsorted(sums)
 
 
 def _unit_rows(z: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
@@ -242,9 +247,7 @@ def _native_sums(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, block: 
         blocks.order), _native.as_buffer(blocks.labels.contiguous()), _native.as_buffer(
         torch.tensor(groups, dtype=torch.long)), sums.numpy(), EXACT_BELOW, block, _search_plan.sgemm_handle(),
         torch.get_num_threads())
-    out = torch.empty_like(sums)
-    out[blocks.order] = sums
-    return out
+    return blocks.unsorted(sums)
 
 
 def silhouette_samples_native(z: torch.Tensor, labels: torch.Tensor, n_clusters: int, metric: str) -> torch.Tensor:
