@@ -7,8 +7,9 @@
   memory      peak extra resident memory of one call at N=50000, D=128 (each in its own child process, warmed
               at a small size first, VmHWM reset before the call): < 64 MB for both
 
-Times are medians of alternating calls (fastrepr.bench.harness.time_pair); each row names the CPU, the
-threads and the implementation that ran.
+Times are medians of alternating calls (fastrepr.bench.harness.time_pair), each call after an untimed
+--settle sleep (scikit-learn's OpenBLAS workers spin ~0.1 s after each of its calls, which on 2 cores took a
+core from the call after it); each row names the CPU, the threads and the implementation that ran.
 
     flock /tmp/fastrepr-bench.lock .venv/bin/python benchmarks/geometry_cpu.py [--n 20000] [--n-memory 50000]
 """
@@ -52,6 +53,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--n-memory", type=int, default=50000)
     p.add_argument("--budget", type=float, default=20.0, help="seconds per side for the timing loops")
+    p.add_argument("--settle", type=float, default=0.3,
+                   help="untimed seconds of sleep before each call, so that no call starts while the other "
+                        "side's idle BLAS threads still spin (0: back to back)")
     p.add_argument("--memory-of", choices=["silhouette", "uniformity"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_of:
@@ -68,7 +72,7 @@ def main() -> None:
         base_value = silhouette_score(zn, ln, metric=metric)
         t_ours, t_base = time_pair(lambda: silhouette(z, labels, metric),
                                    lambda: silhouette_score(zn, ln, metric=metric), torch.device("cpu"),
-                                   budget_s=args.budget, warmup=False)
+                                   budget_s=args.budget, warmup=False, settle_s=args.settle)
         rows.append([f"silhouette ({metric})", f"N={args.n} D=128 C=10", ran.get("silhouette_samples", "?"),
                      f"{t_ours:.0f} ms", f"{t_base:.0f} ms sklearn", f"{t_base / t_ours:.1f}x",
                      f"|diff| {abs(ours_value - base_value):.1e}", cpu])
@@ -76,7 +80,7 @@ def main() -> None:
         ours_value = float(uniformity(z))
     base_value = float(pdist_uniformity(z))
     t_ours, t_base = time_pair(lambda: uniformity(z), lambda: pdist_uniformity(z), torch.device("cpu"),
-                               budget_s=args.budget, warmup=False)
+                               budget_s=args.budget, warmup=False, settle_s=args.settle)
     rows.append(["uniformity (t=2)", f"N={args.n} D=128", ran.get("uniformity_lse", "?"), f"{t_ours:.0f} ms",
                  f"{t_base:.0f} ms torch.pdist", f"{t_base / t_ours:.1f}x",
                  f"|diff| {abs(ours_value - base_value):.1e}", cpu])

@@ -4,6 +4,10 @@
 #include <cmath>
 #include <vector>
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "common.h"
 
 namespace fastrepr {
@@ -37,7 +41,7 @@ inline double sum_double(const float* v, int64_t n) {
 }
 
 // out[r, :] = rows[r] - shift (float32), sq[r] = |out[r]|² for the sorted positions s0..s0+n.
-void pack_shifted(const SilhouetteProblem& p, int64_t s0, int64_t n, const float* shift, float* out, float* sq) {
+SILHOUETTE_CLONES void pack_shifted(const SilhouetteProblem& p, int64_t s0, int64_t n, const float* shift, float* out, float* sq) {
   const int64_t D = p.D;
   for (int64_t r = 0; r < n; ++r) {
     const float* src = p.z + p.order[s0 + r] * D;
@@ -108,6 +112,62 @@ SILHOUETTE_CLONES void row_distances(const SilhouetteProblem& p, float* row, flo
   }
 }
 
+// Whether any pair of one row segment may have cancelled in the expansion (row_distances' test).
+SILHOUETTE_CLONES bool any_cancelled(const float* row, float sx, const float* sqy, int64_t n, float exact_below) {
+  int suspect = 0;
+#pragma omp simd reduction(| : suspect)
+  for (int64_t j = 0; j < n; ++j) {
+    const float d2 = sx + sqy[j] - 2.0f * row[j];
+    suspect |= d2 < exact_below * (sx + sqy[j]);
+  }
+  return suspect != 0;
+}
+
+// The distances of one row segment none of whose pairs cancelled, in one pass: their sum (returned, double)
+// and col[j] += d_j (double). The tile is only read. AVX2 where the CPU has it (GCC does not vectorize the
+// float sqrt and double sums of this loop by itself), else the same arithmetic one pair at a time.
+double fused_segment_scalar(const float* row, float sx, const float* sqy, int64_t n, double* col) {
+  double acc = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    const float d2 = sx + sqy[j] - 2.0f * row[j];
+    const float d = std::sqrt(d2 > 0.0f ? d2 : 0.0f);
+    acc += d;
+    col[j] += d;
+  }
+  return acc;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx2,fma"))) double fused_segment_avx2(const float* row, float sx, const float* sqy,
+                                                              int64_t n, double* col) {
+  const __m256 vsx = _mm256_set1_ps(sx), two = _mm256_set1_ps(2.0f), zero = _mm256_setzero_ps();
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 d2 = _mm256_sub_ps(_mm256_add_ps(vsx, _mm256_loadu_ps(sqy + j)),
+                                    _mm256_mul_ps(two, _mm256_loadu_ps(row + j)));
+    const __m256 d = _mm256_sqrt_ps(_mm256_max_ps(d2, zero));  // max(NaN, 0) = 0, as d2 > 0 ? d2 : 0
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(d)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
+    a0 = _mm256_add_pd(a0, lo);
+    a1 = _mm256_add_pd(a1, hi);
+    _mm256_storeu_pd(col + j, _mm256_add_pd(_mm256_loadu_pd(col + j), lo));
+    _mm256_storeu_pd(col + j + 4, _mm256_add_pd(_mm256_loadu_pd(col + j + 4), hi));
+  }
+  double part[4];
+  _mm256_storeu_pd(part, _mm256_add_pd(a0, a1));
+  return ((part[0] + part[1]) + (part[2] + part[3])) + fused_segment_scalar(row + j, sx, sqy + j, n - j, col + j);
+}
+
+inline double fused_segment(const float* row, float sx, const float* sqy, int64_t n, double* col) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2 ? fused_segment_avx2(row, sx, sqy, n, col) : fused_segment_scalar(row, sx, sqy, n, col);
+}
+#else
+inline double fused_segment(const float* row, float sx, const float* sqy, int64_t n, double* col) {
+  return fused_segment_scalar(row, sx, sqy, n, col);
+}
+#endif
+
 // col[j] += row[j] (double), the column sums of a labelled group's rows.
 SILHOUETTE_CLONES void add_into(double* col, const float* row, int64_t n) {
   for (int64_t j = 0; j < n; ++j) col[j] += row[j];
@@ -153,7 +213,9 @@ const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& bl
     segs[b].push_back(k1 - k0);
   }
   const int threads = clamp_threads(num_threads);
-  std::vector<float> shift(static_cast<size_t>(D)), ys(static_cast<size_t>(std::min(N, B) * D)),
+  // the shifted rows of the current group (xs) and of the current key block (ys), shared by the team
+  std::vector<float> shift(static_cast<size_t>(D)), xs(static_cast<size_t>(std::min(N, B) * D)),
+      sqx(static_cast<size_t>(std::min(N, B))), ys(static_cast<size_t>(std::min(N, B) * D)),
       sqy(static_cast<size_t>(std::min(N, B)));
   // per-thread column sums of one key block: [B] for a labelled group, [B, C] for a group of many labels
   const bool any_unlabelled = [&] {
@@ -167,11 +229,10 @@ const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& bl
 #pragma omp parallel num_threads(threads)
   {
     const int t = thread_id();
-    std::vector<float> xs, sqx, tile;
+    std::vector<float> tile;
+    std::vector<int64_t> seg, head_seg;  // a tile row's key label segments (see segments_from)
     int prev = 0;
     guard.run([&] {
-      xs.resize(static_cast<size_t>(kRowChunk * D));
-      sqx.resize(static_cast<size_t>(kRowChunk));
       tile.resize(static_cast<size_t>(kRowChunk * std::min(N, B)));
       if (blas.gemm && blas.set_threads) prev = blas.set_threads(1);
     });
@@ -187,53 +248,92 @@ const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& bl
         }
         for (int64_t k = 0; k < D; ++k) shift[k] = static_cast<float>(m[k] / static_cast<double>(s1 - s0));
       });  // (implicit barrier)
+#pragma omp for schedule(static)
+      for (int64_t i = s0; i < s1; i += 16)
+        guard.run([&] { pack_shifted(p, i, std::min<int64_t>(16, s1 - i), shift.data(), xs.data() + (i - s0) * D,
+                                     sqx.data() + (i - s0)); });
+      // (implicit barrier: the group's shifted rows are ready)
       for (int64_t kb = b; kb < blocks; ++kb) {
-        const int64_t k0 = kb * B, nc = std::min(N, k0 + B) - k0;
+        // Keys: the whole block off the diagonal; on it, only from the group's first row on (the keys before it
+        // belong to earlier groups, which added these pairs as their column sums).
         const bool diag = kb == b;
-        const std::vector<int64_t>& seg = segs[kb];
-        const int64_t S = static_cast<int64_t>(seg.size()) - 1;
+        const int64_t k0 = kb * B, k1 = std::min(N, k0 + B), kstart = diag ? s0 : k0, nc = k1 - kstart;
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < nc; j += 16)
-          guard.run([&] { pack_shifted(p, k0 + j, std::min<int64_t>(16, nc - j), shift.data(), ys.data() + j * D,
+          guard.run([&] { pack_shifted(p, kstart + j, std::min<int64_t>(16, nc - j), shift.data(), ys.data() + j * D,
                                        sqy.data() + j); });
         // (implicit barrier: the shifted keys are ready)
         double* col = cols[t].data();
-        const bool with_cols = !diag;
-        if (with_cols) std::fill(col, col + nc * (label >= 0 ? 1 : C), 0.0);
+        std::fill(col, col + nc * (label >= 0 ? 1 : C), 0.0);
+        // A labelled group's diagonal unit is triangular: each row chunk takes the keys from its own first row
+        // on (its own square as row sums, the keys after it as row and column sums), half the square's pairs.
+        const bool tri = diag && label >= 0;
         const int64_t chunks = (s1 - s0 + kRowChunk - 1) / kRowChunk;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static, 1)
         for (int64_t c = 0; c < chunks; ++c) {
           guard.run([&] {
             const int64_t r0 = s0 + c * kRowChunk, nr = std::min(kRowChunk, s1 - r0);
-            pack_shifted(p, r0, nr, shift.data(), xs.data(), sqx.data());
-            products(blas, xs.data(), nr, ys.data(), nc, D, tile.data());
+            const int64_t jstart = tri ? r0 - kstart : 0, width = nc - jstart, kfirst = kstart + jstart;
+            const float* sqk = sqy.data() + jstart;
+            double* colk = col + jstart * (label >= 0 ? 1 : C);
+            products(blas, xs.data() + (r0 - s0) * D, nr, ys.data() + jstart * D, width, D, tile.data());
+            // the tile's columns from `from` on: key label segments (relative to the tile) from segs[kb]
+            const auto segments_from = [&](int64_t from) {
+              seg.assign(1, from);
+              for (const int64_t x : segs[kb])
+                if (x + k0 > kfirst + from && x + k0 < k1) seg.push_back(x + k0 - kfirst);
+              seg.push_back(width);
+            };
+            // columns [0, own_end): the diagonal's square, row sums only (d(i, i) = 0); the columns after it: row
+            // and column sums
+            const int64_t own_end = tri ? nr : (diag ? s1 - kfirst : 0);
+            if (own_end > 0) {
+              segments_from(0);
+              int64_t q = 0;
+              while (seg[q + 1] < own_end) ++q;  // the segments wholly or partly before own_end
+              head_seg.assign(seg.begin(), seg.begin() + q + 1);
+              head_seg.push_back(own_end);
+            }
+            if (own_end < width) segments_from(own_end);
+            const int64_t S = static_cast<int64_t>(seg.size()) - 1;
             for (int64_t r = 0; r < nr; ++r) {
-              float* row = tile.data() + r * nc;
+              float* row = tile.data() + r * width;
               const int64_t i = r0 + r;
-              row_distances(p, row, sqx[r], sqy.data(), p.z + p.order[i] * D, k0, seg.data(), S, sums + i * C,
-                            diag ? i - k0 : -1);
-              if (!with_cols) continue;
-              if (label >= 0) {
-                add_into(col, row, nc);
+              const float sx = sqx[i - s0];
+              const float* xi = p.z + p.order[i] * D;
+              double* sums_row = sums + i * C;
+              if (own_end > 0)
+                row_distances(p, row, sx, sqk, xi, kfirst, head_seg.data(),
+                              static_cast<int64_t>(head_seg.size()) - 1, sums_row, i - kfirst);
+              if (own_end >= width) continue;
+              if (label >= 0) {  // one label: each segment fused unless it may have cancelled
+                for (int64_t q = 0; q < S; ++q) {
+                  const int64_t j0 = seg[q], j1 = seg[q + 1];
+                  if (any_cancelled(row + j0, sx, sqk + j0, j1 - j0, p.exact_below)) {
+                    row_distances(p, row, sx, sqk, xi, kfirst, seg.data() + q, 1, sums_row, -1);
+                    add_into(colk + j0, row + j0, j1 - j0);
+                  } else {
+                    sums_row[p.labels[kfirst + j0]] += fused_segment(row + j0, sx, sqk + j0, j1 - j0, colk + j0);
+                  }
+                }
               } else {
+                row_distances(p, row, sx, sqk, xi, kfirst, seg.data(), S, sums_row, -1);
                 const int64_t li = p.labels[i];
-                for (int64_t j = 0; j < nc; ++j) col[j * C + li] += row[j];
+                for (int64_t j = own_end; j < width; ++j) colk[j * C + li] += row[j];
               }
             }
           });
         }
         // (implicit barrier) the column sums of the key rows, reduced in thread order
-        if (with_cols) {
 #pragma omp for schedule(static)
-          for (int64_t j = 0; j < nc; ++j) {
-            double* out = sums + (k0 + j) * C;
-            for (int u = 0; u < threads; ++u) {
-              const double* part = cols[u].data();
-              if (label >= 0) {
-                out[label] += part[j];
-              } else {
-                for (int64_t c = 0; c < C; ++c) out[c] += part[j * C + c];
-              }
+        for (int64_t j = 0; j < nc; ++j) {
+          double* out = sums + (kstart + j) * C;
+          for (int u = 0; u < threads; ++u) {
+            const double* part = cols[u].data();
+            if (label >= 0) {
+              out[label] += part[j];
+            } else {
+              for (int64_t c = 0; c < C; ++c) out[c] += part[j * C + c];
             }
           }
         }

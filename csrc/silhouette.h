@@ -5,10 +5,13 @@
 // float32) together with every key row it meets. For each group and each key block at or after its own:
 //   g = (x - m)·(y - m)ᵀ: a single-threaded sgemm per thread into an L2-sized tile (rows x one key block)
 //   d2 = |x - m|² + |y - m|² - 2 g;  d2 < exact_below (|x - m|² + |y - m|²)  ->  d2 = sum_k (x_k - y_k)² in double
-//   d = sqrt(max(d2, 0)), d(i, i) = 0;  row sums per key label segment;  off the diagonal block, column sums
-//   into the key rows (symmetry: each unordered pair of blocks is visited once).
-// Sums are double. Rows are split statically among threads and column sums reduced in thread order, so the
-// result depends on the thread count only. The row pass is compiled for AVX-512, AVX2 and baseline x86-64.
+//   d = sqrt(max(d2, 0)), d(i, i) = 0;  row sums per key label segment;  column sums into the key rows
+//   (symmetry: each unordered pair is computed once). On its own block a group takes only the keys from its
+//   first row on, and a labelled group's row chunk only those from its own first row on: the chunk's own square
+//   gives row sums only, every later key row and column sums.
+// Sums are double. Row chunks are dealt round-robin among threads and column sums reduced in thread order, so
+// the result depends on the thread count only. The row pass is compiled for AVX-512, AVX2 and baseline x86-64;
+// the fused pass of uncancelled segments is AVX2 where the CPU has it.
 #pragma once
 #include <cstdint>
 

@@ -89,6 +89,37 @@ def test_silhouette_native_pair_loop_blas_and_loops(path, monkeypatch):
     torch.testing.assert_close(ours, dense, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("path", ["blas", "loops"])
+def test_silhouette_native_sums_any_valid_groups(path):
+    # the C++ pair loop takes any groups that cover the rows in order inside blocks, not only the ones
+    # _native_sums makes: a label segment cut into two groups, a group of many labels after a labelled one in
+    # the same block, a one-row group. Every pair must be counted once: S equals the dense float64 table.
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    handle = 0 if path == "loops" else _search_plan.sgemm_handle()
+    if path == "blas" and handle == 0:
+        pytest.skip("no BLAS sgemm loaded in this process")
+    g = torch.Generator().manual_seed(5)
+    labels = torch.sort(torch.cat([torch.randint(0, 3, (40,), generator=g), torch.arange(3, 9)])).values
+    n, block, c = labels.shape[0], 24, int(labels.max()) + 1
+    z = torch.randn(n, 6, generator=g) + labels[:, None].float()
+    bounds = [0] + [int(i) for i in torch.nonzero(labels[1:] != labels[:-1]).flatten() + 1] + [n]
+    cuts = sorted(set(bounds) | set(range(0, n, block)) | {bounds[1] // 2, bounds[1] // 2 + 1})
+    groups = [(s, e, int(labels[s])) for s, e in zip(cuts[:-1], cuts[1:])]
+    groups[-2:] = [(groups[-2][0], n, -1)] if groups[-2][0] // block == (n - 1) // block else groups[-2:]
+    assert any(lbl == -1 for _, _, lbl in groups) and any(e - s == 1 for s, e, _ in groups)
+    sums = torch.zeros(n, c, dtype=torch.float64)
+    _native.get().silhouette_sums(_native.as_buffer(z), _native.as_buffer(torch.arange(n)), _native.as_buffer(
+        labels.contiguous()), _native.as_buffer(torch.tensor(groups, dtype=torch.long)), sums.numpy(),
+        op.EXACT_BELOW, block, handle, 2)
+    d = torch.cdist(z.double(), z.double())
+    dense = torch.zeros(n, c, dtype=torch.float64).index_add_(1, labels, d)
+    torch.testing.assert_close(sums, dense, rtol=1e-6, atol=1e-6)
+
+
 def test_silhouette_tiles_are_exact(monkeypatch):
     z = torch.randn(40, 3, dtype=torch.float64)
     labels = torch.arange(40) % 3

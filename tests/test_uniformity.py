@@ -41,13 +41,19 @@ def test_uniformity_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda a: geometry.uniformity(a, 1.5), (z,))
 
 
-def test_torch_chunks_equal_one_pass(monkeypatch):
-    """Row chunks of the block upper triangle (and of the backward) give the same numbers as one chunk."""
+@pytest.mark.parametrize("t", [2.0, 30.0])  # 2t <= FACTOR_MAX_TWO_T (factored) and above it (subtracted first)
+def test_torch_chunks_equal_one_pass(monkeypatch, t):
+    """Tiles of the block upper triangle (and row chunks of the backward) give the same numbers as one tile:
+    N = 50 in 7 x 7 tiles leaves a last 1 x 1 diagonal tile (no pair) and partial tiles; both equal the
+    float64 pdist oracle."""
     z = torch.randn(50, 6, dtype=torch.float64)
-    t = torch.tensor(2.0, dtype=torch.float64)
+    t = torch.tensor(t, dtype=torch.float64)
     whole = ops.uniformity_lse_torch(z, t)
     g_whole = ops.uniformity_lse_backward_torch(z, t, whole, torch.tensor(1.0, dtype=torch.float64))
+    zh = torch.nn.functional.normalize(z, dim=1)
+    assert_close(ops.uniformity_lse_torch(zh, t) - math.log(50 * 49), reference.uniformity(z, float(t)))
     monkeypatch.setattr(ops, "CHUNK_ELEMENTS", 7 * 50)
+    monkeypatch.setattr(ops, "TILE", 7)
     assert_close(ops.uniformity_lse_torch(z, t), whole)
     assert_close(ops.uniformity_lse_backward_torch(z, t, whole, torch.tensor(1.0, dtype=torch.float64)), g_whole)
 

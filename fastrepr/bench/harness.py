@@ -119,10 +119,12 @@ class Row:
 # measurement
 
 def time_pair(ours: Callable[[], Any], base: Callable[[], Any] | None, device: torch.device,
-              budget_s: float = 1.0, warmup: bool = True) -> tuple[float, float]:
+              budget_s: float = 1.0, warmup: bool = True, settle_s: float = 0.0) -> tuple[float, float]:
     """Median milliseconds of ours() and base(), measured alternately in this process (base None: nan).
     ``budget_s`` bounds the time spent calling each side (at least 5 calls each, at most 200); ``warmup``
-    False when the caller has already called both once."""
+    False when the caller has already called both once. ``settle_s`` (CPU): an untimed sleep before every
+    call, so that neither side starts while the other's idle thread pool still spins (OpenBLAS's workers
+    busy-wait ~2^28 cycles, ~0.1 s, after each call: on 2 cores that takes one from whoever runs next)."""
     sides = [("ours", ours)] + ([("base", base)] if base else [])
     samples: dict[str, list[float]] = {"ours": [], "base": [] if base else [float("nan")]}
     for _, fn in sides if warmup else ():  # thread pools, first-touch pages, autotuning, compilation
@@ -145,6 +147,8 @@ def time_pair(ours: Callable[[], Any], base: Callable[[], Any] | None, device: t
                 spent += ms / 1e3
         else:
             for key, fn in sides:
+                if settle_s:
+                    time.sleep(settle_s)
                 t0 = time.perf_counter()
                 fn()
                 ms = (time.perf_counter() - t0) * 1e3
