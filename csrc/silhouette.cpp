@@ -14,7 +14,18 @@ namespace fastrepr {
 
 namespace {
 
-constexpr int64_t kRowChunk = 64;  // rows per product: a [64, 1024] float tile (256 KB) stays in a core's L2
+// At most this many rows per product: a [128, 1024] float tile (512 KB) stays in a core's L2 (1 MB on Zen 3,
+// 2 MB on recent Xeons), and the BLAS packs the key block once per 128 rows (at 64 rows that packing was 8%
+// of the time on a 2-core EPYC).
+constexpr int64_t kRowChunk = 128;
+
+inline int team_size() {
+#ifdef FASTREPR_OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
 
 inline int thread_id() {
 #ifdef FASTREPR_OPENMP
@@ -41,7 +52,8 @@ inline double sum_double(const float* v, int64_t n) {
 }
 
 // out[r, :] = rows[r] - shift (float32), sq[r] = |out[r]|² for the sorted positions s0..s0+n.
-SILHOUETTE_CLONES void pack_shifted(const SilhouetteProblem& p, int64_t s0, int64_t n, const float* shift, float* out, float* sq) {
+SILHOUETTE_CLONES void pack_shifted(const SilhouetteProblem& p, int64_t s0, int64_t n, const float* shift, float* out,
+                                    float* sq) {
   const int64_t D = p.D;
   for (int64_t r = 0; r < n; ++r) {
     const float* src = p.z + p.order[s0 + r] * D;
@@ -228,7 +240,7 @@ const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& bl
   ParallelGuard guard;
 #pragma omp parallel num_threads(threads)
   {
-    const int t = thread_id();
+    const int t = thread_id(), team = team_size();
     std::vector<float> tile;
     std::vector<int64_t> seg, head_seg;  // a tile row's key label segments (see segments_from)
     int prev = 0;
@@ -268,11 +280,16 @@ const char* silhouette_sums(const SilhouetteProblem& p, const SilhouetteGemm& bl
         // A labelled group's diagonal unit is triangular: each row chunk takes the keys from its own first row
         // on (its own square as row sums, the keys after it as row and column sums), half the square's pairs.
         const bool tri = diag && label >= 0;
-        const int64_t chunks = (s1 - s0 + kRowChunk - 1) / kRowChunk;
+        // a multiple of the team's size of near-equal chunks of at most kRowChunk rows (multiples of 8), dealt
+        // round-robin: a group of 100 rows is two chunks of 56 and 44 on two threads, not one of 100 and none
+        const int64_t per_thread = (s1 - s0 + team * kRowChunk - 1) / (team * kRowChunk);
+        const int64_t even = (s1 - s0 + team * per_thread - 1) / (team * per_thread);
+        const int64_t rows_per = std::min(kRowChunk, (even + 7) / 8 * 8);
+        const int64_t chunks = (s1 - s0 + rows_per - 1) / rows_per;
 #pragma omp for schedule(static, 1)
         for (int64_t c = 0; c < chunks; ++c) {
           guard.run([&] {
-            const int64_t r0 = s0 + c * kRowChunk, nr = std::min(kRowChunk, s1 - r0);
+            const int64_t r0 = s0 + c * rows_per, nr = std::min(rows_per, s1 - r0);
             const int64_t jstart = tri ? r0 - kstart : 0, width = nc - jstart, kfirst = kstart + jstart;
             const float* sqk = sqy.data() + jstart;
             double* colk = col + jstart * (label >= 0 ? 1 : C);

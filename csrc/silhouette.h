@@ -9,9 +9,10 @@
 //   (symmetry: each unordered pair is computed once). On its own block a group takes only the keys from its
 //   first row on, and a labelled group's row chunk only those from its own first row on: the chunk's own square
 //   gives row sums only, every later key row and column sums.
-// Sums are double. Row chunks are dealt round-robin among threads and column sums reduced in thread order, so
-// the result depends on the thread count only. The row pass is compiled for AVX-512, AVX2 and baseline x86-64;
-// the fused pass of uncancelled segments is AVX2 where the CPU has it.
+// Sums are double. Row chunks (near-equal, a multiple of the thread count) are dealt round-robin among threads
+// and column sums reduced in thread order, so the result depends on the thread count only. The row pass is
+// compiled for AVX-512, AVX2 and baseline x86-64; the fused pass of uncancelled segments is AVX2 where the CPU
+// has it.
 #pragma once
 #include <cstdint>
 

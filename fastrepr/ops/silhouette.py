@@ -50,7 +50,7 @@ same values. (Its clip of each distance to [0, 2] moves a pair by rounding only.
 Implementations (IMPLS), euclidean: both run the same blocks, row groups and shifts. torch: a Python loop over
 the tiles, one torch GEMM per (row group, key block) into a reused buffer, the epilogue in elementwise passes,
 segment sums and index_add (float64 input too). native (float32 tiles; float64 input takes torch): the whole
-loop in C++ (csrc/silhouette.h): per thread, a single-threaded sgemm of 64 rows x one key block into an
+loop in C++ (csrc/silhouette.h): per thread, a single-threaded sgemm of up to 128 rows x one key block into an
 L2-sized tile (MKL from torch, else numpy's OpenBLAS: the BLAS registered for search), the group's shifted
 rows packed once, then per row and key label segment, while the tile is hot: a read-only cancellation test and,
 where nothing cancelled (nearly always), one AVX2 pass of expansion, sqrt, row sum and column sums; elsewhere
