@@ -27,8 +27,9 @@ void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& s
   }, [&] { return "rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)"; });
 }
 
-void topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, int64_t K, int blas,
-               int64_t block_q, int64_t block_v, const py::buffer& out_v, const py::buffer& out_i, int threads) {
+double topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, int64_t K, int blas,
+                 int64_t block_q, int64_t block_v, const py::buffer& out_v, const py::buffer& out_i, int threads,
+                 const py::object& int8_stats, bool int8_signed) {
   check_threads(threads);
   View qv = in<float>(q, "queries", 2), vv = in<float>(v, "vectors", 2);
   View ov = out<float>(out_v, "out_v", 2), oi = out<int64_t>(out_i, "out_i", 2);
@@ -48,10 +49,24 @@ void topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, 
   ScanPlan plan{nullptr, nullptr, nullptr, block_q, block_v, threads};
   require(blas == 0 || topk_blas_lookup(blas, plan),
           [&] { return "blas: unknown handle " + std::to_string(blas) + " (0 = built-in kernel)"; });
+  // int8 filter: int8_stats [2, Q] float64 receives the queries' copy errors and norms; returns max row error
+  Int8Stats stats{int8_signed, nullptr, nullptr, 0.0};
+  if (!int8_stats.is_none()) {
+    View st = out<double>(int8_stats.cast<py::buffer>(), "int8_stats", 2);
+    require(st.shape[0] == 2 && st.shape[1] == Q, "int8_stats must have shape [2, Q]");
+    require(blas == 0, "blas must be 0 with int8_stats (the int8 filter computes its own products)");
+    require(fastrepr::int8_supported(), "int8_stats: the int8 filter needs an x86 CPU with AVX2");
+    require(D <= 65536, "the int8 filter takes at most 65536 columns (its int32 sums could overflow)");
+    require((block_v + 15) / 16 * fastrepr::int8_panel_bytes(D, int8_signed) <= (int64_t(1) << 28),
+            "block_v: the int8 filter's panels would exceed 256 MB");
+    stats = {int8_signed, st.as<double>(), st.as<double>() + Q, 0.0};
+    plan.int8 = &stats;
+  }
   ScanProblem prob{qv.as<const float>(), Q, D, vv.as<const float>(), R, D, D, vsq_ptr, K};
   without_gil([&] {
     if (Q > 0) fastrepr::topk_scan(prob, plan, ov.as<float>(), oi.as<int64_t>());
   });
+  return stats.emax;
 }
 
 void topk_refine(const py::buffer& x, const py::buffer& v, const py::buffer& cand, const py::object& scale,
@@ -91,9 +106,13 @@ void register_search(py::module_& m) {
         "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
   m.def("topk_scan", &topk_scan, py::arg("queries"), py::arg("vectors"), py::arg("vsq"), py::arg("K"),
         py::arg("blas"), py::arg("block_q"), py::arg("block_v"), py::arg("out_v"), py::arg("out_i"),
-        py::arg("threads") = 0,
+        py::arg("threads") = 0, py::arg("int8_stats") = py::none(), py::arg("int8_signed") = false,
         "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
-        "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel");
+        "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel. int8_stats [2, Q] "
+        "float64: the int8 filter instead (scores of 7-bit queries and 8-bit rows; AVX2): receives the "
+        "queries' copy errors |q - q~| and norms |q~|; returns the largest row error |v - v~| (else 0); "
+        "int8_signed: 8-bit queries (vpsignb) instead of 7-bit ones");
+  m.def("topk_int8_supported", &fastrepr::int8_supported, "whether the int8 filter runs on this CPU (x86, AVX2)");
   m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"),
         py::arg("approx"), py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"),
         py::arg("ok"), py::arg("threads") = 0,

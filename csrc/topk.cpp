@@ -301,6 +301,7 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
         }
       if (q == first) // later queries had their first rows fetched during the previous one
         for (int64_t j = 0; j < std::min<int64_t>(kAhead, p.Kc); ++j) prefetch_row(p, cq[j]);
+      const double sc0 = p.l2 ? -1.0 : (p.scale ? p.scale[q] : 1.0);  // ranking key -> approximate-score units
       for (int64_t j = 0; j < p.Kc; ++j) {
         // candidate rows are scattered over the table: fetch kAhead ahead, into the next query's rows at the
         // end (without it the loop waits on memory: 2.4x slower on the Xeon this was tuned on)
@@ -311,6 +312,15 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
         if (excluded(r)) continue;
         const float* row = p.v + r * p.ldv;
         found.emplace_back(p.l2 ? -dist64(x, row, p.D) : dot64(x, row, p.D), r);
+        if (static_cast<int64_t>(found.size()) == p.k) {
+          // k exact scores known: the k-th best exact score is at least their lowest, so a candidate whose
+          // approximate score is more than one bound below that cannot reach the top k (the cut above
+          // allowed for two bounds, one each side of the k-th approximate score)
+          double low = found[0].first;
+          for (const auto& f : found) low = std::min(low, f.first);
+          const double tight = low * sc0 + (p.l2 ? p.bound[q] : -p.bound[q]);
+          cut = p.l2 ? std::min(cut, tight) : std::max(cut, tight);
+        }
       }
       const int64_t n = static_cast<int64_t>(found.size()), m = std::min(n, p.k);
       std::partial_sort(found.begin(), found.begin() + m, found.end(), [](const auto& a, const auto& b) {

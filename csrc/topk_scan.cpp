@@ -175,7 +175,8 @@ struct List {
 };
 
 inline void compact(List& l, int64_t K) {
-  std::nth_element(l.e, l.e + (K - 1), l.e + l.n, better);
+  // a lambda, not the function: std::nth_element then inlines the comparison (a function pointer it did not)
+  std::nth_element(l.e, l.e + (K - 1), l.e + l.n, [](const Entry& a, const Entry& b) { return better(a, b); });
   l.n = K;
   l.t = l.e[K - 1];
 }
@@ -315,6 +316,56 @@ ScanL2 scan_l2_fn() {
   return scan_row_l2;
 }
 
+#ifdef FASTREPR_TOPK_X86
+// The int8 filter's fold: 16 scores s of rows [col0, col0 + w) (w <= 16) into one list, compared with the
+// threshold as two 8-lane masks (l2: 2 s - vsq; vsq read only for the w valid rows).
+template <bool L2>
+__attribute__((target("avx2,fma,bmi"))) inline void fold16(const float* s, const float* vsq, int64_t w, int64_t col0,
+                                                           List& l, int64_t K, int64_t L) {
+  if (L2 && w < 16) {
+    take<true>(s, vsq, w, col0, l, K, L);
+    return;
+  }
+  const __m256 t = _mm256_set1_ps(l.t.v);
+  __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + 8);
+  if (L2) {
+    x0 = _mm256_sub_ps(_mm256_add_ps(x0, x0), _mm256_loadu_ps(vsq));
+    x1 = _mm256_sub_ps(_mm256_add_ps(x1, x1), _mm256_loadu_ps(vsq + 8));
+  }
+  uint32_t mask = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x0, t, _CMP_GT_OQ))) |
+                  static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x1, t, _CMP_GT_OQ))) << 8;
+  mask &= (1u << w) - 1u;
+  while (mask) {
+    const int64_t j = __builtin_ctz(mask);
+    mask &= mask - 1;
+    take<L2>(s + j, L2 ? vsq + j : nullptr, 1, col0 + j, l, K, L);
+  }
+}
+
+// One chunk of the int8 filter (rows [c0, c0 + nc) packed in v8): 6 (signed: 5) queries x 16 rows at a time from the
+// micro kernel, each query's 16 scores folded into its list at once (no tile written or read back).
+void int8_chunk(const ScanProblem& p, bool sign, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dp,
+                int64_t q0, int64_t nq, const int8_t* v8, const float* v8s, const int32_t* v8i, const float* v8e,
+                int64_t c0, int64_t nc, List* lists, int64_t P, int64_t part, int64_t K, int64_t L) {
+  const int64_t pb = int8_panel_bytes(p.D, sign), g = int8_group(sign);
+  alignas(32) float sc[6 * 16];
+  for (int64_t i = 0; i < nq; i += g) {
+    const int m = static_cast<int>(std::min<int64_t>(g, nq - i));
+    const int64_t qa = q0 + i;
+    for (int64_t j = 0; j * 16 < nc; ++j) {
+      const int64_t w = std::min<int64_t>(16, nc - 16 * j), col = c0 + 16 * j;
+      int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, v8 + j * pb, v8s + 16 * j, v8i + 16 * j, v8e + 16 * j, p.D,
+                 sign, sc);
+      for (int r = 0; r < m; ++r) {
+        List& l = lists[(qa + r) * P + part];
+        if (p.vsq) fold16<true>(sc + 16 * r, p.vsq + col, w, col, l, K, L);
+        else fold16<false>(sc + 16 * r, nullptr, w, col, l, K, L);
+      }
+    }
+  }
+}
+#endif
+
 // rows [n, D] (row stride ld) -> contiguous bfloat16 bits [n, D], rounded to nearest even
 TOPK_CLONES void to_bf16_generic(const float* x, int64_t ld, int64_t n, int64_t D, uint16_t* out) {
   for (int64_t r = 0; r < n; ++r) {
@@ -363,11 +414,15 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   // An item owns G consecutive query tiles and one range of rows: each chunk of rows is read (and, for
   // bf16, converted) once per G tiles. G > 1 only when the queries alone give every thread 4+ items.
   const int64_t tiles = (p.Q + bq - 1) / bq;
-  const int64_t G = tiles >= 16 * nt ? 4 : tiles >= 8 * nt ? 2 : 1;
+  // int8: rows are quantized and packed per item and chunk, and each list pays its own warm-up (its first 2K
+  // scores all enter), so with enough queries each thread takes an equal share of them against all the rows
+  // (one list per query; the table packed once per thread); with few, the rows are split.
+  int64_t G = tiles >= 16 * nt ? 4 : tiles >= 8 * nt ? 2 : 1;
+  if (plan.int8) G = tiles >= 2 * nt ? std::min<int64_t>(4096 / bq, (tiles + nt - 1) / nt) : tiles;
   const int64_t nb = (tiles + G - 1) / G, span_q = G * bq;
   // Row ranges: enough items for every thread (and some slack for the dynamic schedule) when the queries
   // alone are too few; each range at least one tile long.
-  const int64_t want = nb >= 2 * nt ? 1 : (2 * nt + nb - 1) / nb;
+  const int64_t want = plan.int8 ? (nb >= nt ? 1 : 2 * nt) : nb >= 2 * nt ? 1 : (2 * nt + nb - 1) / nb;
   const int64_t P = std::max<int64_t>(1, std::min(want, (p.R + bv - 1) / bv));
   const int64_t span = ((p.R + P - 1) / P + bv - 1) / bv * bv;
   std::vector<Entry> store(static_cast<size_t>(p.Q * P * L));
@@ -380,42 +435,91 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const char trans_t = 'T', trans_n = 'N';
   const float one = 1.0f, zero = 0.0f;
   (void)nt;
+  // int8: every query's 7-bit copy once, up front
+  const int64_t Dp = (p.D + 3) / 4 * 4, bvp = (bv + 15) / 16 * 16;
+  std::vector<uint8_t> q8(plan.int8 ? static_cast<size_t>(p.Q * Dp) : 0);
+  std::vector<float> q8s(plan.int8 ? static_cast<size_t>(p.Q) : 0), q8n(q8s.size());
+  if (plan.int8) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
+    for (int64_t q = 0; q < p.Q; ++q)
+      int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, plan.int8->sign, q8.data() + q * Dp, q8s.data() + q, plan.int8->qerr + q,
+                        plan.int8->qnorm + q, q8n.data() + q);
+    plan.int8->emax = 0.0;
+  }
+  // Per-thread buffers and the items run under a guard: an allocation failure becomes a Python exception
+  // after the region (common.h), never std::terminate.
+  ParallelGuard guard;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<float> S(static_cast<size_t>(bq * bv));
-    std::vector<uint16_t> q16(plan.gemm_bf16 ? static_cast<size_t>(span_q * p.D) : 0);
-    std::vector<uint16_t> v16(plan.gemm_bf16 ? static_cast<size_t>(bv * p.D) : 0);
+    std::vector<float> S;
+    std::vector<uint16_t> q16, v16;
+    // int8: one chunk's panels (64-byte aligned: the kernel loads them aligned), scales and sum starts
+    std::vector<int8_t> v8buf;
+    int8_t* v8 = nullptr;
+    std::vector<float> v8s, v8e;
+    std::vector<int32_t> v8i;
+    double emax = 0.0;
+    guard.run([&] {
+      if (!plan.int8) S.resize(static_cast<size_t>(bq * bv));
+      if (plan.gemm_bf16) {
+        q16.resize(static_cast<size_t>(span_q * p.D));
+        v16.resize(static_cast<size_t>(bv * p.D));
+      }
+      if (plan.int8) {
+        v8buf.resize(static_cast<size_t>(bvp / 16 * int8_panel_bytes(p.D, plan.int8->sign) + 64));
+        v8 = v8buf.data() + (64 - reinterpret_cast<uintptr_t>(v8buf.data()) % 64) % 64;
+        v8s.resize(static_cast<size_t>(bvp));
+        v8e.resize(static_cast<size_t>(bvp));
+        v8i.resize(static_cast<size_t>(bvp));
+      }
+    });
     const int prev = plan.set_threads ? plan.set_threads(1) : 0;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < nb * P; ++item) {
-      const int64_t b = item / P, part = item % P;
-      const int64_t q0 = b * span_q, nq_item = std::min(span_q, p.Q - q0);
-      const int64_t lo = part * span, hi = std::min(p.R, lo + span);
-      if (to_bf16) to_bf16(p.q + q0 * p.ldq, p.ldq, nq_item, p.D, q16.data());
-      for (int64_t c0 = lo; c0 < hi; c0 += bv) {
-        const int64_t nc = std::min(bv, hi - c0);
-        if (to_bf16) to_bf16(p.v + c0 * p.ldv, p.ldv, nc, p.D, v16.data());
-        for (int64_t t0 = 0; t0 < nq_item; t0 += bq) {
-          const int64_t nq = std::min(bq, nq_item - t0), qa = q0 + t0;
-          // row-major S [nq, nc] = Q_tile V_chunk^T is the column-major nc x nq matrix V_chunk Q_tile^T
-          if (to_bf16)
-            plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, v16.data(), &p.D, q16.data() + t0 * p.D,
-                           &p.D, &zero, S.data(), &nc);
-          else if (plan.gemm)
-            plan.gemm(&trans_t, &trans_n, &nc, &nq, &p.D, &one, p.v + c0 * p.ldv, &p.ldv, p.q + qa * p.ldq,
-                      &p.ldq, &zero, S.data(), &nc);
-          else
-            tile(p.q + qa * p.ldq, p.ldq, nq, p.v + c0 * p.ldv, p.ldv, nc, p.D, S.data(), nc);
-          for (int64_t r = 0; r < nq; ++r) {
-            List& l = lists[(qa + r) * P + part];
-            if (p.vsq) scan_l2(S.data() + r * nc, p.vsq + c0, nc, c0, l, K, L);
-            else scan_ip(S.data() + r * nc, nc, c0, l, K, L);
+      guard.run([&] {
+        const int64_t b = item / P, part = item % P;
+        const int64_t q0 = b * span_q, nq_item = std::min(span_q, p.Q - q0);
+        const int64_t lo = part * span, hi = std::min(p.R, lo + span);
+        if (to_bf16) to_bf16(p.q + q0 * p.ldq, p.ldq, nq_item, p.D, q16.data());
+        for (int64_t c0 = lo; c0 < hi; c0 += bv) {
+          const int64_t nc = std::min(bv, hi - c0);
+          if (v8) {
+#ifdef FASTREPR_TOPK_X86
+            int8_pack_rows(p.v + c0 * p.ldv, p.ldv, nc, p.D, plan.int8->sign, v8, v8s.data(), v8i.data(), v8e.data(),
+                           &emax);
+            int8_chunk(p, plan.int8->sign, q8.data(), q8s.data(), q8n.data(), Dp, q0, nq_item, v8, v8s.data(), v8i.data(), v8e.data(),
+                       c0, nc, lists.data(), P, part, K, L);
+#endif
+            continue;
+          }
+          if (to_bf16) to_bf16(p.v + c0 * p.ldv, p.ldv, nc, p.D, v16.data());
+          for (int64_t t0 = 0; t0 < nq_item; t0 += bq) {
+            const int64_t nq = std::min(bq, nq_item - t0), qa = q0 + t0;
+            // row-major S [nq, nc] = Q_tile V_chunk^T is the column-major nc x nq matrix V_chunk Q_tile^T
+            if (to_bf16)
+              plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, v16.data(), &p.D, q16.data() + t0 * p.D,
+                             &p.D, &zero, S.data(), &nc);
+            else if (plan.gemm)
+              plan.gemm(&trans_t, &trans_n, &nc, &nq, &p.D, &one, p.v + c0 * p.ldv, &p.ldv, p.q + qa * p.ldq,
+                        &p.ldq, &zero, S.data(), &nc);
+            else
+              tile(p.q + qa * p.ldq, p.ldq, nq, p.v + c0 * p.ldv, p.ldv, nc, p.D, S.data(), nc);
+            for (int64_t r = 0; r < nq; ++r) {
+              List& l = lists[(qa + r) * P + part];
+              if (p.vsq) scan_l2(S.data() + r * nc, p.vsq + c0, nc, c0, l, K, L);
+              else scan_ip(S.data() + r * nc, nc, c0, l, K, L);
+            }
           }
         }
-      }
+      });
     }
     if (plan.set_threads) plan.set_threads(prev);
+    if (plan.int8) {
+#pragma omp critical(fastrepr_int8_emax)
+      plan.int8->emax = std::max(plan.int8->emax, emax);
+    }
   }
+  guard.rethrow();
   // Merge the ranges' lists of each query (their entries are contiguous in the store) and sort the best K.
 #pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
   for (int64_t q = 0; q < p.Q; ++q) {

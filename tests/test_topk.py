@@ -284,6 +284,111 @@ def test_rejects_non_finite_and_overflowing_input(impl, monkeypatch):
     assert ts.topk_search(torch.randn(2, 8, device=device), v, 10**9, False)[1].shape == (2, 50)
 
 
+def _int8_copies(x, limit):
+    """numpy model of the int8 filter's copies: a scale per row (max |x| / limit) and round-to-nearest-even
+    integers; rows whose max is below 1e-30 become zero."""
+    import numpy as np
+
+    mx = np.abs(x).max(1)
+    s = (mx / np.float32(limit)).astype(np.float32)
+    s[~(mx >= 1e-30)] = 0
+    inv = np.where(s > 0, np.float32(1) / np.where(s > 0, s, 1), 0).astype(np.float32)
+    ints = np.clip(np.rint(x * inv[:, None]), -limit, limit)
+    return s, ints
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("D", [1, 7, 128, 300, 1041])
+def test_int8_filter_products_and_bound(D, signed, monkeypatch):
+    """The int8 scan (both variants: 7-bit queries with an offset, 8-bit through vpsignb) against a numpy
+    model of its copies (so its integer products are exact: no saturation, even with every byte at its
+    limit), and the refinement's bound against float64 truth on every returned candidate and every row
+    left out (any row outside the K returned scores at most worst + bound). Rows of very different norms,
+    a zero row, a row below the scaling range, constant rows (every integer at +-127, the queries' at
+    their limit), D = 1041 (sums beyond 2^24 in magnitude), 5 and 6 queries per micro kernel with tails."""
+    import numpy as np
+
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not (_native.available()[0] and _native.get().topk_int8_supported()):
+        pytest.skip("int8 filter not available (native extension, x86 AVX2)")
+    path = sp.available()["int8"]
+    monkeypatch.setattr(ts, "INT8_SIGNED_FROM_D", 1 if signed else 10**9)
+    rng = np.random.default_rng(D)
+    R, Q, K = 300, 14, 40
+    v = (rng.standard_normal((R, D)) * rng.choice([1e-3, 1.0, 30.0], size=(R, 1))).astype(np.float32)
+    v[0] = 0
+    v[1] = 1e-33
+    v[2] = 5.0  # all integers 127
+    v[3] = np.where(np.arange(D) % 2, -2.0, 2.0)
+    Q = 17  # 2 x 6 + 5 and 3 x 5 + 2: full micro kernels and tails in both variants
+    q = (rng.standard_normal((Q, D)) * 3).astype(np.float32)
+    q[0] = 1.0  # all integers 63 (bytes 127): with row 2 the largest sums the kernel can meet
+    q[1] = np.where(np.arange(D) % 3, -0.5, 0.5)
+    for l2 in (False, True):
+        vsq = (v.astype(np.float64) ** 2).sum(1).astype(np.float32)
+        qt, vt = torch.from_numpy(q), torch.from_numpy(v)
+        vals, cand, int8 = ts.scan(path, qt, vt, K, torch.from_numpy(vsq) if l2 else None, 2)
+        vals, cand = vals.double().numpy(), cand.numpy()
+        qs, qi = _int8_copies(q, 127 if signed else 63)
+        vs, vi = _int8_copies(v, 127)
+        qerr = np.linalg.norm(q - qs[:, None].astype(np.float64) * qi, axis=1)
+        verr = np.linalg.norm(v - vs[:, None].astype(np.float64) * vi, axis=1)
+        qtn = np.linalg.norm(qs[:, None].astype(np.float64) * qi, axis=1)
+        model = (qs.astype(np.float64)[:, None] * vs.astype(np.float64)[None]) * (qi @ vi.T)  # q~.v~
+        model += qtn[:, None] * (verr[None] - int8[2])  # ranked by q~.v~ + |q~|·e_r, returned less |q~|·max e_r
+        if not l2:
+            got = model[np.arange(Q)[:, None], cand]
+            np.testing.assert_allclose(vals, got, rtol=2.0 ** -20, atol=1e-6 * float(qtn.max()) * int8[2] + 1e-30)
+        exact = q.astype(np.float64) @ v.astype(np.float64).T
+        qn = torch.from_numpy(np.linalg.norm(q.astype(np.float64), axis=1))
+        vmax = ts.max_norm(torch.from_numpy(vsq), D)
+        bound = ts._bound(path, qn, vmax, D, l2, int8).numpy()
+        if l2:
+            exact = (q.astype(np.float64) ** 2).sum(1)[:, None] - 2 * exact + (v.astype(np.float64) ** 2).sum(1)[None]
+            approx = (q.astype(np.float64) ** 2).sum(1)[:, None] - vals  # what exact_search forms
+            assert (np.abs(approx - exact[np.arange(Q)[:, None], cand]) <= bound[:, None]).all()
+            left = np.ones((Q, R), bool)
+            left[np.arange(Q)[:, None], cand] = False
+            assert (np.where(left, exact, np.inf).min(1) >= approx[:, -1] - bound).all()
+        else:
+            assert (np.abs(vals - exact[np.arange(Q)[:, None], cand]) <= bound[:, None]).all()
+            left = np.ones((Q, R), bool)
+            left[np.arange(Q)[:, None], cand] = False
+            assert (np.where(left, exact, -np.inf).max(1) <= vals[:, -1] + bound).all()
+        # the reported copy errors are what the model's copies have (rounded up, never below)
+        assert (int8[1].numpy() >= qtn).all() and (int8[1].numpy() <= qtn * (1 + 1e-9)).all()
+        assert (int8[0].numpy() >= qerr).all() and (int8[0].numpy() <= qerr * (1 + 1e-6) + 1e-30).all()
+        assert verr.max() <= int8[2] <= verr.max() * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_int8_filter_answers_equal_the_float64_ranking_on_unit_rows(signed, monkeypatch):
+    """Through exact_search at a size where the filter's 3k + 32 candidates decide (unit rows, D = 64): the
+    float64 reference's rows and scores, ip and l2, also with near-ties at the k-th place that the int8
+    copies cannot separate (near-duplicate rows, queries equal to rows), which the refinement settles."""
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not (_native.available()[0] and _native.get().topk_int8_supported()):
+        pytest.skip("int8 filter not available (native extension, x86 AVX2)")
+    monkeypatch.setattr(ts, "INT8_SIGNED_FROM_D", 1 if signed else 10**9)
+    g = torch.Generator().manual_seed(5)
+    v = torch.nn.functional.normalize(torch.randn(5000, 64, generator=g), dim=1)
+    v[4000:4100] = v[100:200] * (1 + 2.0 ** -20)  # near-duplicates: equal int8 copies, distinct exact scores
+    q = torch.nn.functional.normalize(torch.randn(50, 64, generator=g), dim=1)
+    q[:10] = v[100:110]
+    path = sp.available()["int8"]
+    for l2 in (False, True):
+        for k in (1, 10, 64):
+            got = ts.exact_search(q, v, k, l2, path=path)
+            want = reference.topk_search(q, v, k, "l2" if l2 else "ip")
+            assert torch.equal(got[1], want[1])
+            # (l2: the reference's cdist gives 4e-16, not 0, for a query equal to its row; every path gives 0)
+            torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-12 if l2 else 0)
+
+
 def test_choose_reads_the_calibration(monkeypatch, tmp_path):
     """The rule: the path with the highest measured rate at this query count wins; small searches and
     FASTREPR_SEARCH_CALIBRATE=0 take the default; the table is written once (atomically) and reused."""
@@ -367,6 +472,13 @@ def test_native_entry_points_reject_bad_calls():
         args.update(change)
         with pytest.raises(ValueError, match=msg):
             C.topk_scan(**args)
+    if C.topk_int8_supported():
+        args = dict(queries=q, vectors=v, vsq=None, K=5, blas=0, block_q=4, block_v=8, out_v=ov, out_i=oi)
+        for change, msg in [(dict(int8_stats=np.zeros((2, 4))), r"\[2, Q\]"), (dict(int8_stats=np.zeros((3, 2))), r"\[2, Q\]"),
+                            (dict(int8_stats=np.zeros((2, 3), np.float32)), "bytes"),
+                            (dict(int8_stats=np.zeros((2, 3)), blas=1), "blas")]:
+            with pytest.raises(ValueError, match=msg):
+                C.topk_scan(**{**args, **change})
     x = np.zeros((3, 4))
     ok = np.zeros(3, np.uint8)
     good = dict(x=x, vectors=v, cand=np.zeros((3, 2), np.int64), scale=None, approx=np.zeros((3, 2)), bound=np.zeros(3),

@@ -11,6 +11,12 @@ Paths (every one is followed by the same float64 refinement, so all return ident
                  queries rounded to bfloat16 (8 significant bits), products accumulated in float32, more
                  candidates kept (the refinement's bound is about 2^-6·|q|·|v| instead of D·2^-23·|q|·|v|),
                  and questions the bound cannot settle are re-scanned on the best float32 path.
+  * ``int8``     the built-in int8 filter (x86 with AVX2; csrc/topk_int8.cpp): rows copied to 8-bit and
+                 queries to 7-bit integers with a scale per row and per query, products exact in int32
+                 (vpmaddubsw + vpmaddwd, about twice float32 FMA's rate where the CPU has no AVX-512 or
+                 AMX), the same candidates and re-scans as the bf16 filter; the bound is computed from the
+                 copies' actual errors (``topk_search._bound``). Written for AVX2 CPUs such as the Zen 3 of
+                 issue 11, where float32 cannot run 2x faster than FAISS's flat search.
 Why several BLAS: their speed depends on the vendor. On the 2-core Xeon this was built on MKL ran 310
 GFLOP/s on [1000, 300] x [300, 1e5] and numpy's OpenBLAS 270; on the 2-core AMD EPYC of issue 11, torch's
 BLAS ran 137 GFLOP/s and the OpenBLAS inside FAISS was faster. So nothing is assumed: each available path is
@@ -48,7 +54,7 @@ import torch
 from .. import _native
 from .._io import atomic_write
 
-NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16")
+NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "int8")
 CAL_ROWS, CAL_DIMS, CAL_QUERIES = 32768, (128, 320), (1, 8, 64, 512)
 SMALL_FLOPS = 2 ** 28
 # Tiles (queries x rows). A [512, 512] float32 tile is 1 MB, which leaves room in a 2 MB L2 for the BLAS's
@@ -56,7 +62,10 @@ SMALL_FLOPS = 2 ** 28
 # core), [2048 x 300] queries against 1e5 rows, GFLOP/s: MKL 122-126 for every tile from 256x512 to 1024x1024
 # (the plain GEMM: 135-150), OpenBLAS 100-111 (best 1024x512), MKL bf16 355-360 at 256x512 / 512x256 and
 # 290-320 with larger tiles. The kernel's [64, 128] tile and 128 rows (128 KB at D = 256) stay near L1/L2.
-BLOCKS = {"kernel": (64, 128), "mkl": (512, 512), "openblas": (1024, 512), "mkl-bf16": (512, 256)}
+# The int8 filter: 96 queries (16 micro-kernels of 6) x 256 rows, whose panels (256 x D bytes, 77 KB at
+# D = 300) stay in L2 while each micro-kernel streams its 16-row panel from them: 80-85 GMAC/s on one Zen 3
+# core at D = 128 and 300 (float32 sgemm: about 37).
+BLOCKS = {"kernel": (64, 128), "mkl": (512, 512), "openblas": (1024, 512), "mkl-bf16": (512, 256), "int8": (96, 256)}
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,12 @@ class Path:
     block_v: int
     library: str  # what computes the products, e.g. "MKL 2024.2 (torch)"
     bf16: bool = False  # products of bfloat16-rounded inputs (a wider error bound)
+    int8: bool = False  # products of int8 copies (topk_scan's int8_stats; a bound from the copies' errors)
+
+    @property
+    def filter(self) -> bool:
+        """Reduced-precision products: more candidates, and re-scans on a float32 path."""
+        return self.bf16 or self.int8
 
 
 _lock = threading.Lock()
@@ -106,6 +121,10 @@ def _discover() -> dict[str, Path]:
             _skipped["mkl-bf16"] = why
     else:
         _skipped["mkl"] = "torch is not built with MKL"
+    if C.topk_int8_supported():
+        paths["int8"] = Path("int8", 0, *BLOCKS["int8"], "built-in int8 filter (AVX2)", int8=True)
+    else:
+        _skipped["int8"] = "the int8 filter needs an x86 CPU with AVX2"
     try:
         from threadpoolctl import ThreadpoolController
 
@@ -326,8 +345,8 @@ def default(Q: int) -> Path:
 
 def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False) -> Path:
     """The path for Q queries over R rows of D floats (module docstring: the rule); float32: only among the
-    float32 paths (the re-scan of what a bf16 filter could not settle)."""
-    paths = {n: p for n, p in available().items() if not (float32 and p.bf16)}
+    float32 paths (the re-scan of what a bf16 or int8 filter could not settle)."""
+    paths = {n: p for n, p in available().items() if not (float32 and p.filter)}
     if not paths:
         raise RuntimeError(_native.available()[1])
     forced = os.environ.get("FASTREPR_SEARCH_PATH", "").strip().lower()

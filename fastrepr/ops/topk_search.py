@@ -172,9 +172,10 @@ def row_sqnorms(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.Tensor | None,
-         threads: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidates on one path (``_search_plan.Path``): (approximate scores [Q, K], rows [Q, K]), best first.
-    Scores: q.v (ip), 2 q.v - |v|^2 (l2 on the native paths, vsq given) or |q - v|^2 (l2 on FAISS)."""
+         threads: int) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+    """Candidates on one path (``_search_plan.Path``): (approximate scores [Q, K], rows [Q, K], int8), best
+    first. Scores: q.v (ip), 2 q.v - |v|^2 (l2 on the native paths, vsq given) or |q - v|^2 (l2 on FAISS).
+    int8 (the int8 filter only, else None): (|q - q~| [Q], |q~| [Q], max_r |v_r - v~_r|) of its copies."""
     Q = queries.shape[0]
     if path.name == "faiss":
         from .. import _faiss
@@ -187,11 +188,25 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
             dist, ids = faiss.knn(queries.numpy(), vectors.numpy(), K, metric=metric)
         finally:
             faiss.omp_set_num_threads(prev)
-        return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64, copy=False))
+        return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64, copy=False)), None
     out_v, out_i = torch.empty((Q, K)), torch.empty((Q, K), dtype=torch.int64)
-    _native.get().topk_scan(queries.numpy(), vectors.numpy(), None if vsq is None else vsq.numpy(), K, path.handle,
-                            path.block_q, path.block_v, out_v.numpy(), out_i.numpy(), threads)
-    return out_v, out_i
+    stats = np.empty((2, Q)) if path.int8 else None
+    D = queries.shape[1]
+    emax = _native.get().topk_scan(queries.numpy(), vectors.numpy(), None if vsq is None else vsq.numpy(), K,
+                                   path.handle, path.block_q, path.block_v, out_v.numpy(), out_i.numpy(), threads,
+                                   stats, path.int8 and D >= INT8_SIGNED_FROM_D)
+    int8 = None
+    if path.int8:  # the filter ranks by q~.v~ + |q~|·e_r: back to within the bound of q.v (csrc/topk_int8.cpp)
+        int8 = (torch.from_numpy(stats[0]), torch.from_numpy(stats[1]), float(emax))
+        shift = int8[1] * int8[2] * (1.0 if vsq is None else 2.0)  # l2 scores are 2 q.v - |v|^2
+        return out_v.double() - shift[:, None], out_i, int8
+    return out_v, out_i, int8
+
+
+# The int8 filter's variant by dimension: 8-bit queries (vpsignb, 20-30% slower) from this D on, 7-bit below
+# (csrc/topk_int8.cpp). The query's copy error is a fixed fraction of |q| while the scores near the k-th
+# place crowd together as 1/sqrt(D), so the 7-bit copy stops certifying first at large D.
+INT8_SIGNED_FROM_D = 192
 
 
 def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, approx: torch.Tensor, bound: torch.Tensor,
@@ -248,12 +263,23 @@ def check_inputs(queries: torch.Tensor, vectors: torch.Tensor, vsq: torch.Tensor
     return vsq, vmax
 
 
-def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool) -> torch.Tensor:
+def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool, int8: tuple | None = None) -> torch.Tensor:
     """Bound on |approximate - exact| of every row's score for queries of norms qn (see the notes above).
 
     bf16 filter: inputs rounded to 8 significant bits (relative 2^-8 each, so 2^-7 + 2^-16 per product),
     exact products, float32 sums (gamma_D), and inputs below 2^-126 flushed to zero (absolute
-    2^-126·(sqrt(D)·(|q| + |v|) + D)); times 2 of slack."""
+    2^-126·(sqrt(D)·(|q| + |v|) + D)); times 2 of slack.
+
+    int8 filter (int8 = (|q - q~|, |q~|, max_r |v_r - v~_r|) from the scan, each rounded up): the tile holds
+    q~.v~ up to three float32 roundings (2^-21·|q~|·|v~|, below 2^-126 absolute 2^-126·8001·D), and
+    |q.v - q~.v~| <= |q - q~|·|v| + |q~|·|v - v~| (Cauchy-Schwarz); plus the float32 rounding of the exact
+    query (u·|q|·|v|, as on the float32 paths); times 1.05 of slack. l2: twice that (2 q.v) plus the
+    float32 paths' bound for |v|^2 and the fold's 2 s - |v|^2."""
+    if path.int8:
+        qerr, qtn, emax = int8
+        ip = (qerr * vmax + qtn * emax + 2.0 * U * qn * vmax + 2.0 ** -21 * qtn * (vmax + emax)
+              + 2.0 ** -126 * 8001.0 * D)
+        return 1.05 * (2.0 * ip + 2.0 * gamma(D + 4) * (qn + vmax) ** 2 if l2 else ip)
     if path.bf16:
         rel = 2.0 ** -7 + 2.0 ** -16 + gamma(D + 2) * (1 + 2.0 ** -8) ** 2
         tiny = 2.0 ** -126 * (math.sqrt(D) * (qn + vmax) + D)
@@ -296,20 +322,20 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         use = path
         if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
             use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
-        # a bf16 filter keeps more candidates: its bound is wider, so more rows sit near the k-th score
-        K = min(R, (3 * k + 32 if use.bf16 else k + margin(k)) + excl.shape[1])
+        # a bf16 or int8 filter keeps more candidates: its bound is wider, so more rows sit near the k-th score
+        K = min(R, (3 * k + 32 if use.filter else k + margin(k)) + excl.shape[1])
         while rows.numel():
             q = queries[rows].contiguous()
-            vals, cand = scan(use, q, vectors, K, vsq if l2 else None, threads)
+            vals, cand, int8 = scan(use, q, vectors, K, vsq if l2 else None, threads)
             approx = vals.double()
             if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
                 approx = q.double().square().sum(1, keepdim=True) - approx
-            s, i, ok = refine(x, vectors, cand, approx, _bound(use, qn, vmax, D, l2), excl[rows], l2, k, threads,
-                              None if scale is None else scale[rows])
+            s, i, ok = refine(x, vectors, cand, approx, _bound(use, qn, vmax, D, l2, int8), excl[rows], l2, k,
+                              threads, None if scale is None else scale[rows])
             out_v[rows], out_i[rows] = s, i
             if K >= R:
                 break
-            if use.bf16:
+            if use.filter:
                 if float((~ok).double().mean()) > 0.1:  # too many near-ties for this filter: float32 from now on
                     path = _search_plan.choose(Q, R, D, threads, float32=True)
                 use = _search_plan.choose(int((~ok).sum()), R, D, threads, float32=True)

@@ -1,0 +1,380 @@
+// The int8 filter of the candidate scan (topk.h, ScanPlan::int8): products of 8-bit copies of the rows and
+// 7- or 8-bit copies of the queries, exact in int32, on AVX2 (vpmaddubsw + vpmaddwd: 32 multiply-adds per
+// pair of instructions, about twice float32 FMA's rate on the Zen 3 this was written for, which has no
+// AVX-512 or VNNI). The refinement's bound then covers the rounding of the copies (see Int8Stats).
+//
+// Rows: each row r gets its own scale s_r = max_d |v_rd| / 127 and integers v'_rd = round(v_rd / s_r) in
+// [-127, 127]; ṽ_r = s_r·v'_r is the row the products see and e_r = |v_r - ṽ_r| its error (float64 sum of
+// squares of FMA-computed differences, rounded up). vpmaddubsw multiplies unsigned by signed bytes, so the
+// queries come in two variants:
+//   * offset (7-bit): s_q = max |q_d| / 63, q'_d = round(q_d / s_q) in [-63, 63], stored as the bytes q'_d + 64
+//     in [1, 127]; the 64 is taken back by starting each row's sum at -64·sum_d v'_rd. Three instructions
+//     per 32 products.
+//   * signed (8-bit): s_q = max |q_d| / 127, q'_d in [-127, 127]; the panel holds |v'| and v', and the kernel
+//     multiplies |v'| (unsigned) by sign(v')·q' (vpsignb). Four instructions per 32 products (20-30% slower
+//     on Zen 3), half the query's error: for large D, where the rows' scores crowd closer together in
+//     units of that error, it certifies more queries at the same candidate count.
+// Neither can saturate: a pair of products is at most 2·127·127 = 32258 < 2^15, and a row's sum at most
+// 127·191·D < 2^31 for D <= 65536.
+// The fold gets float32(s_q·s_r)·float32(q'.v'_r) + |q̃|·e_r, which is q̃.ṽ_r + |q̃|·e_r up to three float32
+// roundings (the sum is exact and, below 2^24 for D <= 1040, so is its conversion; above, one more rounding,
+// 2^-24 relative). Ranking by q̃.ṽ_r + |q̃|·e_r (an upper bound of q̃.v_r) rather than by q̃.ṽ_r lets a row whose
+// copy is better than the worst one count its own error: the scan returns these values less |q̃|·max_r e_r,
+// which are then within the same bound of the exact score (ops/topk_search._bound) but rank the rows left
+// out lower, so more queries are certified at the same candidate count.
+//
+// Layout: rows in panels of 16, each panel [Dp/4][16 rows][4 bytes] (Dp = D rounded up to 4, zero-padded), so
+// one 4-dim step of a panel is two 32-byte vectors (signed variant: [Dp/4][|v'| 64 bytes, v' 64 bytes]);
+// queries [n][Dp] bytes, padded with zeros. The micro kernel holds 6 queries x 16 rows of int32 sums in 12
+// ymm registers (signed: 5 x 16 in 10, the ones in a register) and hands their scores to the fold.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "topk.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define FASTREPR_INT8_X86 1
+#endif
+
+namespace fastrepr {
+
+bool int8_supported() {
+#ifdef FASTREPR_INT8_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+#ifdef FASTREPR_INT8_X86
+namespace {
+
+constexpr int kPanel = 16;  // rows per panel
+constexpr int kMR = 6;      // queries per micro kernel
+
+// max |x_d| over a row (AVX2)
+__attribute__((target("avx2,fma"))) float max_abs(const float* x, int64_t D) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + d)));
+  alignas(32) float t[8];
+  _mm256_store_ps(t, m);
+  float r = 0.0f;
+  for (float y : t) r = std::max(r, y);
+  for (; d < D; ++d) r = std::max(r, std::fabs(x[d]));
+  return r;
+}
+
+// out[d] = round(x_d / s) (nearest, ties to even; clamped to [-limit, limit], which x·(1/s) may pass by a
+// rounding) for s = max_d |x_d| / limit, and err2 = sum_d (x_d - s·out[d])^2 in float64 of FMA differences
+// (each within 2^-24 of its own value). Returns s; a row whose s would fall below 2^-126·limit (or is zero)
+// gets s = 0 and out = 0, its whole norm counted as error: the bound stays exact, the row only loses
+// ranking precision.
+__attribute__((target("avx2,fma"))) float quantize(const float* x, int64_t D, float limit, int32_t* out,
+                                                   double* err2) {
+  const float mx = max_abs(x, D);
+  float s = mx / limit;
+  if (!(mx >= 1e-30f) || !std::isfinite(s)) s = 0.0f;
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+  const __m256 vinv = _mm256_set1_ps(inv), vs = _mm256_set1_ps(-s), hi = _mm256_set1_ps(limit),
+               lo = _mm256_set1_ps(-limit);
+  __m256d e0 = _mm256_setzero_pd(), e1 = _mm256_setzero_pd();
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + d);
+    __m256 y = _mm256_round_ps(_mm256_mul_ps(xv, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + d), _mm256_cvtps_epi32(y));
+    const __m256 diff = _mm256_fmadd_ps(vs, y, xv);
+    const __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)), d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
+    e0 = _mm256_fmadd_pd(d0, d0, e0);
+    e1 = _mm256_fmadd_pd(d1, d1, e1);
+  }
+  alignas(32) double t[4];
+  _mm256_store_pd(t, _mm256_add_pd(e0, e1));
+  double e = (t[0] + t[1]) + (t[2] + t[3]);
+  for (; d < D; ++d) {
+    float y = std::nearbyint(x[d] * inv);
+    y = std::min(limit, std::max(-limit, y));
+    out[d] = static_cast<int32_t>(y);
+    const float diff = std::fma(-s, y, x[d]);
+    e += static_cast<double>(diff) * diff;
+  }
+  *err2 = e;
+  return s;
+}
+
+// the bytes of one row's integers qi [Dp] into its panel lane (4 bytes of each 4-dim step, steps `step`
+// bytes apart; signed: |qi| there and qi 64 bytes further); returns their sum
+__attribute__((target("avx2,fma"))) int32_t pack_row(const int32_t* qi, int64_t Dp, int8_t* lane, bool sign) {
+  const int64_t step = sign ? 128 : 64;
+  __m256i sum = _mm256_setzero_si256();
+  int64_t d = 0;
+  for (; d + 8 <= Dp; d += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qi + d));
+    sum = _mm256_add_epi32(sum, v);
+    const __m256i w = _mm256_packs_epi32(v, v);  // int16: [v0..v3 v0..v3 | v4..v7 v4..v7]
+    const __m256i b = _mm256_packs_epi16(w, w);  // bytes: v0..v3 in word 0, v4..v7 in word 4
+    int8_t* o = lane + (d / 4) * step;
+    int32_t lo = _mm256_extract_epi32(b, 0), hi = _mm256_extract_epi32(b, 4);
+    if (sign) {
+      std::memcpy(o + 64, &lo, 4);
+      std::memcpy(o + step + 64, &hi, 4);
+      const __m256i a = _mm256_abs_epi8(b);
+      lo = _mm256_extract_epi32(a, 0);
+      hi = _mm256_extract_epi32(a, 4);
+    }
+    std::memcpy(o, &lo, 4);
+    std::memcpy(o + step, &hi, 4);
+  }
+  alignas(32) int32_t t[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t), sum);
+  int32_t total = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+  for (; d < Dp; d += 4) {
+    int8_t b[4], a[4];
+    for (int j = 0; j < 4; ++j) {
+      b[j] = static_cast<int8_t>(qi[d + j]);
+      a[j] = static_cast<int8_t>(std::abs(qi[d + j]));
+      total += qi[d + j];
+    }
+    int8_t* o = lane + (d / 4) * step;
+    if (sign) {
+      std::memcpy(o + 64, b, 4);
+      std::memcpy(o, a, 4);
+    } else {
+      std::memcpy(o, b, 4);
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+int64_t int8_panel_bytes(int64_t D, bool sign) { return kPanel * ((D + 3) / 4 * 4) * (sign ? 2 : 1); }
+
+void int8_pack_rows(const float* v, int64_t ldv, int64_t n, int64_t D, bool sign, int8_t* panels, float* scale,
+                    int32_t* init, float* err, double* emax) {
+  const int64_t Dp = (D + 3) / 4 * 4, np = (n + kPanel - 1) / kPanel, pb = int8_panel_bytes(D, sign);
+  std::memset(panels, 0, static_cast<size_t>(np * pb));
+  std::vector<int32_t> q(static_cast<size_t>(Dp));
+  double worst = 0.0;
+  for (int64_t r = 0; r < np * kPanel; ++r) {
+    if (r >= n) {
+      scale[r] = 0.0f;
+      init[r] = 0;
+      err[r] = 0.0f;
+      continue;
+    }
+    int32_t* qi = q.data();
+    double e2 = 0.0;
+    scale[r] = quantize(v + r * ldv, D, 127.0f, qi, &e2);
+    for (int64_t d = D; d < Dp; ++d) qi[d] = 0;
+    const int32_t sum = pack_row(qi, Dp, panels + (r / kPanel) * pb + (r % kPanel) * 4, sign);
+    init[r] = sign ? 0 : -64 * sum;
+    worst = std::max(worst, e2);
+    // |true error| <= sqrt(e2)·(1 + 2^-23) (each difference within 2^-24 of itself; the float64 sum's
+    // rounding is far below); as float32, rounded up
+    const double e = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);
+    err[r] = std::nextafter(static_cast<float>(e), std::numeric_limits<float>::infinity());
+  }
+  *emax = std::max(*emax, std::sqrt(worst) * (1.0 + 2.0 * 0x1p-23));
+}
+
+void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, bool sign, uint8_t* out, float* scale,
+                       double* err, double* norm, float* norm32) {
+  const int64_t Dp = (D + 3) / 4 * 4;
+  const int offset = sign ? 0 : 64;
+  std::vector<int32_t> qi(static_cast<size_t>(D));
+  for (int64_t r = 0; r < n; ++r) {
+    double e2 = 0.0;
+    const float s = quantize(x + r * ldq, D, sign ? 127.0f : 63.0f, qi.data(), &e2);
+    scale[r] = s;
+    uint8_t* o = out + r * Dp;
+    double nn = 0.0;
+    for (int64_t d = 0; d < D; ++d) {
+      o[d] = static_cast<uint8_t>(qi[d] + offset);  // signed: the two's complement byte
+      const double y = static_cast<double>(s) * qi[d];  // exact in float64
+      nn += y * y;
+    }
+    for (int64_t d = D; d < Dp; ++d) o[d] = static_cast<uint8_t>(offset);
+    err[r] = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);
+    norm[r] = std::sqrt(nn) * (1.0 + 0x1p-40);  // |q̃|, rounded up
+    norm32[r] = std::nextafter(static_cast<float>(norm[r]), std::numeric_limits<float>::infinity());
+  }
+}
+
+namespace {
+
+// sums [MR][16] of queries q (MR rows of Dp bytes, stride ldq) against one panel, into S (row stride ldS):
+// qs[i]·vs[j]·sum + qt[i]·er[j]; only the first nc columns are written.
+template <int MR, bool SIGN>
+__attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt,
+                                                      const int8_t* panel, const float* vs, const int32_t* init,
+                                                      const float* er, int64_t steps, float* S, int64_t ldS,
+                                                      int64_t nc) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i a0[MR], a1[MR];
+  const int8_t* p = panel;
+  if constexpr (MR == 6 && !SIGN) {
+    // the whole loop in assembly: compilers schedule a step's 24 products first and spill the sums (or keep
+    // the sums in memory between steps), which ran at 40-60% of this
+    const __m256i* one = &ones;
+    const uint8_t* qa = q;
+    int64_t n = steps;
+#define FASTREPR_INT8_ROW(ADDR, A, B)                 \
+  "vpbroadcastd " ADDR ", %%ymm14\n\t"                \
+  "vpmaddubsw %%ymm12, %%ymm14, %%ymm15\n\t"           \
+  "vpmaddwd (%[one]), %%ymm15, %%ymm15\n\t"            \
+  "vpaddd %%ymm15, %[" A "], %[" A "]\n\t"             \
+  "vpmaddubsw %%ymm13, %%ymm14, %%ymm15\n\t"           \
+  "vpmaddwd (%[one]), %%ymm15, %%ymm15\n\t"            \
+  "vpaddd %%ymm15, %[" B "], %[" B "]\n\t"
+#define FASTREPR_INT8_LOOP(ROW, STEP)                                                                          \
+  __asm__("vmovdqu (%[init]), %[x00]\n\t"                                                                      \
+          "vmovdqu 32(%[init]), %[x10]\n\t"                                                                    \
+          "vmovdqa %[x00], %[x01]\n\t vmovdqa %[x00], %[x02]\n\t vmovdqa %[x00], %[x03]\n\t"                     \
+          "vmovdqa %[x00], %[x04]\n\t vmovdqa %[x00], %[x05]\n\t"                                               \
+          "vmovdqa %[x10], %[x11]\n\t vmovdqa %[x10], %[x12]\n\t vmovdqa %[x10], %[x13]\n\t"                     \
+          "vmovdqa %[x10], %[x14]\n\t vmovdqa %[x10], %[x15]\n\t"                                               \
+          "1:\n\t"                                                                                             \
+          "vmovdqa (%[p]), %%ymm12\n\t"                                                                        \
+          "vmovdqa 32(%[p]), %%ymm13\n\t"                                                                      \
+          ROW("(%[qa])", "x00", "x10") ROW("(%[qa],%[ld],1)", "x01", "x11") ROW("(%[qa],%[ld],2)", "x02", "x12") \
+          ROW("(%[qa],%[ld3],1)", "x03", "x13") ROW("(%[qa],%[ld],4)", "x04", "x14")                            \
+          ROW("(%[qa],%[ld5],1)", "x05", "x15")                                                                 \
+          "add $" STEP ", %[p]\n\t"                                                                             \
+          "add $4, %[qa]\n\t"                                                                                   \
+          "dec %[n]\n\t"                                                                                        \
+          "jnz 1b\n\t"                                                                                          \
+          : [x00] "=&x"(a0[0]), [x01] "=&x"(a0[1]), [x02] "=&x"(a0[2]), [x03] "=&x"(a0[3]), [x04] "=&x"(a0[4]),  \
+            [x05] "=&x"(a0[5]), [x10] "=&x"(a1[0]), [x11] "=&x"(a1[1]), [x12] "=&x"(a1[2]), [x13] "=&x"(a1[3]),  \
+            [x14] "=&x"(a1[4]), [x15] "=&x"(a1[5]), [p] "+r"(p), [qa] "+r"(qa), [n] "+r"(n)                     \
+          : [init] "r"(init), [ld] "r"(ldq), [ld3] "r"(3 * ldq), [ld5] "r"(5 * ldq), [one] "r"(one)               \
+          : "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc")
+    FASTREPR_INT8_LOOP(FASTREPR_INT8_ROW, "64");
+#undef FASTREPR_INT8_LOOP
+#undef FASTREPR_INT8_ROW
+  } else if constexpr (MR == 5 && SIGN) {
+    // signed: 5 queries, so that the ones stay in a register (ymm11): with them and the sign's panel half
+    // both read from memory, six queries need 32 loads a step and ran 45-55% slower than the offset kernel
+    const uint8_t* qa = q;
+    int64_t n = steps;
+#define FASTREPR_INT8_ROW(ADDR, A, B)                 \
+  "vpbroadcastd " ADDR ", %%ymm14\n\t"                \
+  "vpsignb 64(%[p]), %%ymm14, %%ymm15\n\t"             \
+  "vpmaddubsw %%ymm15, %%ymm12, %%ymm15\n\t"           \
+  "vpmaddwd %%ymm11, %%ymm15, %%ymm15\n\t"             \
+  "vpaddd %%ymm15, %[" A "], %[" A "]\n\t"             \
+  "vpsignb 96(%[p]), %%ymm14, %%ymm14\n\t"             \
+  "vpmaddubsw %%ymm14, %%ymm13, %%ymm14\n\t"           \
+  "vpmaddwd %%ymm11, %%ymm14, %%ymm14\n\t"             \
+  "vpaddd %%ymm14, %[" B "], %[" B "]\n\t"
+    __asm__("vmovdqu (%[one]), %%ymm11\n\t"
+            "vmovdqu (%[init]), %[x00]\n\t"
+            "vmovdqu 32(%[init]), %[x10]\n\t"
+            "vmovdqa %[x00], %[x01]\n\t vmovdqa %[x00], %[x02]\n\t vmovdqa %[x00], %[x03]\n\t"
+            "vmovdqa %[x00], %[x04]\n\t"
+            "vmovdqa %[x10], %[x11]\n\t vmovdqa %[x10], %[x12]\n\t vmovdqa %[x10], %[x13]\n\t"
+            "vmovdqa %[x10], %[x14]\n\t"
+            "1:\n\t"
+            "vmovdqa (%[p]), %%ymm12\n\t"
+            "vmovdqa 32(%[p]), %%ymm13\n\t"
+            FASTREPR_INT8_ROW("(%[qa])", "x00", "x10") FASTREPR_INT8_ROW("(%[qa],%[ld],1)", "x01", "x11")
+            FASTREPR_INT8_ROW("(%[qa],%[ld],2)", "x02", "x12") FASTREPR_INT8_ROW("(%[qa],%[ld3],1)", "x03", "x13")
+            FASTREPR_INT8_ROW("(%[qa],%[ld],4)", "x04", "x14")
+            "add $128, %[p]\n\t"
+            "add $4, %[qa]\n\t"
+            "dec %[n]\n\t"
+            "jnz 1b\n\t"
+            : [x00] "=&x"(a0[0]), [x01] "=&x"(a0[1]), [x02] "=&x"(a0[2]), [x03] "=&x"(a0[3]), [x04] "=&x"(a0[4]),
+              [x10] "=&x"(a1[0]), [x11] "=&x"(a1[1]), [x12] "=&x"(a1[2]), [x13] "=&x"(a1[3]), [x14] "=&x"(a1[4]),
+              [p] "+r"(p), [qa] "+r"(qa), [n] "+r"(n)
+            : [init] "r"(init), [ld] "r"(ldq), [ld3] "r"(3 * ldq), [one] "r"(&ones)
+            : "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+#undef FASTREPR_INT8_ROW
+  } else {
+    const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init));
+    const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + 8));
+    for (int i = 0; i < MR; ++i) {
+      a0[i] = c0;
+      a1[i] = c1;
+    }
+    for (int64_t s = 0; s < steps; ++s, p += SIGN ? 128 : 64) {
+      const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+      const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32));
+      for (int i = 0; i < MR; ++i) {
+        int32_t w;
+        std::memcpy(&w, q + i * ldq + 4 * s, 4);
+        const __m256i b = _mm256_set1_epi32(w);
+        if constexpr (SIGN) {
+          const __m256i s0 = _mm256_sign_epi8(b, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 64)));
+          const __m256i s1 = _mm256_sign_epi8(b, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 96)));
+          a0[i] = _mm256_add_epi32(a0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(v0, s0), ones));
+          a1[i] = _mm256_add_epi32(a1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(v1, s1), ones));
+        } else {
+          a0[i] = _mm256_add_epi32(a0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b, v0), ones));
+          a1[i] = _mm256_add_epi32(a1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b, v1), ones));
+        }
+      }
+    }
+  }
+  const __m256 s0 = _mm256_loadu_ps(vs), s1 = _mm256_loadu_ps(vs + 8);
+  const __m256 e0 = _mm256_loadu_ps(er), e1 = _mm256_loadu_ps(er + 8);
+  for (int i = 0; i < MR; ++i) {
+    const __m256 qq = _mm256_set1_ps(qs[i]), tt = _mm256_set1_ps(qt[i]);
+    const __m256 x0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0[i]), _mm256_mul_ps(qq, s0), _mm256_mul_ps(tt, e0));
+    const __m256 x1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1[i]), _mm256_mul_ps(qq, s1), _mm256_mul_ps(tt, e1));
+    float* o = S + i * ldS;
+    if (nc >= 16) {
+      _mm256_storeu_ps(o, x0);
+      _mm256_storeu_ps(o + 8, x1);
+    } else {
+      alignas(32) float t[16];
+      _mm256_store_ps(t, x0);
+      _mm256_store_ps(t + 8, x1);
+      std::memcpy(o, t, static_cast<size_t>(nc) * sizeof(float));
+    }
+  }
+}
+
+// m <= int8_group(sign) queries
+template <bool SIGN>
+void micro_any(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
+               const float* vs, const int32_t* init, const float* er, int64_t steps, float* out) {
+  switch (m) {
+    case 6: micro<6, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+    case 5: micro<5, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+    case 4: micro<4, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+    case 3: micro<3, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+    case 2: micro<2, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+    default: micro<1, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+  }
+}
+
+}  // namespace
+
+int int8_group(bool sign) { return sign ? 5 : 6; }
+
+void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
+                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out) {
+  const int64_t steps = (D + 3) / 4;
+  if (sign) micro_any<true>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out);
+  else micro_any<false>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out);
+}
+#else
+int64_t int8_panel_bytes(int64_t, bool) { return 0; }
+int int8_group(bool) { return 1; }
+void int8_pack_rows(const float*, int64_t, int64_t, int64_t, bool, int8_t*, float*, int32_t*, float*, double*) {}
+void int8_pack_queries(const float*, int64_t, int64_t, int64_t, bool, uint8_t*, float*, double*, double*, float*) {}
+void int8_micro(const uint8_t*, int64_t, const float*, const float*, int, const int8_t*, const float*, const int32_t*,
+                const float*, int64_t, bool, float*) {}
+#endif
+
+}  // namespace fastrepr
