@@ -84,10 +84,13 @@ void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, bool s
                        double* err, double* norm, float* norm32);
 // queries per micro kernel (6; signed: 5)
 int int8_group(bool sign);
-// out [m][16] = (qs_i·vs_j)·(q'_i . v'_j) + qt_i·er_j for m <= int8_group(sign) packed queries q (row stride ldq; scales qs,
-// norms qt) and one panel of 16 rows (vs, init, er: that panel's scales, sum starts and errors)
+// out [m][16] = (qs_i·vs_j)·(q'_i . v'_j) + qt_i·er_j for m <= int8_group(sign) packed queries q (row stride
+// ldq; scales qs, norms qt) and one panel of 16 rows (vs, init, er: that panel's scales, sum starts and
+// errors). thr [m] (or nullptr: every score stored): row i is stored only when masks[i], its lanes whose
+// score (vsq [16] given: 2 score - vsq) exceeds thr[i], is not zero.
 void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
-                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out);
+                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out,
+                const float* thr, const float* vsq, uint32_t* masks);
 
 // Looks up an ILP64 sgemm (and a thread-local thread-count setter) in a library already loaded in this
 // process (dlopen with RTLD_NOLOAD: nothing new is loaded) and checks it on a small strided product against a

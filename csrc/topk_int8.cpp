@@ -214,11 +214,14 @@ namespace {
 
 // sums [MR][16] of queries q (MR rows of Dp bytes, stride ldq) against one panel, into S (row stride ldS):
 // qs[i]·vs[j]·sum + qt[i]·er[j]; only the first nc columns are written.
+// thr set: only the scores of queries with a lane above thr[i] (l2: 2 s - vsq[j] above it) are stored, and
+// masks[i] gets those lanes (the fold's test, done while the scores are still in registers).
 template <int MR, bool SIGN>
 __attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt,
                                                       const int8_t* panel, const float* vs, const int32_t* init,
                                                       const float* er, int64_t steps, float* S, int64_t ldS,
-                                                      int64_t nc) {
+                                                      int64_t nc, const float* thr, const float* vsq,
+                                                      uint32_t* masks) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i a0[MR], a1[MR];
   const int8_t* p = panel;
@@ -331,6 +334,17 @@ __attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t 
     const __m256 qq = _mm256_set1_ps(qs[i]), tt = _mm256_set1_ps(qt[i]);
     const __m256 x0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0[i]), _mm256_mul_ps(qq, s0), _mm256_mul_ps(tt, e0));
     const __m256 x1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1[i]), _mm256_mul_ps(qq, s1), _mm256_mul_ps(tt, e1));
+    if (thr) {
+      __m256 y0 = x0, y1 = x1;
+      if (vsq) {
+        y0 = _mm256_sub_ps(_mm256_add_ps(x0, x0), _mm256_loadu_ps(vsq));
+        y1 = _mm256_sub_ps(_mm256_add_ps(x1, x1), _mm256_loadu_ps(vsq + 8));
+      }
+      const __m256 t = _mm256_set1_ps(thr[i]);
+      masks[i] = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(y0, t, _CMP_GT_OQ))) |
+                 static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(y1, t, _CMP_GT_OQ))) << 8;
+      if (!masks[i]) continue;
+    }
     float* o = S + i * ldS;
     if (nc >= 16) {
       _mm256_storeu_ps(o, x0);
@@ -347,14 +361,20 @@ __attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t 
 // m <= int8_group(sign) queries
 template <bool SIGN>
 void micro_any(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
-               const float* vs, const int32_t* init, const float* er, int64_t steps, float* out) {
+               const float* vs, const int32_t* init, const float* er, int64_t steps, float* out, const float* thr,
+               const float* vsq, uint32_t* masks) {
   switch (m) {
-    case 6: micro<6, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
-    case 5: micro<5, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
-    case 4: micro<4, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
-    case 3: micro<3, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
-    case 2: micro<2, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
-    default: micro<1, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel); break;
+#define FASTREPR_INT8_CASE(M)                                                                                \
+  case M:                                                                                                    \
+    micro<M, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel, thr, vsq, masks);         \
+    break;
+    FASTREPR_INT8_CASE(6)
+    FASTREPR_INT8_CASE(5)
+    FASTREPR_INT8_CASE(4)
+    FASTREPR_INT8_CASE(3)
+    FASTREPR_INT8_CASE(2)
+    default: micro<1, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel, thr, vsq, masks);
+#undef FASTREPR_INT8_CASE
   }
 }
 
@@ -363,10 +383,11 @@ void micro_any(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, 
 int int8_group(bool sign) { return sign ? 5 : 6; }
 
 void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
-                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out) {
+                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out,
+                const float* thr, const float* vsq, uint32_t* masks) {
   const int64_t steps = (D + 3) / 4;
-  if (sign) micro_any<true>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out);
-  else micro_any<false>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out);
+  if (sign) micro_any<true>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out, thr, vsq, masks);
+  else micro_any<false>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out, thr, vsq, masks);
 }
 #else
 int64_t int8_panel_bytes(int64_t, bool) { return 0; }
@@ -374,7 +395,7 @@ int int8_group(bool) { return 1; }
 void int8_pack_rows(const float*, int64_t, int64_t, int64_t, bool, int8_t*, float*, int32_t*, float*, double*) {}
 void int8_pack_queries(const float*, int64_t, int64_t, int64_t, bool, uint8_t*, float*, double*, double*, float*) {}
 void int8_micro(const uint8_t*, int64_t, const float*, const float*, int, const int8_t*, const float*, const int32_t*,
-                const float*, int64_t, bool, float*) {}
+                const float*, int64_t, bool, float*, const float*, const float*, uint32_t*) {}
 #endif
 
 }  // namespace fastrepr

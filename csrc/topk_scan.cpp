@@ -348,18 +348,38 @@ void int8_chunk(const ScanProblem& p, bool sign, const uint8_t* q8, const float*
                 int64_t q0, int64_t nq, const int8_t* v8, const float* v8s, const int32_t* v8i, const float* v8e,
                 int64_t c0, int64_t nc, List* lists, int64_t P, int64_t part, int64_t K, int64_t L) {
   const int64_t pb = int8_panel_bytes(p.D, sign), g = int8_group(sign);
-  alignas(32) float sc[6 * 16];
+  alignas(32) float sc[6 * 16], thr[6];
+  uint32_t masks[6];
   for (int64_t i = 0; i < nq; i += g) {
     const int m = static_cast<int>(std::min<int64_t>(g, nq - i));
     const int64_t qa = q0 + i;
     for (int64_t j = 0; j * 16 < nc; ++j) {
       const int64_t w = std::min<int64_t>(16, nc - 16 * j), col = c0 + 16 * j;
-      int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, v8 + j * pb, v8s + 16 * j, v8i + 16 * j, v8e + 16 * j, p.D,
-                 sign, sc);
+      const int8_t* panel = v8 + j * pb;
+      if (w < 16) {  // the chunk's last, partial panel: every score out, folded lane by lane
+        int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, v8s + 16 * j, v8i + 16 * j, v8e + 16 * j, p.D,
+                   sign, sc, nullptr, nullptr, nullptr);
+        for (int r = 0; r < m; ++r) {
+          List& l = lists[(qa + r) * P + part];
+          if (p.vsq) fold16<true>(sc + 16 * r, p.vsq + col, w, col, l, K, L);
+          else fold16<false>(sc + 16 * r, nullptr, w, col, l, K, L);
+        }
+        continue;
+      }
+      // thresholds as they stand: a lane that passes is checked again as it enters (they only rise)
+      for (int r = 0; r < m; ++r) thr[r] = lists[(qa + r) * P + part].t.v;
+      int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, v8s + 16 * j, v8i + 16 * j, v8e + 16 * j, p.D,
+                 sign, sc, thr, p.vsq ? p.vsq + col : nullptr, masks);
       for (int r = 0; r < m; ++r) {
+        uint32_t mask = masks[r];
+        if (!mask) continue;
         List& l = lists[(qa + r) * P + part];
-        if (p.vsq) fold16<true>(sc + 16 * r, p.vsq + col, w, col, l, K, L);
-        else fold16<false>(sc + 16 * r, nullptr, w, col, l, K, L);
+        while (mask) {
+          const int64_t t = __builtin_ctz(mask);
+          mask &= mask - 1;
+          if (p.vsq) take<true>(sc + 16 * r + t, p.vsq + col + t, 1, col + t, l, K, L);
+          else take<false>(sc + 16 * r + t, nullptr, 1, col + t, l, K, L);
+        }
       }
     }
   }
@@ -418,7 +438,12 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   // scores all enter), so with enough queries each thread takes an equal share of them against all the rows
   // (one list per query; the table packed once per thread); with few, the rows are split.
   int64_t G = tiles >= 16 * nt ? 4 : tiles >= 8 * nt ? 2 : 1;
-  if (plan.int8) G = tiles >= 2 * nt ? std::min<int64_t>(4096 / bq, (tiles + nt - 1) / nt) : tiles;
+  if (plan.int8) {
+    // items of at most 4096 queries, as many as a multiple of the thread count (3 items on 2 threads left
+    // one idle for a third of the kNN probe's search)
+    const int64_t gmax = std::max<int64_t>(1, 4096 / bq), items = nt * ((tiles + nt * gmax - 1) / (nt * gmax));
+    G = tiles >= 2 * nt ? (tiles + items - 1) / items : tiles;
+  }
   const int64_t nb = (tiles + G - 1) / G, span_q = G * bq;
   // Row ranges: enough items for every thread (and some slack for the dynamic schedule) when the queries
   // alone are too few; each range at least one tile long.

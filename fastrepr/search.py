@@ -70,7 +70,7 @@ class EmbeddingIndex:
         v = _as_tensor(vectors, "vectors")
         _checks.ndim(v, 2, "vectors", "[V, D]")
         _checks.nonempty(v, "vectors", "[V, D]")
-        if not bool(torch.isfinite(v).all()):
+        if not _checks.all_finite(v):
             raise ValueError("vectors contains NaN or Inf")
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -79,7 +79,7 @@ class EmbeddingIndex:
         deprecated_impl(backend, "EmbeddingIndex")
         gpus = _faiss.check_params(v.shape[0], approximate, nlist, nprobe, hnsw_m, ef_search, shards, gpus) or None
         self.vectors = v.detach().to(torch.float32).contiguous()
-        if not bool(torch.isfinite(self.vectors).all()):
+        if not _checks.all_finite(self.vectors):
             raise ValueError("vectors has values beyond float32's range")
         self.metric = metric
         self.keys = None if keys is None else list(keys)
@@ -92,7 +92,7 @@ class EmbeddingIndex:
                 raise ValueError("keys must be distinct")
         self._unit = _unit(self.vectors) if metric == "cosine" else None
         self._sqnorms: dict[str, torch.Tensor] = {}  # |row|^2 of the searched / unit table, on first use
-        if metric == "l2" and not bool(torch.isfinite(self.sqnorms("searched")).all()):
+        if metric == "l2" and not _checks.all_finite(self.sqnorms("searched")):
             raise ValueError("vectors: squared row norms overflow float32 (rescale the vectors)")
         self.engine = self._choose_engine(backend, approximate, shards, gpus)
         self._faiss = None
@@ -219,7 +219,7 @@ class EmbeddingIndex:
             raise ValueError(f"queries must have {self.dim} columns (the index dimension), got {q.shape[1]}")
         k = _positive_int(k, "k")
         q = q.detach().to(self.device, torch.float32).contiguous()
-        if not _topk.all_finite(q):
+        if not _checks.all_finite(q):
             raise ValueError("queries contains NaN or Inf (or values beyond float32's range)")
         if self.metric == "cosine":
             q = _unit(q)

@@ -24,7 +24,7 @@ def _features(x, name: str, device=None) -> torch.Tensor:
     _checks.floating(t, name)
     _checks.ndim(t, 2, name, "[N, D]")
     _checks.nonempty(t, name, "[N, D]")
-    if not bool(torch.isfinite(t).all()):
+    if not _checks.all_finite(t):
         raise ValueError(f"{name} contains NaN or Inf")
     return t.detach().to(device or t.device)
 

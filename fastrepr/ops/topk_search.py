@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from .. import _native
+from .. import _checks, _native
 from .._backend import Impls, declare, dispatch
 from .._triton import next_power_of_2, tl, triton
 from . import _search_plan
@@ -226,14 +226,6 @@ def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, approx:
     return out_v, out_i, ok.bool()
 
 
-def all_finite(t: torch.Tensor) -> bool:
-    """No NaN or Inf in t. CPU tensors go through numpy: a reduction this small on torch's thread pool costs
-    more in waking the pool than in reading (milliseconds on a busy machine)."""
-    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
-        return bool(np.isfinite(t.detach().numpy()).all())
-    return bool(torch.isfinite(t).all())
-
-
 def max_norm(vsq: torch.Tensor, D: int) -> float:
     """An upper bound on max |v| from float32 squared norms (each off by at most gamma_D relative)."""
     if not vsq.numel():
@@ -247,10 +239,10 @@ def check_inputs(queries: torch.Tensor, vectors: torch.Tensor, vsq: torch.Tensor
     """The data checks every backend makes (the same input gives the same error everywhere): finite queries
     and rows, and scores that cannot overflow float32 in any partial sum (|q|·max|v|, l2: (|q| + max|v|)^2,
     below 1e38). Returns (vsq, an upper bound on max |v|)."""
-    if not all_finite(queries):
+    if not _checks.all_finite(queries):
         raise ValueError("queries contains NaN or Inf")
     vsq = row_sqnorms(vectors) if vsq is None else vsq
-    if not all_finite(vsq):
+    if not _checks.all_finite(vsq):
         raise ValueError("vectors contains NaN or Inf (or rows whose squared norm overflows float32)")
     vmax = max_norm(vsq, vectors.shape[1])
     if qnorm is None:
