@@ -183,7 +183,7 @@ class EmbeddingIndex:
             impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
         if impl != "native":
             return impl
-        return "native " + _topk.search_path(int(n_queries), rows, self.dim, min(int(k), rows))
+        return "native " + _topk.search_path(int(n_queries), rows, self.dim)
 
     def _forcing(self):
         """The deprecated backend="triton"|"native"|"torch" of the constructor, applied through the dispatcher."""

@@ -419,16 +419,6 @@ def test_choose_reads_the_calibration(monkeypatch, tmp_path):
     monkeypatch.setattr(sp, "_table", {"key": sp._key(torch.get_num_threads()), "entry": fake2})
     assert sp.choose(512, 100_000, 128).name == names[0]
     assert sp.choose(512, 100_000, 300).name == names[-1]
-    # and in log k: a path that wins at k = 10 can lose at k = 100 (a filter's 3k + 32 candidates)
-    fake3 = {"queries": [1, 512], "dims": [128, 320], "ks": [10, 100],
-             "gflops": {n: [[[1.0, 1.0]] * 2] * 2 for n in names}}
-    fake3["gflops"][names[0]] = [[[1.0, 9.0]] * 2, [[1.0, 3.0]] * 2]
-    fake3["gflops"][names[-1]] = [[[1.0, 5.0]] * 2, [[1.0, 5.0]] * 2]
-    monkeypatch.setattr(sp, "_table", {"key": sp._key(torch.get_num_threads()), "entry": fake3})
-    assert sp.choose(512, 100_000, 300, k=10).name == names[0] and sp.choose(512, 100_000, 300, k=100).name == names[-1]
-    assert abs(sp._rate(fake3, names[0], 512, 300, int(1000 ** 0.5)) - 6.0) < 0.1  # halfway in log k (31.6: rounded)
-    assert sp._rate(fake3, names[0], 512, 300, 1000) == 3.0  # held beyond the measured ks
-    monkeypatch.setattr(sp, "_table", {"key": sp._key(torch.get_num_threads()), "entry": fake2})
     assert sp.choose(200, 10, 10).name == names[0]  # small: the measurements already taken...
     monkeypatch.setattr(sp, "_table", None)
     n = len(calls)
@@ -452,8 +442,7 @@ def test_calibration_is_cached_atomically(monkeypatch, tmp_path):
     monkeypatch.setattr(sp, "_table", None)
     monkeypatch.setattr(sp, "_busy", lambda: False)
     entry = sp.calibrate(2)
-    assert set(entry["gflops"]) == set(sp.available()) and entry["ks"] == list(sp.CAL_KS)
-    assert all(r > 0 for v in entry["gflops"].values() for per_k in v for per_dim in per_k for r in per_dim)
+    assert set(entry["gflops"]) == set(sp.available()) and all(r > 0 for v in entry["gflops"].values() for per_dim in v for r in per_dim)
     files = list(tmp_path.iterdir())
     assert [f.name for f in files] == ["search-paths.json"]  # no temporary file left behind
     assert sp._calibration(2) == entry  # read back, not measured again

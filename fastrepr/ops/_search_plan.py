@@ -24,11 +24,9 @@ timed once per machine on a synthetic search (R = 32768 rows, D in {128, 320}, Q
 the throughputs are cached in ``~/.cache/fastrepr/search-paths.json`` (``FASTREPR_CACHE_DIR`` moves it), keyed by
 CPU model, thread count and library versions.
 
-Rule (``choose``): the predicted time of a path is 2·Q·R·D / F(Q, D, k), F its measured throughput
-interpolated in log Q, then in log D, then in log k (held constant outside the measured range; k in {10,
-100}: a filter's 3k + 32 candidates cost more to select and refine than a float32 path's k + k/4 as k
-grows, and on the AMD EPYC of issue 11 that turned the int8 filter's 1.3x over FAISS at k = 10 into 0.92x
-at k = 100, D = 300, Q = 1000); the fastest path runs. Two dimensions because the order of the paths moves with D: on the 2-core AMD EPYC (Zen 3) the MKL tiles beat OpenBLAS's at
+Rule (``choose``): the predicted time of a path is 2·Q·R·D / F(Q, D), F its measured throughput interpolated
+in log Q and then in log D (held constant outside the measured range); the fastest path runs. Two dimensions
+because the order of the paths moves with D: on the 2-core AMD EPYC (Zen 3) the MKL tiles beat OpenBLAS's at
 D = 128 and 300 while one calibration at D = 256 had ranked FAISS, then OpenBLAS, above them from 512 queries
 on (and FAISS's own scan loses most at small D, where its selection costs as much as its products). The paths are timed alternating, best
 of 3 rounds, so that load from other processes hits them alike; still, a measurement taken on a busy machine
@@ -36,11 +34,15 @@ is only as good as that machine was, so one taken while the 1-minute load averag
 used by this process but not cached; cached ones are re-taken after 30 days, and ``calibrate()`` measures
 again and overwrites the entry. Searches under 2^28 flops (a few
 milliseconds) do not trigger the measurement: they use it when it is already taken (in this process or
-cached), else the default rule: the first float32 BLAS found (MKL, then OpenBLAS; the kernel without one). ``FASTREPR_SEARCH_PATH=kernel|mkl|openblas|faiss`` forces a path;
+cached), else the default rule: the first float32 BLAS found (MKL, then OpenBLAS; the kernel without one).
+The measurement is at k = 10 only: a calibration at k = 10 and 100 on these R = 32768 rows (tried on the
+AMD EPYC of issue 11) weighed selection 3x heavier than at V = 1e5 and sent k = 100, D = 300 searches to
+FAISS's scan, 0.88-0.90x FAISS itself, where the int8 filter chosen at k = 10 ran 0.92-1.13x. ``FASTREPR_SEARCH_PATH=kernel|mkl|openblas|faiss`` forces a path;
 ``FASTREPR_SEARCH_CALIBRATE=0`` never measures (default rule only).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -57,7 +59,7 @@ from .. import _native
 from .._io import atomic_write
 
 NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "int8")
-CAL_ROWS, CAL_DIMS, CAL_QUERIES, CAL_KS = 32768, (128, 320), (1, 8, 64, 512), (10, 100)
+CAL_ROWS, CAL_DIMS, CAL_QUERIES = 32768, (128, 320), (1, 8, 64, 512)
 SMALL_FLOPS = 2 ** 28
 # Tiles (queries x rows). A [512, 512] float32 tile is 1 MB, which leaves room in a 2 MB L2 for the BLAS's
 # packed panels. Measured single-threaded (CPU time) on the 2-core Xeon (Sapphire Rapids class, 2 MB L2 per
@@ -170,8 +172,9 @@ def sgemm_handle() -> int:
     return path.handle if path is not None else 0
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """'vendor model' of this CPU (from /proc/cpuinfo on Linux)."""
+    """'vendor model' of this CPU (from /proc/cpuinfo on Linux; read once: every search's path choice asks)."""
     vendor, model = "", platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -195,8 +198,7 @@ def _key(threads: int) -> str:
         versions += f", faiss {_f.__version__}"
     except Exception:
         pass
-    return (f"{cpu_model()} | {threads} threads | {versions} | dims {','.join(map(str, CAL_DIMS))}"
-            f" | ks {','.join(map(str, CAL_KS))}")
+    return f"{cpu_model()} | {threads} threads | {versions} | dims {','.join(map(str, CAL_DIMS))}"
 
 
 def cache_file() -> _FsPath:
@@ -258,8 +260,8 @@ def register_searcher(fn) -> None:
 
 
 def calibrate(threads: int | None = None, save: bool = True) -> dict:
-    """Measure every available path (effective GFLOP/s of a whole exact search, scan and refinement, at each
-    calibration k, dimension and query count) and cache the table: gflops[path][k][dim][query count]."""
+    """Measure every available path (effective GFLOP/s of a whole k=10 exact search, scan and refinement, at
+    each calibration query count and dimension) and cache the table."""
     if _searcher is None:
         from importlib import import_module
 
@@ -269,7 +271,7 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
     global _calibrating
     threads = threads or torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
-    table = {name: [[] for _ in CAL_KS] for name in available()}
+    table = {name: [] for name in available()}
     busy_before = _busy()
     _calibrating = True  # re-scans inside the measured searches take the default rule
     try:
@@ -277,21 +279,20 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
             v = torch.randn(CAL_ROWS, D, generator=g)
             q_all = torch.randn(max(CAL_QUERIES), D, generator=g)
             vsq = v.square().sum(1)
-            for ki, k in enumerate(CAL_KS):
-                rates = {name: [] for name in table}
-                for Q in CAL_QUERIES:
-                    q = q_all[:Q]
-                    fns = {name: (lambda p=path: exact_search(q, v, k, False, vsq, threads=threads, path=p))
-                           for name, path in available().items()}
-                    for name, t in best_times(fns).items():
-                        rates[name].append(2.0 * Q * CAL_ROWS * D / t / 1e9)
-                for name in table:
-                    table[name][ki].append(rates[name])
+            rates = {name: [] for name in table}
+            for Q in CAL_QUERIES:
+                q = q_all[:Q]
+                fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p))
+                       for name, path in available().items()}
+                for name, t in best_times(fns).items():
+                    rates[name].append(2.0 * Q * CAL_ROWS * D / t / 1e9)
+            for name in table:
+                table[name].append(rates[name])
     finally:
         _calibrating = False
     busy = busy_before or _busy()
-    entry = {"queries": list(CAL_QUERIES), "dims": list(CAL_DIMS), "ks": list(CAL_KS), "gflops": table,
-             "rows": CAL_ROWS, "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "time": time.time(), "busy": busy}
+    entry = {"queries": list(CAL_QUERIES), "dims": list(CAL_DIMS), "gflops": table, "rows": CAL_ROWS,
+             "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "time": time.time(), "busy": busy}
     if save and not busy:  # a busy machine's numbers serve this process only
         data = _load_cache()
         data[_key(threads)] = entry
@@ -306,12 +307,14 @@ def _calibration(threads: int, measure: bool = True) -> dict | None:
         return None
     key = _key(threads)
     with _lock:
-        if _table is not None and _table.get("key") == key:
-            return _table["entry"]
+        if _table is not None and _table.get("key") == key and (_table["entry"] is not None or not measure):
+            return _table["entry"]  # (None: looked for, not cached; a small search does not look again)
     entry = _load_cache().get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("gflops"), dict)
             and time.time() - float(entry.get("time", 0)) < MAX_AGE_S):
         if not measure:
+            with _lock:
+                _table = {"key": key, "entry": None}
             return None
         entry = calibrate(threads)
     with _lock:
@@ -329,23 +332,18 @@ def _interp(xs: list, ys: list, x: float) -> float:
     return float(ys[-1])
 
 
-def _rate(entry: dict, name: str, Q: int, D: int, k: int = 10) -> float:
-    """A path's measured GFLOP/s at Q queries of D floats and k results: interpolated in log Q at each
-    calibration dimension, then in log D, then in log k (tables without ks: one k, without dims: one D)."""
+def _rate(entry: dict, name: str, Q: int, D: int) -> float:
+    """A path's measured GFLOP/s at Q queries of D floats: interpolated in log Q at each calibration dimension,
+    then in log D."""
     qs, rates = entry["queries"], entry["gflops"].get(name)
     dims = entry.get("dims") or [entry.get("dim", 1)]
-    ks = entry.get("ks")
     if rates and not isinstance(rates[0], list):  # one dimension
         rates = [rates]
-    if not ks:  # one k
-        ks, rates = [10], [rates]
-    if not rates or len(rates) != len(ks) or any(len(per_k) != len(dims) for per_k in rates) \
-            or any(len(r) != len(qs) for per_k in rates for r in per_k):
+    if not rates or len(rates) != len(dims) or any(len(r) != len(qs) for r in rates):
         return 0.0
-    lq, ld = [math.log(q) for q in qs], [math.log(d) for d in dims]
-    per_k = [_interp(ld, [_interp(lq, r, math.log(max(1, Q))) for r in per_dim], math.log(max(1, D)))
-             for per_dim in rates]
-    return _interp([math.log(x) for x in ks], per_k, math.log(max(1, k)))
+    lq = [math.log(q) for q in qs]
+    per_dim = [_interp(lq, r, math.log(max(1, Q))) for r in rates]
+    return _interp([math.log(d) for d in dims], per_dim, math.log(max(1, D)))
 
 
 def default(Q: int) -> Path:
@@ -355,9 +353,9 @@ def default(Q: int) -> Path:
     return paths.get("mkl") or paths.get("openblas") or paths["kernel"]
 
 
-def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False, k: int = 10) -> Path:
-    """The path for Q queries of the k best over R rows of D floats (module docstring: the rule); float32:
-    only among the float32 paths (the re-scan of what a bf16 or int8 filter could not settle)."""
+def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False) -> Path:
+    """The path for Q queries over R rows of D floats (module docstring: the rule); float32: only among the
+    float32 paths (the re-scan of what a bf16 or int8 filter could not settle)."""
     paths = {n: p for n, p in available().items() if not (float32 and p.filter)}
     if not paths:
         raise RuntimeError(_native.available()[1])
@@ -375,7 +373,7 @@ def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = F
     entry = _calibration(threads or torch.get_num_threads(), measure=2.0 * Q * R * D >= SMALL_FLOPS)
     if entry is None:
         return default(Q)
-    rates = {name: _rate(entry, name, Q, D, k) for name in paths}
+    rates = {name: _rate(entry, name, Q, D) for name in paths}
     best = max(rates, key=lambda n: rates[n])
     return paths[best] if rates[best] > 0 else default(Q)
 

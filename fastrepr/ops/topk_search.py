@@ -12,9 +12,9 @@ Native (CPU): an exact search in two steps (notes above ``exact_search``). A flo
 k + margin rows per query (C++ ``topk_scan``: per core, an L2-sized [512, 512] tile from a single-threaded
 BLAS product or [64, 128] from the built-in kernel, folded at once into running lists; or FAISS's flat scan),
 or a reduced-precision filter keeps 3k + 32 (MKL's bfloat16 product; on AVX2, the built-in int8 kernel of
-csrc/topk_int8.cpp); which path runs is measured once per machine (``_search_plan``). Then ``topk_refine`` scores the candidates
-in float64 and certifies that no other row can belong; uncertified queries are scanned again with more
-candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
+csrc/topk_int8.cpp); which path runs is measured once per machine (``_search_plan``). Then ``topk_refine``
+scores the candidates in float64 and certifies that no other row can belong; uncertified queries are scanned
+again with more candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
 Memory: O(Q·(k + margin)) lists and one tile per thread; never the [Q, R] score matrix.
 
 Torch (any device): float64 blocks pushed into a ``_topk.TopK`` (the same float64 ranking, slower).
@@ -305,7 +305,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         qnorm = x64.norm(dim=1) * (1.0 if scale is None else scale)  # the norm of the exact scaled query
     vsq, vmax = check_inputs(queries, vectors, vsq, l2, qnorm)
     excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
-    path = path or _search_plan.choose(Q, R, D, threads, k=k)
+    path = path or _search_plan.choose(Q, R, D, threads)
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
     step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, 3 * k + excl.shape[1] + 32))))
     for lo in range(0, Q, step):
@@ -314,7 +314,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         qn = qnorm[rows]
         use = path
         if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
-            use = _search_plan.choose(Q, R, D, threads, float32=True, k=k)  # bfloat16 would overflow
+            use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
         # a bf16 or int8 filter keeps more candidates: its bound is wider, so more rows sit near the k-th score
         K = min(R, (3 * k + 32 if use.filter else k + margin(k)) + excl.shape[1])
         while rows.numel():
@@ -330,8 +330,8 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
                 break
             if use.filter:
                 if float((~ok).double().mean()) > 0.1:  # too many near-ties for this filter: float32 from now on
-                    path = _search_plan.choose(Q, R, D, threads, float32=True, k=k)
-                use = _search_plan.choose(int((~ok).sum()), R, D, threads, float32=True, k=k)
+                    path = _search_plan.choose(Q, R, D, threads, float32=True)
+                use = _search_plan.choose(int((~ok).sum()), R, D, threads, float32=True)
                 K = min(R, k + margin(k) + excl.shape[1])
             else:
                 K = min(R, 4 * K)
@@ -342,10 +342,10 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
 _search_plan.register_searcher(exact_search)
 
 
-def search_path(Q: int, R: int, D: int, k: int = 10) -> str:
+def search_path(Q: int, R: int, D: int) -> str:
     """The CPU path an exact search of Q queries over R x D rows takes here (benchmark rows record it)."""
 
-    path = _search_plan.choose(Q, R, D, k=k)
+    path = _search_plan.choose(Q, R, D)
     return f"{path.name}: {path.library}"
 
 
