@@ -465,10 +465,14 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   std::vector<uint8_t> q8(plan.int8 ? static_cast<size_t>(p.Q * Dp) : 0);
   std::vector<float> q8s(plan.int8 ? static_cast<size_t>(p.Q) : 0), q8n(q8s.size());
   if (plan.int8) {
+    ParallelGuard packing;  // (int8_pack_queries allocates a row of integers)
 #pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
     for (int64_t q = 0; q < p.Q; ++q)
-      int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, plan.int8->sign, q8.data() + q * Dp, q8s.data() + q, plan.int8->qerr + q,
-                        plan.int8->qnorm + q, q8n.data() + q);
+      packing.run([&] {
+        int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, plan.int8->sign, q8.data() + q * Dp, q8s.data() + q,
+                          plan.int8->qerr + q, plan.int8->qnorm + q, q8n.data() + q);
+      });
+    packing.rethrow();
     plan.int8->emax = 0.0;
   }
   // Per-thread buffers and the items run under a guard: an allocation failure becomes a Python exception

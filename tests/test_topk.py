@@ -430,6 +430,31 @@ def test_choose_reads_the_calibration(monkeypatch, tmp_path):
         sp.choose(1, 10, 10)
 
 
+def test_a_cached_calibration_without_a_path_offered_now_is_measured_again(monkeypatch, tmp_path):
+    """A cache written before a path existed (its rate would read 0 forever) is measured again by the first
+    large search; a small one uses it as it is and measures nothing."""
+    import json
+
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    monkeypatch.setenv("FASTREPR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("FASTREPR_SEARCH_PATH", raising=False)
+    monkeypatch.setattr(sp, "_table", None)
+    names = list(sp.available())
+    old = {"queries": [1, 512], "dims": [128, 320], "rows": 1, "measured": "", "time": __import__("time").time(),
+           "gflops": {n: [[1.0, 1.0], [1.0, 1.0]] for n in names[:-1]}}
+    (tmp_path / "search-paths.json").write_text(json.dumps({sp._key(2): old}))
+    calls = []
+    fresh = dict(old, gflops={n: [[1.0, 1.0], [1.0, 1.0]] for n in names})
+    monkeypatch.setattr(sp, "calibrate", lambda threads=None, save=True: calls.append(1) or fresh)
+    assert sp._calibration(2, measure=False) == old and not calls
+    assert sp._calibration(2) == fresh and len(calls) == 1
+    assert sp._calibration(2) == fresh and len(calls) == 1  # then kept
+
+
 def test_calibration_is_cached_atomically(monkeypatch, tmp_path):
     from fastrepr import _native
     from fastrepr.ops import _search_plan as sp

@@ -306,12 +306,19 @@ def _calibration(threads: int, measure: bool = True) -> dict | None:
     if os.environ.get("FASTREPR_SEARCH_CALIBRATE", "1").strip() == "0":
         return None
     key = _key(threads)
+    offered = set(available())  # (outside the lock, which available() takes)
+
+    def complete(e) -> bool:  # measured after every path offered now existed (a cache from an earlier
+        return not offered - set(e["gflops"])  # release would never let a new path run: its rate reads 0)
+
     with _lock:
-        if _table is not None and _table.get("key") == key and (_table["entry"] is not None or not measure):
-            return _table["entry"]  # (None: looked for, not cached; a small search does not look again)
+        if _table is not None and _table.get("key") == key:
+            entry = _table["entry"]  # (None: looked for, not cached; a small search does not look again)
+            if not measure or (entry is not None and complete(entry)):
+                return entry
     entry = _load_cache().get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("gflops"), dict)
-            and time.time() - float(entry.get("time", 0)) < MAX_AGE_S):
+            and time.time() - float(entry.get("time", 0)) < MAX_AGE_S and (complete(entry) or not measure)):
         if not measure:
             with _lock:
                 _table = {"key": key, "entry": None}
