@@ -76,12 +76,13 @@ def data_checks(t: torch.Tensor) -> bool:
 def all_finite(x: torch.Tensor) -> bool:
     """Whether every entry of a floating tensor is finite. Through min and max (NaN propagates through both, an
     Inf is one of them): no temporary the size of x, and faster than isfinite(x).all() on CPU (1.5 ms against
-    17 ms for 50,000 x 128 on 2 cores). Small CPU tensors go through numpy instead: waking torch's thread pool
+    17 ms for 50,000 x 128 on 2 cores). Small CPU tensors take numpy's min and max instead: waking torch's thread pool
     for aminmax cost about 2 ms a call on a busy machine, a quarter of a one-query search."""
     if not x.is_floating_point() or x.numel() == 0:
         return True
     if x.device.type == "cpu" and x.numel() < 2 ** 20 and x.dtype in (torch.float32, torch.float64):
-        return bool(np.isfinite(x.detach().numpy()).all())
+        a = x.detach().numpy()  # numpy's min and max: one thread, no temporary
+        return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
     lo, hi = torch.aminmax(x)
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
