@@ -27,9 +27,34 @@ void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& s
   }, [&] { return "rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)"; });
 }
 
+// an int8 table of at least R rows of D columns (topk_int8_table's output), 64-byte aligned
+const uint8_t* checked_int8_table(const py::object& table, int64_t R, int64_t D) {
+  View t = in<uint8_t>(table.cast<py::buffer>(), "int8_table", 2);
+  require(t.shape[0] >= (R + 15) / 16 && t.shape[1] == fastrepr::int8_table_bytes(D),
+          [&] { return "int8_table must have shape [>= " + std::to_string((R + 15) / 16) + ", " +
+                       std::to_string(fastrepr::int8_table_bytes(D)) + "] (topk_int8_table of these " +
+                       std::to_string(R) + " rows)"; });
+  require(reinterpret_cast<uintptr_t>(t.ptr) % 64 == 0, "int8_table must be 64-byte aligned");
+  return t.as<const uint8_t>();
+}
+
+void topk_int8_table(const py::buffer& v, const py::buffer& table, int threads) {
+  check_threads(threads);
+  View vv = in<float>(v, "vectors", 2);
+  View t = out<uint8_t>(table, "table", 2);
+  const int64_t R = vv.shape[0], D = vv.shape[1];
+  require(fastrepr::int8_supported(), "the int8 filter needs an x86 CPU with AVX2");
+  require(R >= 1 && D >= 1 && D <= 65536, "vectors must have shape [R, D] with R >= 1 and 1 <= D <= 65536");
+  require(t.shape[0] == (R + 15) / 16 && t.shape[1] == fastrepr::int8_table_bytes(D),
+          [&] { return "table must have shape [" + std::to_string((R + 15) / 16) + ", " +
+                       std::to_string(fastrepr::int8_table_bytes(D)) + "]"; });
+  require(reinterpret_cast<uintptr_t>(t.ptr) % 64 == 0, "table must be 64-byte aligned");
+  without_gil([&] { fastrepr::int8_pack_table(vv.as<const float>(), D, R, D, t.as<uint8_t>(), threads); });
+}
+
 double topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, int64_t K, int blas,
                  int64_t block_q, int64_t block_v, const py::buffer& out_v, const py::buffer& out_i, int threads,
-                 const py::object& int8_stats, bool int8_signed) {
+                 const py::object& int8_stats, const py::object& int8_table) {
   check_threads(threads);
   View qv = in<float>(q, "queries", 2), vv = in<float>(v, "vectors", 2);
   View ov = out<float>(out_v, "out_v", 2), oi = out<int64_t>(out_i, "out_i", 2);
@@ -50,17 +75,21 @@ double topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq
   require(blas == 0 || topk_blas_lookup(blas, plan),
           [&] { return "blas: unknown handle " + std::to_string(blas) + " (0 = built-in kernel)"; });
   // int8 filter: int8_stats [2, Q] float64 receives the queries' copy errors and norms; returns max row error
-  Int8Stats stats{int8_signed, nullptr, nullptr, 0.0};
+  Int8Stats stats{nullptr, nullptr, 0.0};
   if (!int8_stats.is_none()) {
     View st = out<double>(int8_stats.cast<py::buffer>(), "int8_stats", 2);
     require(st.shape[0] == 2 && st.shape[1] == Q, "int8_stats must have shape [2, Q]");
     require(blas == 0, "blas must be 0 with int8_stats (the int8 filter computes its own products)");
     require(fastrepr::int8_supported(), "int8_stats: the int8 filter needs an x86 CPU with AVX2");
     require(D <= 65536, "the int8 filter takes at most 65536 columns (its int32 sums could overflow)");
-    require((block_v + 15) / 16 * fastrepr::int8_panel_bytes(D, int8_signed) <= (int64_t(1) << 28),
+    require((block_v + 15) / 16 * fastrepr::int8_panel_bytes(D) <= (int64_t(1) << 28),
             "block_v: the int8 filter's panels would exceed 256 MB");
-    stats = {int8_signed, st.as<double>(), st.as<double>() + Q, 0.0};
+    stats = {st.as<double>(), st.as<double>() + Q, 0.0};
+    if (!int8_table.is_none()) stats.table = checked_int8_table(int8_table, R, D);
+    require(!stats.table || block_v % 16 == 0, "block_v must be a multiple of 16 with int8_table");
     plan.int8 = &stats;
+  } else {
+    require(int8_table.is_none(), "int8_table needs int8_stats (it is the int8 filter's copy of the rows)");
   }
   ScanProblem prob{qv.as<const float>(), Q, D, vv.as<const float>(), R, D, D, vsq_ptr, K};
   without_gil([&] {
@@ -106,12 +135,19 @@ void register_search(py::module_& m) {
         "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
   m.def("topk_scan", &topk_scan, py::arg("queries"), py::arg("vectors"), py::arg("vsq"), py::arg("K"),
         py::arg("blas"), py::arg("block_q"), py::arg("block_v"), py::arg("out_v"), py::arg("out_i"),
-        py::arg("threads") = 0, py::arg("int8_stats") = py::none(), py::arg("int8_signed") = false,
+        py::arg("threads") = 0, py::arg("int8_stats") = py::none(), py::arg("int8_table") = py::none(),
         "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
         "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel. int8_stats [2, Q] "
-        "float64: the int8 filter instead (scores of 7-bit queries and 8-bit rows; AVX2): receives the "
+        "float64: the int8 filter instead (scores of 8-bit copies of queries and rows; AVX2): receives the "
         "queries' copy errors |q - q~| and norms |q~|; returns the largest row error |v - v~| (else 0); "
-        "int8_signed: 8-bit queries (vpsignb) instead of 7-bit ones");
+        "int8_table: the rows' copies made "
+        "beforehand by topk_int8_table (else each chunk is copied as it is scanned)");
+  m.def("topk_int8_table", &topk_int8_table, py::arg("vectors"), py::arg("table"),
+        py::arg("threads") = 0,
+        "the int8 filter's copy of the rows [R, D] into table [ceil(R/16), bytes per panel] uint8, 64-byte "
+        "aligned (topk_int8_table_bytes)");
+  m.def("topk_int8_table_bytes", &fastrepr::int8_table_bytes, py::arg("D"),
+        "bytes per panel of 16 rows in an int8 table");
   m.def("topk_int8_supported", &fastrepr::int8_supported, "whether the int8 filter runs on this CPU (x86, AVX2)");
   m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"),
         py::arg("approx"), py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"),

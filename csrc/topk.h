@@ -49,14 +49,14 @@ struct ScanProblem {
   int64_t K;         // list length, 1 <= K <= R
 };
 
-// The int8 filter (csrc/topk_int8.cpp): sign picks the variant (true: 8-bit queries through vpsignb; false:
-// 7-bit queries stored with an offset). It reports for the refinement's bound, per query, the error |q - q̃|
+// The int8 filter (csrc/topk_int8.cpp). It reports for the refinement's bound, per query, the error |q - q̃|
 // of its copy and the norm |q̃| (both rounded up), and the largest error |v - ṽ| of any row's copy.
 struct Int8Stats {
-  bool sign;
   double* qerr;   // [Q]
   double* qnorm;  // [Q]
   double emax;
+  const uint8_t* table = nullptr;  // set: the rows' copies made beforehand (int8_pack_rows of all R rows,
+                                   // 64-byte aligned); nullptr: each chunk packed as it is scanned
 };
 
 struct ScanPlan {
@@ -68,29 +68,32 @@ struct ScanPlan {
   Int8Stats* int8 = nullptr;  // set: tiles from int8 copies (a filter; int8_supported() must hold)
 };
 
-// ---- the int8 filter's pieces (csrc/topk_int8.cpp; x86 with AVX2 only; sign: the variant) ----
+// ---- the int8 filter's pieces (csrc/topk_int8.cpp; x86 with AVX2 only) ----
 bool int8_supported();
-// bytes of one panel of 16 rows of D columns
-int64_t int8_panel_bytes(int64_t D, bool sign);
-// rows v [n, D] (stride ldv) -> panels of 16 rows (int8_panel_bytes each: [Dp/4][16 rows][4 bytes], Dp = D
-// rounded up to 4; signed variant: |v'| and v' per step), per-row scales, sum starts (offset variant: -64·sum
-// of the row's integers; signed: 0) and errors |v - ṽ| (float32, rounded up), each [ceil(n/16)·16];
+// bytes of one panel's integers, 16 rows of D columns ([Dp/4][16 rows][4 bytes], Dp = D rounded up to 4)
+int64_t int8_panel_bytes(int64_t D);
+// bytes of one panel of a table: its integers, then 16 scales and 16 errors |v - ṽ| (float32, rounded up); a
+// multiple of 64
+int64_t int8_table_bytes(int64_t D);
+// rows v [n, D] (stride ldv) -> ceil(n/16) table panels (int8_table_bytes each; rows past n zero);
 // emax = max(emax, the row errors)
-void int8_pack_rows(const float* v, int64_t ldv, int64_t n, int64_t D, bool sign, int8_t* panels, float* scale,
-                    int32_t* init, float* err, double* emax);
-// queries x [n, D] (stride ldq) -> bytes [n, Dp] (offset: 7-bit integer + 64; signed: 8-bit integer), scales,
-// errors |q - q̃| and norms |q̃| (rounded up; norm32: the same as float32)
-void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, bool sign, uint8_t* out, float* scale,
-                       double* err, double* norm, float* norm32);
-// queries per micro kernel (6; signed: 5)
-int int8_group(bool sign);
-// out [m][16] = (qs_i·vs_j)·(q'_i . v'_j) + qt_i·er_j for m <= int8_group(sign) packed queries q (row stride
-// ldq; scales qs, norms qt) and one panel of 16 rows (vs, init, er: that panel's scales, sum starts and
-// errors). thr [m] (or nullptr: every score stored): row i is stored only when masks[i], its lanes whose
-// score (vsq [16] given: 2 score - vsq) exceeds thr[i], is not zero.
-void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
-                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out,
-                const float* thr, const float* vsq, uint32_t* masks);
+void int8_pack_rows(const float* v, int64_t ldv, int64_t n, int64_t D, uint8_t* table, double* emax);
+// the same for a whole table, in parallel (threads as everywhere: 0 = OpenMP's default)
+void int8_pack_table(const float* v, int64_t ldv, int64_t n, int64_t D, uint8_t* table, int threads);
+// the largest error of rows [0, n) of a table
+double int8_table_emax(const uint8_t* table, int64_t n, int64_t D);
+// queries x [n, D] (stride ldq) -> bytes [n, Dp] (8-bit integers), scales, errors |q - q̃| and norms |q̃|
+// (rounded up; norm32: the same as float32)
+void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, uint8_t* out, float* scale, double* err,
+                       double* norm, float* norm32);
+// queries per micro kernel (5)
+int int8_group();
+// out [m][16] = (qs_i·vs_j)·(q'_i . v'_j) + qt_i·er_j for m <= int8_group() packed queries q (row stride
+// ldq; scales qs, norms qt) and one table panel of 16 rows (32-byte aligned). thr [m] (or nullptr: every
+// score stored): row i is stored only when masks[i], its lanes whose score (vsq [16] given: 2 score - vsq)
+// exceeds thr[i], is not zero.
+void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const uint8_t* panel,
+                int64_t D, float* out, const float* thr, const float* vsq, uint32_t* masks);
 
 // Looks up an ILP64 sgemm (and a thread-local thread-count setter) in a library already loaded in this
 // process (dlopen with RTLD_NOLOAD: nothing new is loaded) and checks it on a small strided product against a

@@ -5,17 +5,14 @@
 //
 // Rows: each row r gets its own scale s_r = max_d |v_rd| / 127 and integers v'_rd = round(v_rd / s_r) in
 // [-127, 127]; ṽ_r = s_r·v'_r is the row the products see and e_r = |v_r - ṽ_r| its error (float64 sum of
-// squares of FMA-computed differences, rounded up). vpmaddubsw multiplies unsigned by signed bytes, so the
-// queries come in two variants:
-//   * offset (7-bit): s_q = max |q_d| / 63, q'_d = round(q_d / s_q) in [-63, 63], stored as the bytes q'_d + 64
-//     in [1, 127]; the 64 is taken back by starting each row's sum at -64·sum_d v'_rd. Three instructions
-//     per 32 products.
-//   * signed (8-bit): s_q = max |q_d| / 127, q'_d in [-127, 127]; the panel holds |v'| and v', and the kernel
-//     multiplies |v'| (unsigned) by sign(v')·q' (vpsignb). Four instructions per 32 products (20-30% slower
-//     on Zen 3), half the query's error: for large D, where the rows' scores crowd closer together in
-//     units of that error, it certifies more queries at the same candidate count.
-// Neither can saturate: a pair of products is at most 2·127·127 = 32258 < 2^15, and a row's sum at most
-// 127·191·D < 2^31 for D <= 65536.
+// squares of FMA-computed differences, rounded up). Queries the same way: s_q = max |q_d| / 127, q'_d in
+// [-127, 127]. vpmaddubsw multiplies unsigned by signed bytes, so the kernel multiplies |v'| (vpabsb, once
+// per panel step for all its queries) by sign(v')·q' (vpsignb): four instructions per 32 products.
+// (An earlier variant with 7-bit queries offset by 64 into unsigned bytes saved the vpsignb, 4% faster at
+// D = 300 once both read the same panels, but its query error is twice as large: at k = 100 it certified
+// 0-41% of the queries that this one certifies at 100% with the same candidates, on the Zen 3 of issue 11.)
+// No sum can saturate: a pair of products is at most 2·127·127 = 32258 < 2^15, and a row's sum at most
+// 127·127·D < 2^31 for D <= 65536.
 // The fold gets float32(s_q·s_r)·float32(q'.v'_r) + |q̃|·e_r, which is q̃.ṽ_r + |q̃|·e_r up to three float32
 // roundings (the sum is exact and, below 2^24 for D <= 1040, so is its conversion; above, one more rounding,
 // 2^-24 relative). Ranking by q̃.ṽ_r + |q̃|·e_r (an upper bound of q̃.v_r) rather than by q̃.ṽ_r lets a row whose
@@ -24,9 +21,11 @@
 // out lower, so more queries are certified at the same candidate count.
 //
 // Layout: rows in panels of 16, each panel [Dp/4][16 rows][4 bytes] (Dp = D rounded up to 4, zero-padded), so
-// one 4-dim step of a panel is two 32-byte vectors (signed variant: [Dp/4][|v'| 64 bytes, v' 64 bytes]);
-// queries [n][Dp] bytes, padded with zeros. The micro kernel holds 6 queries x 16 rows of int32 sums in 12
-// ymm registers (signed: 5 x 16 in 10, the ones in a register) and hands their scores to the fold.
+// one 4-dim step of a panel is two 32-byte vectors, followed by the panel's 16 scales and 16 errors (float32):
+// int8_table_bytes per panel, a multiple of 64. The same layout serves the scan's per-chunk copies and a
+// table made once for an index (EmbeddingIndex keeps one: a search then reads a quarter of the float32 rows'
+// bytes); queries [n][Dp] bytes, padded with zeros. The micro kernel holds 5 queries x 16 rows of int32 sums
+// in 10 ymm registers (the ones of vpmaddwd in another) and hands their scores to the fold.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -34,6 +33,7 @@
 #include <limits>
 #include <vector>
 
+#include "common.h"
 #include "topk.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -56,7 +56,7 @@ bool int8_supported() {
 namespace {
 
 constexpr int kPanel = 16;  // rows per panel
-constexpr int kMR = 6;      // queries per micro kernel
+constexpr int kMR = 5;      // queries per micro kernel
 
 // max |x_d| over a row (AVX2)
 __attribute__((target("avx2,fma"))) float max_abs(const float* x, int64_t D) {
@@ -111,10 +111,9 @@ __attribute__((target("avx2,fma"))) float quantize(const float* x, int64_t D, fl
   return s;
 }
 
-// the bytes of one row's integers qi [Dp] into its panel lane (4 bytes of each 4-dim step, steps `step`
-// bytes apart; signed: |qi| there and qi 64 bytes further); returns their sum
-__attribute__((target("avx2,fma"))) int32_t pack_row(const int32_t* qi, int64_t Dp, int8_t* lane, bool sign) {
-  const int64_t step = sign ? 128 : 64;
+// the bytes of one row's integers qi [Dp] into its panel lane (4 bytes of each 4-dim step, steps 64 bytes
+// apart); returns their sum
+__attribute__((target("avx2,fma"))) int32_t pack_row(const int32_t* qi, int64_t Dp, int8_t* lane) {
   __m256i sum = _mm256_setzero_si256();
   int64_t d = 0;
   for (; d + 8 <= Dp; d += 8) {
@@ -122,88 +121,97 @@ __attribute__((target("avx2,fma"))) int32_t pack_row(const int32_t* qi, int64_t 
     sum = _mm256_add_epi32(sum, v);
     const __m256i w = _mm256_packs_epi32(v, v);  // int16: [v0..v3 v0..v3 | v4..v7 v4..v7]
     const __m256i b = _mm256_packs_epi16(w, w);  // bytes: v0..v3 in word 0, v4..v7 in word 4
-    int8_t* o = lane + (d / 4) * step;
-    int32_t lo = _mm256_extract_epi32(b, 0), hi = _mm256_extract_epi32(b, 4);
-    if (sign) {
-      std::memcpy(o + 64, &lo, 4);
-      std::memcpy(o + step + 64, &hi, 4);
-      const __m256i a = _mm256_abs_epi8(b);
-      lo = _mm256_extract_epi32(a, 0);
-      hi = _mm256_extract_epi32(a, 4);
-    }
+    int8_t* o = lane + (d / 4) * 64;
+    const int32_t lo = _mm256_extract_epi32(b, 0), hi = _mm256_extract_epi32(b, 4);
     std::memcpy(o, &lo, 4);
-    std::memcpy(o + step, &hi, 4);
+    std::memcpy(o + 64, &hi, 4);
   }
   alignas(32) int32_t t[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(t), sum);
   int32_t total = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
   for (; d < Dp; d += 4) {
-    int8_t b[4], a[4];
+    int8_t b[4];
     for (int j = 0; j < 4; ++j) {
       b[j] = static_cast<int8_t>(qi[d + j]);
-      a[j] = static_cast<int8_t>(std::abs(qi[d + j]));
       total += qi[d + j];
     }
-    int8_t* o = lane + (d / 4) * step;
-    if (sign) {
-      std::memcpy(o + 64, b, 4);
-      std::memcpy(o, a, 4);
-    } else {
-      std::memcpy(o, b, 4);
-    }
+    std::memcpy(lane + (d / 4) * 64, b, 4);
   }
   return total;
 }
 
 }  // namespace
 
-int64_t int8_panel_bytes(int64_t D, bool sign) { return kPanel * ((D + 3) / 4 * 4) * (sign ? 2 : 1); }
+int64_t int8_panel_bytes(int64_t D) { return kPanel * ((D + 3) / 4 * 4); }
 
-void int8_pack_rows(const float* v, int64_t ldv, int64_t n, int64_t D, bool sign, int8_t* panels, float* scale,
-                    int32_t* init, float* err, double* emax) {
-  const int64_t Dp = (D + 3) / 4 * 4, np = (n + kPanel - 1) / kPanel, pb = int8_panel_bytes(D, sign);
-  std::memset(panels, 0, static_cast<size_t>(np * pb));
+int64_t int8_table_bytes(int64_t D) { return int8_panel_bytes(D) + 2 * 4 * kPanel; }
+
+void int8_pack_rows(const float* v, int64_t ldv, int64_t n, int64_t D, uint8_t* table, double* emax) {
+  const int64_t Dp = (D + 3) / 4 * 4, np = (n + kPanel - 1) / kPanel, pb = int8_panel_bytes(D),
+                tb = int8_table_bytes(D);
   std::vector<int32_t> q(static_cast<size_t>(Dp));
   double worst = 0.0;
-  for (int64_t r = 0; r < np * kPanel; ++r) {
-    if (r >= n) {
-      scale[r] = 0.0f;
-      init[r] = 0;
-      err[r] = 0.0f;
-      continue;
+  for (int64_t j = 0; j < np; ++j) {
+    uint8_t* panel = table + j * tb;
+    std::memset(panel, 0, static_cast<size_t>(tb));
+    float* scale = reinterpret_cast<float*>(panel + pb);
+    float* err = scale + kPanel;
+    for (int64_t l = 0; l < kPanel && j * kPanel + l < n; ++l) {
+      const int64_t r = j * kPanel + l;
+      int32_t* qi = q.data();
+      double e2 = 0.0;
+      scale[l] = quantize(v + r * ldv, D, 127.0f, qi, &e2);
+      for (int64_t d = D; d < Dp; ++d) qi[d] = 0;
+      pack_row(qi, Dp, reinterpret_cast<int8_t*>(panel) + l * 4);
+      worst = std::max(worst, e2);
+      // |true error| <= sqrt(e2)·(1 + 2^-23) (each difference within 2^-24 of itself; the float64 sum's
+      // rounding is far below); as float32, rounded up
+      const double e = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);
+      err[l] = std::nextafter(static_cast<float>(e), std::numeric_limits<float>::infinity());
     }
-    int32_t* qi = q.data();
-    double e2 = 0.0;
-    scale[r] = quantize(v + r * ldv, D, 127.0f, qi, &e2);
-    for (int64_t d = D; d < Dp; ++d) qi[d] = 0;
-    const int32_t sum = pack_row(qi, Dp, panels + (r / kPanel) * pb + (r % kPanel) * 4, sign);
-    init[r] = sign ? 0 : -64 * sum;
-    worst = std::max(worst, e2);
-    // |true error| <= sqrt(e2)·(1 + 2^-23) (each difference within 2^-24 of itself; the float64 sum's
-    // rounding is far below); as float32, rounded up
-    const double e = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);
-    err[r] = std::nextafter(static_cast<float>(e), std::numeric_limits<float>::infinity());
   }
   *emax = std::max(*emax, std::sqrt(worst) * (1.0 + 2.0 * 0x1p-23));
 }
 
-void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, bool sign, uint8_t* out, float* scale,
-                       double* err, double* norm, float* norm32) {
+void int8_pack_table(const float* v, int64_t ldv, int64_t n, int64_t D, uint8_t* table, int threads) {
+  const int64_t np = (n + kPanel - 1) / kPanel, tb = int8_table_bytes(D), step = 64;  // panels per task
+  ParallelGuard guard;  // (int8_pack_rows allocates a row of integers)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(clamp_threads(threads)) if (np > step)
+  for (int64_t j = 0; j < np; j += step)
+    guard.run([&] {
+      double unused = 0.0;
+      const int64_t r0 = j * kPanel;
+      int8_pack_rows(v + r0 * ldv, ldv, std::min(n - r0, step * kPanel), D, table + j * tb, &unused);
+    });
+  guard.rethrow();
+}
+
+double int8_table_emax(const uint8_t* table, int64_t n, int64_t D) {
+  const int64_t pb = int8_panel_bytes(D), tb = int8_table_bytes(D);
+  float worst = 0.0f;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* err = reinterpret_cast<const float*>(table + (r / kPanel) * tb + pb) + kPanel;
+    worst = std::max(worst, err[r % kPanel]);
+  }
+  return worst;
+}
+
+void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, uint8_t* out, float* scale, double* err,
+                       double* norm, float* norm32) {
   const int64_t Dp = (D + 3) / 4 * 4;
-  const int offset = sign ? 0 : 64;
   std::vector<int32_t> qi(static_cast<size_t>(D));
   for (int64_t r = 0; r < n; ++r) {
     double e2 = 0.0;
-    const float s = quantize(x + r * ldq, D, sign ? 127.0f : 63.0f, qi.data(), &e2);
+    const float s = quantize(x + r * ldq, D, 127.0f, qi.data(), &e2);
     scale[r] = s;
     uint8_t* o = out + r * Dp;
     double nn = 0.0;
     for (int64_t d = 0; d < D; ++d) {
-      o[d] = static_cast<uint8_t>(qi[d] + offset);  // signed: the two's complement byte
+      o[d] = static_cast<uint8_t>(qi[d]);  // the two's complement byte
       const double y = static_cast<double>(s) * qi[d];  // exact in float64
       nn += y * y;
     }
-    for (int64_t d = D; d < Dp; ++d) o[d] = static_cast<uint8_t>(offset);
+    for (int64_t d = D; d < Dp; ++d) o[d] = 0;
     err[r] = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);
     norm[r] = std::sqrt(nn) * (1.0 + 0x1p-40);  // |q̃|, rounded up
     norm32[r] = std::nextafter(static_cast<float>(norm[r]), std::numeric_limits<float>::infinity());
@@ -212,119 +220,69 @@ void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, bool s
 
 namespace {
 
-// sums [MR][16] of queries q (MR rows of Dp bytes, stride ldq) against one panel, into S (row stride ldS):
-// qs[i]·vs[j]·sum + qt[i]·er[j]; only the first nc columns are written.
+// sums [MR][16] of queries q (MR rows of Dp bytes, stride ldq) against one panel, into S [MR][16]:
+// qs[i]·vs[j]·sum + qt[i]·er[j].
 // thr set: only the scores of queries with a lane above thr[i] (l2: 2 s - vsq[j] above it) are stored, and
 // masks[i] gets those lanes (the fold's test, done while the scores are still in registers).
-template <int MR, bool SIGN>
+template <int MR>
 __attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt,
-                                                      const int8_t* panel, const float* vs, const int32_t* init,
-                                                      const float* er, int64_t steps, float* S, int64_t ldS,
-                                                      int64_t nc, const float* thr, const float* vsq,
+                                                      const int8_t* panel, const float* vs, const float* er,
+                                                      int64_t steps, float* S, const float* thr, const float* vsq,
                                                       uint32_t* masks) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i a0[MR], a1[MR];
   const int8_t* p = panel;
-  if constexpr (MR == 6 && !SIGN) {
-    // the whole loop in assembly: compilers schedule a step's 24 products first and spill the sums (or keep
-    // the sums in memory between steps), which ran at 40-60% of this
-    const __m256i* one = &ones;
+  if constexpr (MR == kMR) {
+    // the whole loop in assembly: compilers schedule a step's products first and spill the sums (or keep the
+    // sums in memory between steps), which ran at 40-60% of this. Five queries, so that the ones stay in a
+    // register (ymm11): with them read from memory too, six queries need 32 loads a step and ran 45-55%
+    // slower. |v'| is taken once a step (vpabsb) for the five queries, v' read again as vpsignb's operand.
     const uint8_t* qa = q;
     int64_t n = steps;
 #define FASTREPR_INT8_ROW(ADDR, A, B)                 \
   "vpbroadcastd " ADDR ", %%ymm14\n\t"                \
-  "vpmaddubsw %%ymm12, %%ymm14, %%ymm15\n\t"           \
-  "vpmaddwd (%[one]), %%ymm15, %%ymm15\n\t"            \
-  "vpaddd %%ymm15, %[" A "], %[" A "]\n\t"             \
-  "vpmaddubsw %%ymm13, %%ymm14, %%ymm15\n\t"           \
-  "vpmaddwd (%[one]), %%ymm15, %%ymm15\n\t"            \
-  "vpaddd %%ymm15, %[" B "], %[" B "]\n\t"
-#define FASTREPR_INT8_LOOP(ROW, STEP)                                                                          \
-  __asm__("vmovdqu (%[init]), %[x00]\n\t"                                                                      \
-          "vmovdqu 32(%[init]), %[x10]\n\t"                                                                    \
-          "vmovdqa %[x00], %[x01]\n\t vmovdqa %[x00], %[x02]\n\t vmovdqa %[x00], %[x03]\n\t"                     \
-          "vmovdqa %[x00], %[x04]\n\t vmovdqa %[x00], %[x05]\n\t"                                               \
-          "vmovdqa %[x10], %[x11]\n\t vmovdqa %[x10], %[x12]\n\t vmovdqa %[x10], %[x13]\n\t"                     \
-          "vmovdqa %[x10], %[x14]\n\t vmovdqa %[x10], %[x15]\n\t"                                               \
-          "1:\n\t"                                                                                             \
-          "vmovdqa (%[p]), %%ymm12\n\t"                                                                        \
-          "vmovdqa 32(%[p]), %%ymm13\n\t"                                                                      \
-          ROW("(%[qa])", "x00", "x10") ROW("(%[qa],%[ld],1)", "x01", "x11") ROW("(%[qa],%[ld],2)", "x02", "x12") \
-          ROW("(%[qa],%[ld3],1)", "x03", "x13") ROW("(%[qa],%[ld],4)", "x04", "x14")                            \
-          ROW("(%[qa],%[ld5],1)", "x05", "x15")                                                                 \
-          "add $" STEP ", %[p]\n\t"                                                                             \
-          "add $4, %[qa]\n\t"                                                                                   \
-          "dec %[n]\n\t"                                                                                        \
-          "jnz 1b\n\t"                                                                                          \
-          : [x00] "=&x"(a0[0]), [x01] "=&x"(a0[1]), [x02] "=&x"(a0[2]), [x03] "=&x"(a0[3]), [x04] "=&x"(a0[4]),  \
-            [x05] "=&x"(a0[5]), [x10] "=&x"(a1[0]), [x11] "=&x"(a1[1]), [x12] "=&x"(a1[2]), [x13] "=&x"(a1[3]),  \
-            [x14] "=&x"(a1[4]), [x15] "=&x"(a1[5]), [p] "+r"(p), [qa] "+r"(qa), [n] "+r"(n)                     \
-          : [init] "r"(init), [ld] "r"(ldq), [ld3] "r"(3 * ldq), [ld5] "r"(5 * ldq), [one] "r"(one)               \
-          : "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc")
-    FASTREPR_INT8_LOOP(FASTREPR_INT8_ROW, "64");
-#undef FASTREPR_INT8_LOOP
-#undef FASTREPR_INT8_ROW
-  } else if constexpr (MR == 5 && SIGN) {
-    // signed: 5 queries, so that the ones stay in a register (ymm11): with them and the sign's panel half
-    // both read from memory, six queries need 32 loads a step and ran 45-55% slower than the offset kernel
-    const uint8_t* qa = q;
-    int64_t n = steps;
-#define FASTREPR_INT8_ROW(ADDR, A, B)                 \
-  "vpbroadcastd " ADDR ", %%ymm14\n\t"                \
-  "vpsignb 64(%[p]), %%ymm14, %%ymm15\n\t"             \
+  "vpsignb (%[p]), %%ymm14, %%ymm15\n\t"              \
   "vpmaddubsw %%ymm15, %%ymm12, %%ymm15\n\t"           \
-  "vpmaddwd %%ymm11, %%ymm15, %%ymm15\n\t"             \
+  "vpmaddwd %%ymm11, %%ymm15, %%ymm15\n\t"            \
   "vpaddd %%ymm15, %[" A "], %[" A "]\n\t"             \
-  "vpsignb 96(%[p]), %%ymm14, %%ymm14\n\t"             \
+  "vpsignb 32(%[p]), %%ymm14, %%ymm14\n\t"            \
   "vpmaddubsw %%ymm14, %%ymm13, %%ymm14\n\t"           \
-  "vpmaddwd %%ymm11, %%ymm14, %%ymm14\n\t"             \
+  "vpmaddwd %%ymm11, %%ymm14, %%ymm14\n\t"            \
   "vpaddd %%ymm14, %[" B "], %[" B "]\n\t"
     __asm__("vmovdqu (%[one]), %%ymm11\n\t"
-            "vmovdqu (%[init]), %[x00]\n\t"
-            "vmovdqu 32(%[init]), %[x10]\n\t"
-            "vmovdqa %[x00], %[x01]\n\t vmovdqa %[x00], %[x02]\n\t vmovdqa %[x00], %[x03]\n\t"
-            "vmovdqa %[x00], %[x04]\n\t"
-            "vmovdqa %[x10], %[x11]\n\t vmovdqa %[x10], %[x12]\n\t vmovdqa %[x10], %[x13]\n\t"
-            "vmovdqa %[x10], %[x14]\n\t"
+            "vpxor %[x00], %[x00], %[x00]\n\t vpxor %[x01], %[x01], %[x01]\n\t vpxor %[x02], %[x02], %[x02]\n\t"
+            "vpxor %[x03], %[x03], %[x03]\n\t vpxor %[x04], %[x04], %[x04]\n\t"
+            "vpxor %[x10], %[x10], %[x10]\n\t vpxor %[x11], %[x11], %[x11]\n\t vpxor %[x12], %[x12], %[x12]\n\t"
+            "vpxor %[x13], %[x13], %[x13]\n\t vpxor %[x14], %[x14], %[x14]\n\t"
             "1:\n\t"
-            "vmovdqa (%[p]), %%ymm12\n\t"
-            "vmovdqa 32(%[p]), %%ymm13\n\t"
+            "vpabsb (%[p]), %%ymm12\n\t"
+            "vpabsb 32(%[p]), %%ymm13\n\t"
             FASTREPR_INT8_ROW("(%[qa])", "x00", "x10") FASTREPR_INT8_ROW("(%[qa],%[ld],1)", "x01", "x11")
             FASTREPR_INT8_ROW("(%[qa],%[ld],2)", "x02", "x12") FASTREPR_INT8_ROW("(%[qa],%[ld3],1)", "x03", "x13")
             FASTREPR_INT8_ROW("(%[qa],%[ld],4)", "x04", "x14")
-            "add $128, %[p]\n\t"
+            "add $64, %[p]\n\t"
             "add $4, %[qa]\n\t"
             "dec %[n]\n\t"
             "jnz 1b\n\t"
             : [x00] "=&x"(a0[0]), [x01] "=&x"(a0[1]), [x02] "=&x"(a0[2]), [x03] "=&x"(a0[3]), [x04] "=&x"(a0[4]),
               [x10] "=&x"(a1[0]), [x11] "=&x"(a1[1]), [x12] "=&x"(a1[2]), [x13] "=&x"(a1[3]), [x14] "=&x"(a1[4]),
               [p] "+r"(p), [qa] "+r"(qa), [n] "+r"(n)
-            : [init] "r"(init), [ld] "r"(ldq), [ld3] "r"(3 * ldq), [one] "r"(&ones)
+            : [ld] "r"(ldq), [ld3] "r"(3 * ldq), [one] "r"(&ones)
             : "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
 #undef FASTREPR_INT8_ROW
   } else {
-    const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init));
-    const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + 8));
-    for (int i = 0; i < MR; ++i) {
-      a0[i] = c0;
-      a1[i] = c1;
-    }
-    for (int64_t s = 0; s < steps; ++s, p += SIGN ? 128 : 64) {
+    for (int i = 0; i < MR; ++i) a0[i] = a1[i] = _mm256_setzero_si256();
+    for (int64_t s = 0; s < steps; ++s, p += 64) {
       const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
       const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32));
+      const __m256i u0 = _mm256_abs_epi8(v0), u1 = _mm256_abs_epi8(v1);
       for (int i = 0; i < MR; ++i) {
         int32_t w;
         std::memcpy(&w, q + i * ldq + 4 * s, 4);
         const __m256i b = _mm256_set1_epi32(w);
-        if constexpr (SIGN) {
-          const __m256i s0 = _mm256_sign_epi8(b, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 64)));
-          const __m256i s1 = _mm256_sign_epi8(b, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 96)));
-          a0[i] = _mm256_add_epi32(a0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(v0, s0), ones));
-          a1[i] = _mm256_add_epi32(a1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(v1, s1), ones));
-        } else {
-          a0[i] = _mm256_add_epi32(a0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b, v0), ones));
-          a1[i] = _mm256_add_epi32(a1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(b, v1), ones));
-        }
+        const __m256i s0 = _mm256_sign_epi8(b, v0), s1 = _mm256_sign_epi8(b, v1);
+        a0[i] = _mm256_add_epi32(a0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, s0), ones));
+        a1[i] = _mm256_add_epi32(a1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, s1), ones));
       }
     }
   }
@@ -345,57 +303,44 @@ __attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t 
                  static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(y1, t, _CMP_GT_OQ))) << 8;
       if (!masks[i]) continue;
     }
-    float* o = S + i * ldS;
-    if (nc >= 16) {
-      _mm256_storeu_ps(o, x0);
-      _mm256_storeu_ps(o + 8, x1);
-    } else {
-      alignas(32) float t[16];
-      _mm256_store_ps(t, x0);
-      _mm256_store_ps(t + 8, x1);
-      std::memcpy(o, t, static_cast<size_t>(nc) * sizeof(float));
-    }
-  }
-}
-
-// m <= int8_group(sign) queries
-template <bool SIGN>
-void micro_any(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
-               const float* vs, const int32_t* init, const float* er, int64_t steps, float* out, const float* thr,
-               const float* vsq, uint32_t* masks) {
-  switch (m) {
-#define FASTREPR_INT8_CASE(M)                                                                                \
-  case M:                                                                                                    \
-    micro<M, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel, thr, vsq, masks);         \
-    break;
-    FASTREPR_INT8_CASE(6)
-    FASTREPR_INT8_CASE(5)
-    FASTREPR_INT8_CASE(4)
-    FASTREPR_INT8_CASE(3)
-    FASTREPR_INT8_CASE(2)
-    default: micro<1, SIGN>(q, ldq, qs, qt, panel, vs, init, er, steps, out, kPanel, kPanel, thr, vsq, masks);
-#undef FASTREPR_INT8_CASE
+    _mm256_storeu_ps(S + i * kPanel, x0);
+    _mm256_storeu_ps(S + i * kPanel + 8, x1);
   }
 }
 
 }  // namespace
 
-int int8_group(bool sign) { return sign ? 5 : 6; }
+int int8_group() { return kMR; }
 
-void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const int8_t* panel,
-                const float* vs, const int32_t* init, const float* er, int64_t D, bool sign, float* out,
-                const float* thr, const float* vsq, uint32_t* masks) {
+void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const uint8_t* tpanel,
+                int64_t D, float* out, const float* thr, const float* vsq, uint32_t* masks) {
   const int64_t steps = (D + 3) / 4;
-  if (sign) micro_any<true>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out, thr, vsq, masks);
-  else micro_any<false>(q, ldq, qs, qt, m, panel, vs, init, er, steps, out, thr, vsq, masks);
+  const int8_t* panel = reinterpret_cast<const int8_t*>(tpanel);
+  const float* vs = reinterpret_cast<const float*>(tpanel + int8_panel_bytes(D));
+  const float* er = vs + kPanel;
+  switch (m) {
+#define FASTREPR_INT8_CASE(M)                                                \
+  case M:                                                                    \
+    micro<M>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);     \
+    break;
+    FASTREPR_INT8_CASE(5)
+    FASTREPR_INT8_CASE(4)
+    FASTREPR_INT8_CASE(3)
+    FASTREPR_INT8_CASE(2)
+    default: micro<1>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);
+#undef FASTREPR_INT8_CASE
+  }
 }
 #else
-int64_t int8_panel_bytes(int64_t, bool) { return 0; }
-int int8_group(bool) { return 1; }
-void int8_pack_rows(const float*, int64_t, int64_t, int64_t, bool, int8_t*, float*, int32_t*, float*, double*) {}
-void int8_pack_queries(const float*, int64_t, int64_t, int64_t, bool, uint8_t*, float*, double*, double*, float*) {}
-void int8_micro(const uint8_t*, int64_t, const float*, const float*, int, const int8_t*, const float*, const int32_t*,
-                const float*, int64_t, bool, float*, const float*, const float*, uint32_t*) {}
+int64_t int8_panel_bytes(int64_t) { return 0; }
+int64_t int8_table_bytes(int64_t) { return 0; }
+int int8_group() { return 1; }
+void int8_pack_rows(const float*, int64_t, int64_t, int64_t, uint8_t*, double*) {}
+void int8_pack_table(const float*, int64_t, int64_t, int64_t, uint8_t*, int) {}
+double int8_table_emax(const uint8_t*, int64_t, int64_t) { return 0.0; }
+void int8_pack_queries(const float*, int64_t, int64_t, int64_t, uint8_t*, float*, double*, double*, float*) {}
+void int8_micro(const uint8_t*, int64_t, const float*, const float*, int, const uint8_t*, int64_t, float*, const float*,
+                const float*, uint32_t*) {}
 #endif
 
 }  // namespace fastrepr

@@ -342,23 +342,22 @@ __attribute__((target("avx2,fma,bmi"))) inline void fold16(const float* s, const
   }
 }
 
-// One chunk of the int8 filter (rows [c0, c0 + nc) packed in v8): 6 (signed: 5) queries x 16 rows at a time from the
-// micro kernel, each query's 16 scores folded into its list at once (no tile written or read back).
-void int8_chunk(const ScanProblem& p, bool sign, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dp,
-                int64_t q0, int64_t nq, const int8_t* v8, const float* v8s, const int32_t* v8i, const float* v8e,
-                int64_t c0, int64_t nc, List* lists, int64_t P, int64_t part, int64_t K, int64_t L) {
-  const int64_t pb = int8_panel_bytes(p.D, sign), g = int8_group(sign);
-  alignas(32) float sc[6 * 16], thr[6];
-  uint32_t masks[6];
+// One chunk of the int8 filter (rows [c0, c0 + nc) in table panels from v8, tb bytes apart): 5 queries x 16 rows at a time from the micro kernel, each query's 16 scores folded into its list at once (no
+// tile written or read back).
+void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dp,
+                int64_t q0, int64_t nq, const uint8_t* v8, int64_t tb, int64_t c0, int64_t nc, List* lists, int64_t P,
+                int64_t part, int64_t K, int64_t L) {
+  const int64_t g = int8_group();
+  alignas(32) float sc[5 * 16], thr[5];
+  uint32_t masks[5];
   for (int64_t i = 0; i < nq; i += g) {
     const int m = static_cast<int>(std::min<int64_t>(g, nq - i));
     const int64_t qa = q0 + i;
     for (int64_t j = 0; j * 16 < nc; ++j) {
       const int64_t w = std::min<int64_t>(16, nc - 16 * j), col = c0 + 16 * j;
-      const int8_t* panel = v8 + j * pb;
+      const uint8_t* panel = v8 + j * tb;
       if (w < 16) {  // the chunk's last, partial panel: every score out, folded lane by lane
-        int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, v8s + 16 * j, v8i + 16 * j, v8e + 16 * j, p.D,
-                   sign, sc, nullptr, nullptr, nullptr);
+        int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, p.D, sc, nullptr, nullptr, nullptr);
         for (int r = 0; r < m; ++r) {
           List& l = lists[(qa + r) * P + part];
           if (p.vsq) fold16<true>(sc + 16 * r, p.vsq + col, w, col, l, K, L);
@@ -368,8 +367,8 @@ void int8_chunk(const ScanProblem& p, bool sign, const uint8_t* q8, const float*
       }
       // thresholds as they stand: a lane that passes is checked again as it enters (they only rise)
       for (int r = 0; r < m; ++r) thr[r] = lists[(qa + r) * P + part].t.v;
-      int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, v8s + 16 * j, v8i + 16 * j, v8e + 16 * j, p.D,
-                 sign, sc, thr, p.vsq ? p.vsq + col : nullptr, masks);
+      int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, p.D, sc, thr, p.vsq ? p.vsq + col : nullptr,
+                 masks);
       for (int r = 0; r < m; ++r) {
         uint32_t mask = masks[r];
         if (!mask) continue;
@@ -460,7 +459,7 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const char trans_t = 'T', trans_n = 'N';
   const float one = 1.0f, zero = 0.0f;
   (void)nt;
-  // int8: every query's 7-bit copy once, up front
+  // int8: every query's 8-bit copy once, up front
   const int64_t Dp = (p.D + 3) / 4 * 4, bvp = (bv + 15) / 16 * 16;
   std::vector<uint8_t> q8(plan.int8 ? static_cast<size_t>(p.Q * Dp) : 0);
   std::vector<float> q8s(plan.int8 ? static_cast<size_t>(p.Q) : 0), q8n(q8s.size());
@@ -469,12 +468,13 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
 #pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
     for (int64_t q = 0; q < p.Q; ++q)
       packing.run([&] {
-        int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, plan.int8->sign, q8.data() + q * Dp, q8s.data() + q,
+        int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, q8.data() + q * Dp, q8s.data() + q,
                           plan.int8->qerr + q, plan.int8->qnorm + q, q8n.data() + q);
       });
     packing.rethrow();
-    plan.int8->emax = 0.0;
+    plan.int8->emax = plan.int8->table ? int8_table_emax(plan.int8->table, p.R, p.D) : 0.0;
   }
+  const int64_t tb = plan.int8 ? int8_table_bytes(p.D) : 0;
   // Per-thread buffers and the items run under a guard: an allocation failure becomes a Python exception
   // after the region (common.h), never std::terminate.
   ParallelGuard guard;
@@ -482,11 +482,9 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   {
     std::vector<float> S;
     std::vector<uint16_t> q16, v16;
-    // int8: one chunk's panels (64-byte aligned: the kernel loads them aligned), scales and sum starts
-    std::vector<int8_t> v8buf;
-    int8_t* v8 = nullptr;
-    std::vector<float> v8s, v8e;
-    std::vector<int32_t> v8i;
+    // int8 without a table: one chunk's panels (64-byte aligned: the kernel loads them aligned)
+    std::vector<uint8_t> v8buf;
+    uint8_t* v8 = nullptr;
     double emax = 0.0;
     guard.run([&] {
       if (!plan.int8) S.resize(static_cast<size_t>(bq * bv));
@@ -494,12 +492,9 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
         q16.resize(static_cast<size_t>(span_q * p.D));
         v16.resize(static_cast<size_t>(bv * p.D));
       }
-      if (plan.int8) {
-        v8buf.resize(static_cast<size_t>(bvp / 16 * int8_panel_bytes(p.D, plan.int8->sign) + 64));
+      if (plan.int8 && !plan.int8->table) {
+        v8buf.resize(static_cast<size_t>(bvp / 16 * tb + 64));
         v8 = v8buf.data() + (64 - reinterpret_cast<uintptr_t>(v8buf.data()) % 64) % 64;
-        v8s.resize(static_cast<size_t>(bvp));
-        v8e.resize(static_cast<size_t>(bvp));
-        v8i.resize(static_cast<size_t>(bvp));
       }
     });
     const int prev = plan.set_threads ? plan.set_threads(1) : 0;
@@ -512,12 +507,13 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
         if (to_bf16) to_bf16(p.q + q0 * p.ldq, p.ldq, nq_item, p.D, q16.data());
         for (int64_t c0 = lo; c0 < hi; c0 += bv) {
           const int64_t nc = std::min(bv, hi - c0);
-          if (v8) {
+          if (plan.int8) {
 #ifdef FASTREPR_TOPK_X86
-            int8_pack_rows(p.v + c0 * p.ldv, p.ldv, nc, p.D, plan.int8->sign, v8, v8s.data(), v8i.data(), v8e.data(),
-                           &emax);
-            int8_chunk(p, plan.int8->sign, q8.data(), q8s.data(), q8n.data(), Dp, q0, nq_item, v8, v8s.data(), v8i.data(), v8e.data(),
-                       c0, nc, lists.data(), P, part, K, L);
+            const uint8_t* chunk = v8;
+            if (plan.int8->table) chunk = plan.int8->table + (c0 / 16) * tb;  // (c0: a multiple of bv, of 16)
+            else int8_pack_rows(p.v + c0 * p.ldv, p.ldv, nc, p.D, v8, &emax);
+            int8_chunk(p, q8.data(), q8s.data(), q8n.data(), Dp, q0, nq_item, chunk, tb, c0, nc,
+                       lists.data(), P, part, K, L);
 #endif
             continue;
           }

@@ -297,15 +297,15 @@ def _int8_copies(x, limit):
     return s, ints
 
 
-@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("table", [False, True])
 @pytest.mark.parametrize("D", [1, 7, 128, 300, 1041])
-def test_int8_filter_products_and_bound(D, signed, monkeypatch):
-    """The int8 scan (both variants: 7-bit queries with an offset, 8-bit through vpsignb) against a numpy
-    model of its copies (so its integer products are exact: no saturation, even with every byte at its
-    limit), and the refinement's bound against float64 truth on every returned candidate and every row
-    left out (any row outside the K returned scores at most worst + bound). Rows of very different norms,
-    a zero row, a row below the scaling range, constant rows (every integer at +-127, the queries' at
-    their limit), D = 1041 (sums beyond 2^24 in magnitude), 5 and 6 queries per micro kernel with tails."""
+def test_int8_filter_products_and_bound(D, table):
+    """The int8 scan (rows copied per chunk, or read from a table made beforehand) against a numpy model of
+    its copies (so its integer products are exact: no saturation, even with every byte at its limit), and
+    the refinement's bound against float64 truth on every returned candidate and every row left out (any
+    row outside the K returned scores at most worst + bound). Rows of very different norms, a zero row, a
+    row below the scaling range, constant rows (every integer at +-127, the queries' too), D = 1041 (sums
+    beyond 2^24 in magnitude), 5 queries per micro kernel with a tail."""
     import numpy as np
 
     from fastrepr import _native
@@ -313,8 +313,7 @@ def test_int8_filter_products_and_bound(D, signed, monkeypatch):
 
     if not (_native.available()[0] and _native.get().topk_int8_supported()):
         pytest.skip("int8 filter not available (native extension, x86 AVX2)")
-    path = sp.available()["int8"]
-    monkeypatch.setattr(ts, "INT8_SIGNED_FROM_D", 1 if signed else 10**9)
+    path = sp.available()["int8-table" if table else "int8"]
     rng = np.random.default_rng(D)
     R, Q, K = 300, 14, 40
     v = (rng.standard_normal((R, D)) * rng.choice([1e-3, 1.0, 30.0], size=(R, 1))).astype(np.float32)
@@ -322,16 +321,17 @@ def test_int8_filter_products_and_bound(D, signed, monkeypatch):
     v[1] = 1e-33
     v[2] = 5.0  # all integers 127
     v[3] = np.where(np.arange(D) % 2, -2.0, 2.0)
-    Q = 17  # 2 x 6 + 5 and 3 x 5 + 2: full micro kernels and tails in both variants
+    Q = 17  # 3 x 5 + 2: full micro kernels and a tail
     q = (rng.standard_normal((Q, D)) * 3).astype(np.float32)
-    q[0] = 1.0  # all integers 63 (bytes 127): with row 2 the largest sums the kernel can meet
+    q[0] = 1.0  # all integers 127: with row 2 the largest sums the kernel can meet
     q[1] = np.where(np.arange(D) % 3, -0.5, 0.5)
     for l2 in (False, True):
         vsq = (v.astype(np.float64) ** 2).sum(1).astype(np.float32)
         qt, vt = torch.from_numpy(q), torch.from_numpy(v)
-        vals, cand, int8 = ts.scan(path, qt, vt, K, torch.from_numpy(vsq) if l2 else None, 2)
+        rows8 = ts.int8_table(vt) if table else None
+        vals, cand, int8 = ts.scan(path, qt, vt, K, torch.from_numpy(vsq) if l2 else None, 2, rows8)
         vals, cand = vals.double().numpy(), cand.numpy()
-        qs, qi = _int8_copies(q, 127 if signed else 63)
+        qs, qi = _int8_copies(q, 127)
         vs, vi = _int8_copies(v, 127)
         qerr = np.linalg.norm(q - qs[:, None].astype(np.float64) * qi, axis=1)
         verr = np.linalg.norm(v - vs[:, None].astype(np.float64) * vi, axis=1)
@@ -363,30 +363,81 @@ def test_int8_filter_products_and_bound(D, signed, monkeypatch):
         assert verr.max() <= int8[2] <= verr.max() * (1 + 1e-6)
 
 
-@pytest.mark.parametrize("signed", [False, True])
-def test_int8_filter_answers_equal_the_float64_ranking_on_unit_rows(signed, monkeypatch):
+@pytest.mark.parametrize("table", [False, True])
+def test_int8_filter_answers_equal_the_float64_ranking_on_unit_rows(table):
     """Through exact_search at a size where the filter's 3k + 32 candidates decide (unit rows, D = 64): the
     float64 reference's rows and scores, ip and l2, also with near-ties at the k-th place that the int8
-    copies cannot separate (near-duplicate rows, queries equal to rows), which the refinement settles."""
+    copies cannot separate (near-duplicate rows, queries equal to rows), which the refinement settles; with
+    a table, also over the first 3001 rows of a table of all of them (EmbeddingIndex's restrict)."""
     from fastrepr import _native
     from fastrepr.ops import _search_plan as sp
 
     if not (_native.available()[0] and _native.get().topk_int8_supported()):
         pytest.skip("int8 filter not available (native extension, x86 AVX2)")
-    monkeypatch.setattr(ts, "INT8_SIGNED_FROM_D", 1 if signed else 10**9)
     g = torch.Generator().manual_seed(5)
     v = torch.nn.functional.normalize(torch.randn(5000, 64, generator=g), dim=1)
     v[4000:4100] = v[100:200] * (1 + 2.0 ** -20)  # near-duplicates: equal int8 copies, distinct exact scores
     q = torch.nn.functional.normalize(torch.randn(50, 64, generator=g), dim=1)
     q[:10] = v[100:110]
-    path = sp.available()["int8"]
-    for l2 in (False, True):
-        for k in (1, 10, 64):
-            got = ts.exact_search(q, v, k, l2, path=path)
-            want = reference.topk_search(q, v, k, "l2" if l2 else "ip")
-            assert torch.equal(got[1], want[1])
-            # (l2: the reference's cdist gives 4e-16, not 0, for a query equal to its row; every path gives 0)
-            torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-12 if l2 else 0)
+    path = sp.available()["int8-table" if table else "int8"]
+    rows8 = ts.int8_table(v) if table else None
+    for rows in (5000, 3001) if table else (5000,):
+        for l2 in (False, True):
+            for k in (1, 10, 64):
+                got = ts.exact_search(q, v[:rows], k, l2, path=path, int8_rows=rows8)
+                want = reference.topk_search(q, v[:rows], k, "l2" if l2 else "ip")
+                assert torch.equal(got[1], want[1])
+                # (l2: the reference's cdist gives 4e-16, not 0, for a query equal to its row; every path gives 0)
+                torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-12 if l2 else 0)
+
+
+def test_int8_table_is_made_once_by_the_index_and_checked(monkeypatch):
+    """EmbeddingIndex makes its int8 table on the first search that takes the int8-table path (forced here)
+    and reuses it; its answers equal the float64 reference (restricted too). Bad tables: a clear error."""
+    import numpy as np
+
+    from fastrepr import EmbeddingIndex, _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not (_native.available()[0] and _native.get().topk_int8_supported()):
+        pytest.skip("int8 filter not available (native extension, x86 AVX2)")
+    C = _native.get()
+    monkeypatch.setenv("FASTREPR_SEARCH_PATH", "int8")
+    g = torch.Generator().manual_seed(11)
+    v = torch.randn(2000, 37, generator=g)
+    q = torch.randn(20, 37, generator=g)
+    index = EmbeddingIndex(v, metric="ip")
+    assert index.search_path(20).startswith("native int8-table")
+    s, i = index.search(q, 7)
+    table = index._int8
+    assert table is not None and table.shape == (125, C.topk_int8_table_bytes(37))
+    s2, i2 = index.search(q, 7, restrict=999)
+    assert index._int8 is table  # made once
+    want = reference.topk_search(q, v, 7)
+    assert torch.equal(i, want[1]) and torch.equal(s, want[0].float())
+    want = reference.topk_search(q, v[:999], 7)
+    assert torch.equal(i2, want[1]) and torch.equal(s2, want[0].float())
+    # bad tables and calls
+    qn, vn = q.numpy(), v.numpy()
+    args = dict(queries=qn, vectors=vn, vsq=None, K=5, blas=0, block_q=96, block_v=256,
+                out_v=np.zeros((20, 5), np.float32), out_i=np.zeros((20, 5), np.int64), int8_stats=np.zeros((2, 20)))
+    t = table.numpy()
+    for change, msg in [(dict(int8_table=t[:100]), "shape"), (dict(int8_table=np.zeros((125, 7), np.uint8)), "shape"),
+                        (dict(int8_table=t, block_v=250), "multiple of 16"),
+                        (dict(int8_table=t, int8_stats=None), "needs int8_stats")]:
+        with pytest.raises(ValueError, match=msg):
+            C.topk_scan(**{**args, **change})
+    raw = np.zeros(table.numel() + 64, np.uint8)
+    off = (-raw.ctypes.data) % 64 + 1  # 1 byte past a 64-byte boundary
+    bad = raw[off:off + table.numel()].reshape(table.shape)
+    with pytest.raises(ValueError, match="aligned"):
+        C.topk_scan(**{**args, "int8_table": bad})
+    with pytest.raises(ValueError, match="aligned"):
+        C.topk_int8_table(vn, bad)
+    with pytest.raises(ValueError, match="shape"):
+        C.topk_int8_table(vn, t[:10])
+    with pytest.raises(ValueError, match="int8_rows"):
+        ts.exact_search(q, v, 3, False, path=sp.available()["int8-table"])
 
 
 def test_choose_reads_the_calibration(monkeypatch, tmp_path):
@@ -637,3 +688,35 @@ def test_custom_ops_take_no_backend_argument():
     """FASTREPR_BACKEND is the one override: the schemas have no backend string any more."""
     for op in (torch.ops.fastrepr.topk_search.default, torch.ops.fastrepr.analogy_topk.default):
         assert "backend" not in [a.name for a in op._schema.arguments]
+
+
+def test_int8_filter_learns_its_candidate_count_from_a_pilot(monkeypatch):
+    """A search of 4·PILOT queries or more on a filter scans the first PILOT with 3k + 32 candidates and the
+    rest with what the pilot needed (fewer here: unit rows, D = 128), and still returns the float64
+    reference's rows and scores, ip and l2, with exclusions (which take candidate slots)."""
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not (_native.available()[0] and _native.get().topk_int8_supported()):
+        pytest.skip("int8 filter not available (native extension, x86 AVX2)")
+    g = torch.Generator().manual_seed(8)
+    v = torch.nn.functional.normalize(torch.randn(20000, 128, generator=g), dim=1)
+    q = torch.nn.functional.normalize(torch.randn(4 * ts.PILOT + 3, 128, generator=g), dim=1)
+    excl = torch.randint(0, 20000, (q.shape[0], 2), generator=g)
+    seen = []
+    real_scan = ts.scan
+    monkeypatch.setattr(ts, "scan", lambda path, qq, *a, **kw: seen.append((path.name, qq.shape[0], a[1])) or
+                        real_scan(path, qq, *a, **kw))
+    k = 50
+    for l2 in (False, True):
+        seen.clear()
+        got = ts.exact_search(q, v, k, l2, excl=excl, path=sp.available()["int8"])
+        first, second = seen[0], seen[1]
+        assert first == ("int8", ts.PILOT, 3 * k + 32 + 2)
+        assert second[0] == "int8" and second[1] == q.shape[0] - ts.PILOT and k + 2 < second[2] < 3 * k + 32 + 2
+        s = (torch.cdist(q.double(), v.double()).square() if l2 else -(q.double() @ v.double().T))
+        s[torch.arange(q.shape[0])[:, None], excl] = float("inf")
+        want = torch.sort(s, dim=1, stable=True)
+        assert torch.equal(got[1], want.indices[:, :k])
+        wv = (want.values[:, :k] if l2 else -want.values[:, :k]).float()
+        torch.testing.assert_close(got[0], wv, rtol=0, atol=1e-12 if l2 else 0)  # (l2: cdist's own rounding)

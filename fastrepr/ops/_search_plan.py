@@ -11,12 +11,17 @@ Paths (every one is followed by the same float64 refinement, so all return ident
                  queries rounded to bfloat16 (8 significant bits), products accumulated in float32, more
                  candidates kept (the refinement's bound is about 2^-6·|q|·|v| instead of D·2^-23·|q|·|v|),
                  and questions the bound cannot settle are re-scanned on the best float32 path.
-  * ``int8``     the built-in int8 filter (x86 with AVX2; csrc/topk_int8.cpp): rows copied to 8-bit and
-                 queries to 7-bit integers with a scale per row and per query, products exact in int32
-                 (vpmaddubsw + vpmaddwd, about twice float32 FMA's rate where the CPU has no AVX-512 or
-                 AMX), the same candidates and re-scans as the bf16 filter; the bound is computed from the
-                 copies' actual errors (``topk_search._bound``). Written for AVX2 CPUs such as the Zen 3 of
-                 issue 11, where float32 cannot run 2x faster than FAISS's flat search.
+  * ``int8``     the built-in int8 filter (x86 with AVX2; csrc/topk_int8.cpp): rows and queries copied to
+                 8-bit integers with a scale per row and per query, products exact in int32 (vpmaddubsw +
+                 vpmaddwd, about twice float32 FMA's rate where the CPU has no AVX-512 or AMX), the same
+                 candidates and re-scans as the bf16 filter; the bound is computed from the copies' actual
+                 errors (``topk_search._bound``). Written for AVX2 CPUs such as the Zen 3 of issue 11, where
+                 float32 cannot run 2x faster than FAISS's flat search.
+  * ``int8-table`` the same filter reading the rows' copies from a table the caller made once
+                 (``topk_search.int8_table``; EmbeddingIndex keeps one, R·D bytes): no copying per search,
+                 and a quarter of the float32 rows' bytes to read, which is what a few-query search costs
+                 (on the Zen 3, one query over 1e5 x 128 rows: 0.95 ms against 4.2 ms for MKL and 5.0 ms for
+                 FAISS). Offered only to callers that pass a table.
 Why several BLAS: their speed depends on the vendor. On the 2-core Xeon this was built on MKL ran 310
 GFLOP/s on [1000, 300] x [300, 1e5] and numpy's OpenBLAS 270; on the 2-core AMD EPYC of issue 11, torch's
 BLAS ran 137 GFLOP/s and the OpenBLAS inside FAISS was faster. So nothing is assumed: each available path is
@@ -58,7 +63,7 @@ import torch
 from .. import _native
 from .._io import atomic_write
 
-NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "int8")
+NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "int8", "int8-table")
 CAL_ROWS, CAL_DIMS, CAL_QUERIES = 32768, (128, 320), (1, 8, 64, 512)
 SMALL_FLOPS = 2 ** 28
 # Tiles (queries x rows). A [512, 512] float32 tile is 1 MB, which leaves room in a 2 MB L2 for the BLAS's
@@ -69,7 +74,8 @@ SMALL_FLOPS = 2 ** 28
 # The int8 filter: 96 queries (16 micro-kernels of 6) x 256 rows, whose panels (256 x D bytes, 77 KB at
 # D = 300) stay in L2 while each micro-kernel streams its 16-row panel from them: 80-85 GMAC/s on one Zen 3
 # core at D = 128 and 300 (float32 sgemm: about 37).
-BLOCKS = {"kernel": (64, 128), "mkl": (512, 512), "openblas": (1024, 512), "mkl-bf16": (512, 256), "int8": (96, 256)}
+BLOCKS = {"kernel": (64, 128), "mkl": (512, 512), "openblas": (1024, 512), "mkl-bf16": (512, 256), "int8": (96, 256),
+          "int8-table": (96, 256)}
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class Path:
     library: str  # what computes the products, e.g. "MKL 2024.2 (torch)"
     bf16: bool = False  # products of bfloat16-rounded inputs (a wider error bound)
     int8: bool = False  # products of int8 copies (topk_scan's int8_stats; a bound from the copies' errors)
+    table: bool = False  # reads the rows' int8 copies from a table made beforehand (the caller's int8_rows)
 
     @property
     def filter(self) -> bool:
@@ -127,8 +134,10 @@ def _discover() -> dict[str, Path]:
         _skipped["mkl"] = "torch is not built with MKL"
     if C.topk_int8_supported():
         paths["int8"] = Path("int8", 0, *BLOCKS["int8"], "built-in int8 filter (AVX2)", int8=True)
+        paths["int8-table"] = Path("int8-table", 0, *BLOCKS["int8-table"],
+                                   "built-in int8 filter (AVX2) on the index's int8 table", int8=True, table=True)
     else:
-        _skipped["int8"] = "the int8 filter needs an x86 CPU with AVX2"
+        _skipped["int8"] = _skipped["int8-table"] = "the int8 filter needs an x86 CPU with AVX2"
     try:
         from threadpoolctl import ThreadpoolController
 
@@ -251,12 +260,14 @@ def _busy() -> bool:
 
 
 _searcher = None  # ops/topk_search.exact_search, registered by that module (this one never imports it)
+_int8_table = None  # ops/topk_search.int8_table, the same way
 
 
-def register_searcher(fn) -> None:
-    """The exact search the calibration times (``topk_search`` registers its own on import)."""
-    global _searcher
-    _searcher = fn
+def register_searcher(fn, int8_table) -> None:
+    """The exact search the calibration times and the int8 table maker it gives the ``int8-table`` path
+    (``topk_search`` registers its own on import)."""
+    global _searcher, _int8_table
+    _searcher, _int8_table = fn, int8_table
 
 
 def calibrate(threads: int | None = None, save: bool = True) -> dict:
@@ -279,10 +290,12 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
             v = torch.randn(CAL_ROWS, D, generator=g)
             q_all = torch.randn(max(CAL_QUERIES), D, generator=g)
             vsq = v.square().sum(1)
+            rows8 = _int8_table(v, threads) if "int8-table" in table else None
             rates = {name: [] for name in table}
             for Q in CAL_QUERIES:
                 q = q_all[:Q]
-                fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p))
+                fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p,
+                                                          int8_rows=rows8 if p.table else None))
                        for name, path in available().items()}
                 for name, t in best_times(fns).items():
                     rates[name].append(2.0 * Q * CAL_ROWS * D / t / 1e9)
@@ -360,10 +373,12 @@ def default(Q: int) -> Path:
     return paths.get("mkl") or paths.get("openblas") or paths["kernel"]
 
 
-def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False) -> Path:
+def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False, table: bool = False) -> Path:
     """The path for Q queries over R rows of D floats (module docstring: the rule); float32: only among the
-    float32 paths (the re-scan of what a bf16 or int8 filter could not settle)."""
-    paths = {n: p for n, p in available().items() if not (float32 and p.filter)}
+    float32 paths (the re-scan of what a bf16 or int8 filter could not settle); table: the caller has the
+    rows' int8 table (``int8-table`` is offered instead of ``int8``, which it beats: the same scan without
+    copying the rows)."""
+    paths = {n: p for n, p in available().items() if not (float32 and p.filter) and not (p.int8 and p.table != table)}
     if not paths:
         raise RuntimeError(_native.available()[1])
     forced = os.environ.get("FASTREPR_SEARCH_PATH", "").strip().lower()
@@ -372,6 +387,8 @@ def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = F
             raise ValueError(f"FASTREPR_SEARCH_PATH={forced!r} is not a path; expected one of {', '.join(NAMES)}")
         if forced not in available():
             raise RuntimeError(f"FASTREPR_SEARCH_PATH={forced}: not available here ({_skipped.get(forced, '')})")
+        if forced.startswith("int8"):  # the int8 filter with the table when the caller has one, else without
+            forced = "int8-table" if table else "int8"
         if forced in paths:
             return paths[forced]
     if forced or _calibrating:

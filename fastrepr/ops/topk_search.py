@@ -173,10 +173,11 @@ def row_sqnorms(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.Tensor | None,
-         threads: int) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+         threads: int, int8_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
     """Candidates on one path (``_search_plan.Path``): (approximate scores [Q, K], rows [Q, K], int8), best
     first. Scores: q.v (ip), 2 q.v - |v|^2 (l2 on the native paths, vsq given) or |q - v|^2 (l2 on FAISS).
-    int8 (the int8 filter only, else None): (|q - q~| [Q], |q~| [Q], max_r |v_r - v~_r|) of its copies."""
+    int8 (the int8 filter only, else None): (|q - q~| [Q], |q~| [Q], max_r |v_r - v~_r|) of its copies.
+    int8_rows: the rows' int8 table (``int8_table``; the ``int8-table`` path reads it instead of copying)."""
     Q = queries.shape[0]
     if path.name == "faiss":
         from .. import _faiss
@@ -192,10 +193,12 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
         return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64, copy=False)), None
     out_v, out_i = torch.empty((Q, K)), torch.empty((Q, K), dtype=torch.int64)
     stats = np.empty((2, Q)) if path.int8 else None
-    D = queries.shape[1]
+    if path.table and int8_rows is None:
+        raise ValueError("int8_rows: the int8-table path needs the rows' table (int8_table)")
+    table = int8_rows.numpy() if path.table else None
     emax = _native.get().topk_scan(queries.numpy(), vectors.numpy(), None if vsq is None else vsq.numpy(), K,
                                    path.handle, path.block_q, path.block_v, out_v.numpy(), out_i.numpy(), threads,
-                                   stats, path.int8 and D >= INT8_SIGNED_FROM_D)
+                                   stats, table)
     int8 = None
     if path.int8:  # the filter ranks by q~.v~ + |q~|·e_r: back to within the bound of q.v (csrc/topk_int8.cpp)
         int8 = (torch.from_numpy(stats[0]), torch.from_numpy(stats[1]), float(emax))
@@ -204,10 +207,18 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
     return out_v, out_i, int8
 
 
-# The int8 filter's variant by dimension: 8-bit queries (vpsignb, 20-30% slower) from this D on, 7-bit below
-# (csrc/topk_int8.cpp). The query's copy error is a fixed fraction of |q| while the scores near the k-th
-# place crowd together as 1/sqrt(D), so the 7-bit copy stops certifying first at large D.
-INT8_SIGNED_FROM_D = 192
+def int8_table(vectors: torch.Tensor, threads: int | None = None) -> torch.Tensor | None:
+    """The int8 filter's copy of rows [R, D] float32 (contiguous, CPU), made once for repeated searches
+    (EmbeddingIndex keeps one): uint8 [ceil(R/16), bytes per panel of 16 rows], R·D bytes plus 12 per row
+    (D rounded up to 4), for either variant. None where the filter cannot run here. It is valid only for
+    these rows: rows changed afterwards need a new table."""
+    if not (_native.available()[0] and _native.get().topk_int8_supported()):
+        return None
+    C = _native.get()
+    R, D = vectors.shape
+    table = torch.empty(((R + 15) // 16, C.topk_int8_table_bytes(D)), dtype=torch.uint8)  # 64-byte aligned
+    C.topk_int8_table(vectors.contiguous().numpy(), table.numpy(), threads or torch.get_num_threads())
+    return table
 
 
 def refine(x64: torch.Tensor, vectors: torch.Tensor, cand: torch.Tensor, approx: torch.Tensor, bound: torch.Tensor,
@@ -282,15 +293,39 @@ def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool, int8: tuple | 
     return 2.0 * (gamma(D + 2) + U) * qn * vmax  # + u: x64 rounded to the float32 queries
 
 
+# A filter's candidate count. The K-th candidate must score more than one bound below the k-th exact score
+# for a query to be certified, so the count needed is the number of rows whose approximate score lies above
+# (k-th exact score - bound): about k·z·bound/sigma for scores spread by sigma, the k-th place z sigmas into
+# the tail, which depends on the data, D and k. 3k + 32 covers the random unit rows of issue 11 (D = 300,
+# k = 100: 99.9% certified; 2k + 32 there: 39%) but at D = 128 half of it suffices, and every candidate
+# costs selection and refinement. So a search of at least 4·PILOT queries on a filter scans its first PILOT
+# queries with 3k + 32, counts what each of them needed, and scans the rest with the largest count plus
+# PILOT_SLACK (never more than 3k + 32): queries that then miss are re-scanned in float32 as before, so the
+# answers are the same whatever the count.
+PILOT, PILOT_SLACK = 64, 8
+
+
+def _candidates_needed(approx: torch.Tensor, kth: torch.Tensor, bound: torch.Tensor, l2: bool, k: int) -> int:
+    """The largest candidate count any of these queries needed (approximate scores [Q, K] best first, their
+    exact k-th scores kth [Q] and bounds [Q]) plus PILOT_SLACK, at most 3k + 32: a query with fewer than k
+    exact scores (kth infinite) counts all K."""
+    K = approx.shape[1]
+    edge = kth + bound if l2 else kth - bound
+    inside = (approx <= edge[:, None]) if l2 else (approx >= edge[:, None])
+    need = torch.where(torch.isfinite(kth), inside.sum(1) + 1, K)
+    return int(min(3 * k + 32, int(need.max()) + PILOT_SLACK)) if need.numel() else 3 * k + 32
+
+
 def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, vsq: torch.Tensor | None = None,
                  *, x64: torch.Tensor | None = None, scale: torch.Tensor | None = None,
                  excl: torch.Tensor | None = None, threads: int | None = None,
-                 path=None) -> tuple[torch.Tensor, torch.Tensor]:
+                 path=None, int8_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CPU exact top-k: (scores [Q, k] float32, rows [Q, k] int64), k <= R, ranked in float64.
 
     queries [Q, D] float32 (what the scan multiplies); x64 [Q, D] float64 and scale [Q] (ip only), when the
     exact score is scale·(x64.v) with queries ~ scale·x64 in float32 (analogies: the unnormalized sum and
-    its inverse norm); excl [Q, E] rows never returned (-1: none), counted in the candidates.
+    its inverse norm); excl [Q, E] rows never returned (-1: none), counted in the candidates; int8_rows:
+    the rows' ``int8_table`` (offers the ``int8-table`` path, which reads it instead of copying the rows).
     Memory: O(Q·(k + margin)) lists in chunks of at most 16384 queries, one [512, 512] tile per thread,
     float64 copies of a chunk's queries; never the [Q, R] score matrix.
     """
@@ -305,54 +340,68 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         qnorm = x64.norm(dim=1) * (1.0 if scale is None else scale)  # the norm of the exact scaled query
     vsq, vmax = check_inputs(queries, vectors, vsq, l2, qnorm)
     excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
-    path = path or _search_plan.choose(Q, R, D, threads)
+    path = path or _search_plan.choose(Q, R, D, threads, table=int8_rows is not None)
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
     step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, 3 * k + excl.shape[1] + 32))))
+    filter_k = None  # a filter's candidates beyond the exclusions, learned from a pilot (notes above)
     for lo in range(0, Q, step):
-        rows = torch.arange(lo, min(Q, lo + step))
-        x = queries[rows].double() if x64 is None else x64[rows]
-        qn = qnorm[rows]
-        use = path
-        if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
-            use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
-        # a bf16 or int8 filter keeps more candidates: its bound is wider, so more rows sit near the k-th score
-        K = min(R, (3 * k + 32 if use.filter else k + margin(k)) + excl.shape[1])
-        while rows.numel():
-            q = queries[rows].contiguous()
-            vals, cand, int8 = scan(use, q, vectors, K, vsq if l2 else None, threads)
-            approx = vals.double()
-            if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
-                approx = q.double().square().sum(1, keepdim=True) - approx
-            s, i, ok = refine(x, vectors, cand, approx, _bound(use, qn, vmax, D, l2, int8), excl[rows], l2, k,
-                              threads, None if scale is None else scale[rows])
-            out_v[rows], out_i[rows] = s, i
-            if K >= R:
-                break
-            if use.filter:
-                if float((~ok).double().mean()) > 0.1:  # too many near-ties for this filter: float32 from now on
-                    path = _search_plan.choose(Q, R, D, threads, float32=True)
-                use = _search_plan.choose(int((~ok).sum()), R, D, threads, float32=True)
-                K = min(R, k + margin(k) + excl.shape[1])
-            else:
-                K = min(R, 4 * K)
-            rows, x, qn = rows[~ok], x[~ok], qn[~ok]
+        chunk = torch.arange(lo, min(Q, lo + step))
+        pilot = path.filter and filter_k is None and chunk.numel() >= 4 * PILOT
+        for piece in (chunk[:PILOT], chunk[PILOT:]) if pilot else (chunk,):
+            rows = piece
+            x = queries[rows].double() if x64 is None else x64[rows]
+            qn = qnorm[rows]
+            use = path
+            if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
+                use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
+            # a bf16 or int8 filter keeps more candidates: its bound is wider, so more rows sit near the k-th
+            K = min(R, ((filter_k or 3 * k + 32) if use.filter else k + margin(k)) + excl.shape[1])
+            while rows.numel():
+                q = queries[rows].contiguous()
+                vals, cand, int8 = scan(use, q, vectors, K, vsq if l2 else None, threads, int8_rows)
+                approx = vals.double()
+                if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
+                    approx = q.double().square().sum(1, keepdim=True) - approx
+                bound = _bound(use, qn, vmax, D, l2, int8)
+                s, i, ok = refine(x, vectors, cand, approx, bound, excl[rows], l2, k, threads,
+                                  None if scale is None else scale[rows])
+                out_v[rows], out_i[rows] = s, i
+                if pilot and rows is piece and use.filter:
+                    filter_k = _candidates_needed(approx, s[:, -1].double(), bound, l2, k) - excl.shape[1]
+                if K >= R:
+                    break
+                if use.filter:
+                    if float((~ok).double().mean()) > 0.1:  # too many near-ties for this filter: float32 from now on
+                        path = _search_plan.choose(Q, R, D, threads, float32=True)
+                    use = _search_plan.choose(int((~ok).sum()), R, D, threads, float32=True)
+                    K = min(R, k + margin(k) + excl.shape[1])
+                else:
+                    K = min(R, 4 * K)
+                rows, x, qn = rows[~ok], x[~ok], qn[~ok]
     return out_v, out_i
 
 
-_search_plan.register_searcher(exact_search)
+_search_plan.register_searcher(exact_search, int8_table)
 
 
-def search_path(Q: int, R: int, D: int) -> str:
-    """The CPU path an exact search of Q queries over R x D rows takes here (benchmark rows record it)."""
+def uses_int8_table(Q: int, R: int, D: int) -> bool:
+    """Whether a search of Q queries over R x D rows here would take the ``int8-table`` path if the caller had
+    the rows' ``int8_table`` (EmbeddingIndex makes its table on the first such search)."""
+    return _search_plan.choose(Q, R, D, table=True).table
 
-    path = _search_plan.choose(Q, R, D)
+
+def search_path(Q: int, R: int, D: int, table: bool = False) -> str:
+    """The CPU path an exact search of Q queries over R x D rows takes here (table: with the rows' int8 table
+    at hand, as EmbeddingIndex searches have it; benchmark rows record it)."""
+
+    path = _search_plan.choose(Q, R, D, table=table)
     return f"{path.name}: {path.library}"
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the implementations (each takes the custom op's arguments, k already clipped to R) and the op
 
-def topk_search_triton(queries, vectors, k, l2, vsq=None):
+def topk_search_triton(queries, vectors, k, l2, vsq=None, int8_rows=None):
     """Triton (CUDA; CPU tensors under the interpreter): float32 ranking, [Q, k] scores and rows."""
     if queries.shape[0] == 0:
         return empty_result(queries, 0, k)
@@ -363,15 +412,15 @@ def topk_search_triton(queries, vectors, k, l2, vsq=None):
     return s, i
 
 
-def topk_search_native(queries, vectors, k, l2, vsq=None):
-    """C++ (CPU): the exact search above; which scan it runs (MKL, OpenBLAS, bf16 filter, FAISS, built-in
-    kernel) is measured once per machine inside it (``_search_plan``), not chosen by the dispatcher."""
+def topk_search_native(queries, vectors, k, l2, vsq=None, int8_rows=None):
+    """C++ (CPU): the exact search above; which scan it runs (MKL, OpenBLAS, bf16 or int8 filter, FAISS,
+    built-in kernel) is measured once per machine inside it (``_search_plan``), not chosen by the dispatcher."""
     if queries.shape[0] == 0:
         return empty_result(queries, 0, k)
-    return exact_search(queries, vectors, k, l2, vsq)
+    return exact_search(queries, vectors, k, l2, vsq, int8_rows=int8_rows)
 
 
-def topk_search_torch(queries, vectors, k, l2, vsq=None):
+def topk_search_torch(queries, vectors, k, l2, vsq=None, int8_rows=None):
     """Plain PyTorch, any device: float64 scores of blocks of at most 4096 queries x C rows (C >= 1024, so
     that a block holds about 2^22 scores) pushed into one TopK per query block. Memory: one block and its sort; never
     the [Q, R] matrix. Ranks as ``reference.topk_search`` (float64, lower row first on ties)."""
@@ -400,18 +449,20 @@ IMPLS = declare(OP, Impls(triton=topk_search_triton, native=topk_search_native, 
 
 @torch.library.custom_op("fastrepr::topk_search", mutates_args=())
 def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
-                vsq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                vsq: torch.Tensor | None = None,
+                int8_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores [Q, k'], indices [Q, k']) with k' = min(k, R); ip: inner products, descending; l2: squared
     distances, ascending; equal scores: lower row first. Inputs float32, queries finite (ValueError naming
     ``queries`` otherwise, on every implementation). vsq: |v|^2 per row [R] when the caller has it (else
-    computed). The implementation is chosen by ``fastrepr._backend.dispatch`` (FASTREPR_BACKEND forces one).
+    computed). int8_rows: ``int8_table(vectors)`` when the caller keeps one (the native implementation may
+    read it; the others ignore it). The implementation is chosen by ``fastrepr._backend.dispatch`` (FASTREPR_BACKEND forces one).
     The native and torch implementations return the float64 ranking exactly (module notes above); Triton
     ranks in float32."""
-    return dispatch(OP, IMPLS, queries, vectors, min(int(k), vectors.shape[0]), l2, vsq)
+    return dispatch(OP, IMPLS, queries, vectors, min(int(k), vectors.shape[0]), l2, vsq, int8_rows)
 
 
 @topk_search.register_fake
-def _(queries, vectors, k, l2, vsq=None):
+def _(queries, vectors, k, l2, vsq=None, int8_rows=None):
     kk = min(k, vectors.shape[0])
     return (queries.new_empty((queries.shape[0], kk)),
             queries.new_empty((queries.shape[0], kk), dtype=torch.int64))
