@@ -1,7 +1,7 @@
 """Exact search, kNN probe and analogies against FAISS on this CPU (issue 11): every number in the search
 sections of RESULTS.md comes from this script.
 
-    python benchmarks/search_vs_faiss.py [--threads 2] [--quick] [--save]
+    python benchmarks/search_vs_faiss.py [--threads 2] [--quick | --vocab 1000000] [--search-only] [--save]
     python benchmarks/search_vs_faiss.py --cpu-time      # the single-thread tables of RESULTS.md
 
 1. The paths this machine offers, their BLAS, and a fresh calibration (``_search_plan.calibrate``).
@@ -102,6 +102,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="search grid at V=1e5 only")
+    ap.add_argument("--vocab", type=int, nargs="+", help="search grid at these V only (e.g. 1000000)")
+    ap.add_argument("--search-only", action="store_true", help="the search grid and its identity checks only")
     ap.add_argument("--save", action="store_true", help="append rows to benchmarks/results/<device>.csv")
     ap.add_argument("--budget", type=float, default=1.0, help="seconds of timing per side and size")
     ap.add_argument("--cpu-time", action="store_true", help="the single-thread CPU-time tables instead")
@@ -119,10 +121,12 @@ def main(argv=None) -> None:
     for name, per_dim in cal["gflops"].items():
         for d, rates in zip(cal["dims"], per_dim):
             print(f"  {name:9s} D={d:<4d} " + " ".join(f"{r:7.1f}" for r in rates))
-    grid = [s for s in entries._SEARCH_GRID if not (args.quick and s[0] > 100_000)]
+    grid = [s for s in entries._SEARCH_GRID if not (args.quick and s[0] > 100_000)
+            and (not args.vocab or s[0] in args.vocab)]
     rows = []
-    for op, sizes in (("search_faiss", grid), ("search_gemm", None), ("knn_faiss", None), ("knn_probe", None),
-                      ("analogy_faiss", None)):
+    ops = (("search_faiss", grid),) + (() if args.search_only else (
+        ("search_gemm", None), ("knn_faiss", None), ("knn_probe", None), ("analogy_faiss", None)))
+    for op, sizes in ops:
         labels = [f"{'x'.join(map(str, s))}" for s in sizes] if sizes else None
         rows += bench.run([op], labels, device="cpu", budget_s=args.budget, progress=lambda m: print("..", m, flush=True))
         print(bench.format_table(rows[-len(sizes or bench.REGISTRY[op].sizes["cpu"]):]), flush=True)
