@@ -408,6 +408,7 @@ def test_int8_table_is_made_once_by_the_index_and_checked(monkeypatch):
     q = torch.randn(20, 37, generator=g)
     index = EmbeddingIndex(v, metric="ip")
     assert index.search_path(20).startswith("native int8-table")
+    assert not sp.choose(20, 2000, sp.INT8_MAX_D + 1, table=True).int8  # beyond the int32 sums: never chosen
     s, i = index.search(q, 7)
     table = index._int8
     assert table is not None and table.shape == (125, C.topk_int8_table_bytes(37))

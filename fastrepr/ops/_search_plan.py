@@ -66,6 +66,7 @@ from .._io import atomic_write
 NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "int8", "int8-table")
 CAL_ROWS, CAL_DIMS, CAL_QUERIES = 32768, (128, 320), (1, 8, 64, 512)
 SMALL_FLOPS = 2 ** 28
+INT8_MAX_D = 65536  # the int8 filter's int32 sums hold 127·127·D below 2^31 (csrc/topk_int8.cpp)
 # Tiles (queries x rows). A [512, 512] float32 tile is 1 MB, which leaves room in a 2 MB L2 for the BLAS's
 # packed panels. Measured single-threaded (CPU time) on the 2-core Xeon (Sapphire Rapids class, 2 MB L2 per
 # core), [2048 x 300] queries against 1e5 rows, GFLOP/s: MKL 122-126 for every tile from 256x512 to 1024x1024
@@ -378,7 +379,8 @@ def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = F
     float32 paths (the re-scan of what a bf16 or int8 filter could not settle); table: the caller has the
     rows' int8 table (``int8-table`` is offered instead of ``int8``, which it beats: the same scan without
     copying the rows)."""
-    paths = {n: p for n, p in available().items() if not (float32 and p.filter) and not (p.int8 and p.table != table)}
+    paths = {n: p for n, p in available().items() if not (float32 and p.filter)
+             and not (p.int8 and (p.table != table or D > INT8_MAX_D))}
     if not paths:
         raise RuntimeError(_native.available()[1])
     forced = os.environ.get("FASTREPR_SEARCH_PATH", "").strip().lower()
