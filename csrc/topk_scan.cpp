@@ -342,8 +342,9 @@ __attribute__((target("avx2,fma,bmi"))) inline void fold16(const float* s, const
   }
 }
 
-// One chunk of the int8 filter (rows [c0, c0 + nc) in table panels from v8, tb bytes apart): 5 queries x 16 rows at a time from the micro kernel, each query's 16 scores folded into its list at once (no
-// tile written or read back).
+// One chunk of the int8 filter (rows [c0, c0 + nc) in table panels from v8, tb bytes apart): 5 queries x 16 rows
+// at a time from the micro kernel, each query's 16 scores folded into its list at once (no tile written or read
+// back).
 void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dp,
                 int64_t q0, int64_t nq, const uint8_t* v8, int64_t tb, int64_t c0, int64_t nc, List* lists, int64_t P,
                 int64_t part, int64_t K, int64_t L) {
@@ -433,9 +434,10 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   // An item owns G consecutive query tiles and one range of rows: each chunk of rows is read (and, for
   // bf16, converted) once per G tiles. G > 1 only when the queries alone give every thread 4+ items.
   const int64_t tiles = (p.Q + bq - 1) / bq;
-  // int8: rows are quantized and packed per item and chunk, and each list pays its own warm-up (its first 2K
-  // scores all enter), so with enough queries each thread takes an equal share of them against all the rows
-  // (one list per query; the table packed once per thread); with few, the rows are split.
+  // int8: rows are quantized and packed per item and chunk (unless a table holds them), and each list pays its
+  // own warm-up (its first 2K scores all enter), so with enough queries each thread takes an equal share of
+  // them against all the rows (one list per query; the rows packed once per thread); with few, the rows are
+  // split.
   int64_t G = tiles >= 16 * nt ? 4 : tiles >= 8 * nt ? 2 : 1;
   if (plan.int8) {
     // items of at most 4096 queries, as many as a multiple of the thread count (3 items on 2 threads left
