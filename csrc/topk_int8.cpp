@@ -112,13 +112,11 @@ __attribute__((target("avx2,fma"))) float quantize(const float* x, int64_t D, fl
 }
 
 // the bytes of one row's integers qi [Dp] into its panel lane (4 bytes of each 4-dim step, steps 64 bytes
-// apart); returns their sum
-__attribute__((target("avx2,fma"))) int32_t pack_row(const int32_t* qi, int64_t Dp, int8_t* lane) {
-  __m256i sum = _mm256_setzero_si256();
+// apart)
+__attribute__((target("avx2,fma"))) void pack_row(const int32_t* qi, int64_t Dp, int8_t* lane) {
   int64_t d = 0;
   for (; d + 8 <= Dp; d += 8) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qi + d));
-    sum = _mm256_add_epi32(sum, v);
     const __m256i w = _mm256_packs_epi32(v, v);  // int16: [v0..v3 v0..v3 | v4..v7 v4..v7]
     const __m256i b = _mm256_packs_epi16(w, w);  // bytes: v0..v3 in word 0, v4..v7 in word 4
     int8_t* o = lane + (d / 4) * 64;
@@ -126,18 +124,11 @@ __attribute__((target("avx2,fma"))) int32_t pack_row(const int32_t* qi, int64_t 
     std::memcpy(o, &lo, 4);
     std::memcpy(o + 64, &hi, 4);
   }
-  alignas(32) int32_t t[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(t), sum);
-  int32_t total = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
   for (; d < Dp; d += 4) {
     int8_t b[4];
-    for (int j = 0; j < 4; ++j) {
-      b[j] = static_cast<int8_t>(qi[d + j]);
-      total += qi[d + j];
-    }
+    for (int j = 0; j < 4; ++j) b[j] = static_cast<int8_t>(qi[d + j]);
     std::memcpy(lane + (d / 4) * 64, b, 4);
   }
-  return total;
 }
 
 }  // namespace
