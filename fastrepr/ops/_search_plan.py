@@ -18,7 +18,7 @@ Paths (every one is followed by the same float64 refinement, so all return ident
                  errors (``topk_search._bound``). Written for AVX2 CPUs such as the Zen 3 of issue 11, where
                  float32 cannot run 2x faster than FAISS's flat search.
   * ``int8-table`` the same filter reading the rows' copies from a table the caller made once
-                 (``topk_search.int8_table``; EmbeddingIndex keeps one, R·D bytes): no copying per search,
+                 (``topk_search.int8_table``; EmbeddingIndex keeps one, R·(D + 8) bytes): no copying per search,
                  and a quarter of the float32 rows' bytes to read, which is what a few-query search costs
                  (on the Zen 3, one query over 1e5 x 128 rows: 0.95 ms against 4.2 ms for MKL and 5.0 ms for
                  FAISS). Offered only to callers that pass a table.
