@@ -27,15 +27,15 @@ void topk_merge(const py::buffer& S, const py::buffer& rows, const py::buffer& s
   }, [&] { return "rows: an entry is outside [0, " + std::to_string(s.shape[0]) + ") (rows of S)"; });
 }
 
-// an int8 table of at least R rows of D columns (topk_int8_table's output), 64-byte aligned
-const uint8_t* checked_int8_table(const py::object& table, int64_t R, int64_t D) {
-  View t = in<uint8_t>(table.cast<py::buffer>(), "int8_table", 2);
-  require(t.shape[0] >= (R + 15) / 16 && t.shape[1] == fastrepr::int8_table_bytes(D),
-          [&] { return "int8_table must have shape [>= " + std::to_string((R + 15) / 16) + ", " +
-                       std::to_string(fastrepr::int8_table_bytes(D)) + "] (topk_int8_table of these " +
+// an int8 table for R rows of D columns (topk_int8_table's layout, 64-byte aligned): ceil(R/16) panels, or at
+// least that many when it may hold more rows than are searched
+void check_int8_table(const View& t, const char* name, int64_t R, int64_t D, bool exact) {
+  const int64_t np = (R + 15) / 16;
+  require((exact ? t.shape[0] == np : t.shape[0] >= np) && t.shape[1] == fastrepr::int8_table_bytes(D),
+          [&] { return std::string(name) + " must have shape [" + (exact ? "" : ">= ") + std::to_string(np) + ", " +
+                       std::to_string(fastrepr::int8_table_bytes(D)) + "] (topk_int8_table of " +
                        std::to_string(R) + " rows)"; });
-  require(reinterpret_cast<uintptr_t>(t.ptr) % 64 == 0, "int8_table must be 64-byte aligned");
-  return t.as<const uint8_t>();
+  require(reinterpret_cast<uintptr_t>(t.ptr) % 64 == 0, [&] { return std::string(name) + " must be 64-byte aligned"; });
 }
 
 void topk_int8_table(const py::buffer& v, const py::buffer& table, int threads) {
@@ -45,10 +45,7 @@ void topk_int8_table(const py::buffer& v, const py::buffer& table, int threads) 
   const int64_t R = vv.shape[0], D = vv.shape[1];
   require(fastrepr::int8_supported(), "the int8 filter needs an x86 CPU with AVX2");
   require(R >= 1 && D >= 1 && D <= 65536, "vectors must have shape [R, D] with R >= 1 and 1 <= D <= 65536");
-  require(t.shape[0] == (R + 15) / 16 && t.shape[1] == fastrepr::int8_table_bytes(D),
-          [&] { return "table must have shape [" + std::to_string((R + 15) / 16) + ", " +
-                       std::to_string(fastrepr::int8_table_bytes(D)) + "]"; });
-  require(reinterpret_cast<uintptr_t>(t.ptr) % 64 == 0, "table must be 64-byte aligned");
+  check_int8_table(t, "table", R, D, true);
   without_gil([&] { fastrepr::int8_pack_table(vv.as<const float>(), D, R, D, t.as<uint8_t>(), threads); });
 }
 
@@ -85,7 +82,11 @@ double topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq
     require((block_v + 15) / 16 * fastrepr::int8_panel_bytes(D) <= (int64_t(1) << 28),
             "block_v: the int8 filter's panels would exceed 256 MB");
     stats = {st.as<double>(), st.as<double>() + Q, 0.0};
-    if (!int8_table.is_none()) stats.table = checked_int8_table(int8_table, R, D);
+    if (!int8_table.is_none()) {
+      View t = in<uint8_t>(int8_table.cast<py::buffer>(), "int8_table", 2);
+      check_int8_table(t, "int8_table", R, D, false);
+      stats.table = t.as<const uint8_t>();
+    }
     require(!stats.table || block_v % 16 == 0, "block_v must be a multiple of 16 with int8_table");
     plan.int8 = &stats;
   } else {

@@ -193,7 +193,7 @@ class EmbeddingIndex:
     def _int8_rows(self, n_queries: int, rows: int) -> torch.Tensor | None:
         """The searched rows' int8 table (``ops/topk_search.int8_table``) once a native CPU search here would
         read it (the ``int8-table`` scan path: on x86 CPUs with AVX2 where it measured fastest); made on the
-        first such search and kept: R·D bytes plus 12 per row."""
+        first such search and kept: R·D bytes plus 8 per row."""
         if self._int8 is None:
             if self.device.type != "cpu":
                 return None

@@ -159,6 +159,12 @@ def gamma(n: int) -> float:
     return n * U / (1.0 - n * U)
 
 
+def filter_candidates(k: int) -> int:
+    """The most candidates a bf16 or int8 filter keeps (its bound is wider, so more rows sit near the k-th
+    score); a pilot may learn fewer (``_candidates_needed``)."""
+    return 3 * k + 32
+
+
 def margin(k: int) -> int:
     """Candidates scanned beyond k: room for near-ties at the k-th place (and for excluded rows)."""
     return max(8, k // 4)
@@ -210,8 +216,8 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
 
 def int8_table(vectors: torch.Tensor, threads: int | None = None) -> torch.Tensor | None:
     """The int8 filter's copy of rows [R, D] float32 (contiguous, CPU), made once for repeated searches
-    (EmbeddingIndex keeps one): uint8 [ceil(R/16), bytes per panel of 16 rows], R·D bytes plus 12 per row
-    (D rounded up to 4), for either variant. None where the filter cannot run here. It is valid only for
+    (EmbeddingIndex keeps one): uint8 [ceil(R/16), bytes per panel of 16 rows], R·D bytes plus 8 per row
+    (D rounded up to 4: the integers, then a scale and an error per row). None where the filter cannot run here. It is valid only for
     these rows: rows changed afterwards need a new table."""
     if not (_native.available()[0] and _native.get().topk_int8_supported()):
         return None
@@ -314,7 +320,8 @@ def _candidates_needed(approx: torch.Tensor, kth: torch.Tensor, bound: torch.Ten
     edge = kth + bound if l2 else kth - bound
     inside = (approx <= edge[:, None]) if l2 else (approx >= edge[:, None])
     need = torch.where(torch.isfinite(kth), inside.sum(1) + 1, K)
-    return int(min(3 * k + 32, int(need.max()) + PILOT_SLACK)) if need.numel() else 3 * k + 32
+    cap = filter_candidates(k)
+    return int(min(cap, int(need.max()) + PILOT_SLACK)) if need.numel() else cap
 
 
 def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, vsq: torch.Tensor | None = None,
@@ -343,7 +350,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
     path = path or _search_plan.choose(Q, R, D, threads, table=int8_rows is not None)
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
-    step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, 3 * k + excl.shape[1] + 32))))
+    step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, filter_candidates(k) + excl.shape[1]))))
     filter_k = None  # a filter's candidates beyond the exclusions, learned from a pilot (notes above)
     for lo in range(0, Q, step):
         chunk = torch.arange(lo, min(Q, lo + step))
@@ -356,7 +363,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
             if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
                 use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
             # a bf16 or int8 filter keeps more candidates: its bound is wider, so more rows sit near the k-th
-            K = min(R, ((filter_k or 3 * k + 32) if use.filter else k + margin(k)) + excl.shape[1])
+            K = min(R, ((filter_k or filter_candidates(k)) if use.filter else k + margin(k)) + excl.shape[1])
             while rows.numel():
                 q = queries[rows].contiguous()
                 vals, cand, int8 = scan(use, q, vectors, K, vsq if l2 else None, threads, int8_rows)
