@@ -441,9 +441,9 @@ def test_int8_table_is_made_once_by_the_index_and_checked(monkeypatch):
         ts.exact_search(q, v, 3, False, path=sp.available()["int8-table"])
 
 
-def test_choose_reads_the_calibration(monkeypatch, tmp_path):
-    """The rule: the path with the highest measured rate at this query count wins; small searches and
-    FASTREPR_SEARCH_CALIBRATE=0 take the default; the table is written once (atomically) and reused."""
+def _isolated_plan(monkeypatch, tmp_path):
+    """The search plan with its cache in tmp_path, nothing measured or forced yet (skips without the native
+    extension)."""
     from fastrepr import _native
     from fastrepr.ops import _search_plan as sp
 
@@ -452,6 +452,13 @@ def test_choose_reads_the_calibration(monkeypatch, tmp_path):
     monkeypatch.setenv("FASTREPR_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("FASTREPR_SEARCH_PATH", raising=False)
     monkeypatch.setattr(sp, "_table", None)
+    return sp
+
+
+def test_choose_reads_the_calibration(monkeypatch, tmp_path):
+    """The rule: the path with the highest measured rate at this query count wins; small searches and
+    FASTREPR_SEARCH_CALIBRATE=0 take the default; the table is written once (atomically) and reused."""
+    sp = _isolated_plan(monkeypatch, tmp_path)
     names = list(sp.available())
     fake = {"queries": [1, 8, 64, 512], "rows": 1, "dim": 1, "measured": "", "time": 0,
             "gflops": {n: [1.0, 1.0, 1.0, 1.0] for n in names}}
@@ -487,14 +494,7 @@ def test_a_cached_calibration_without_a_path_offered_now_is_measured_again(monke
     large search; a small one uses it as it is and measures nothing."""
     import json
 
-    from fastrepr import _native
-    from fastrepr.ops import _search_plan as sp
-
-    if not _native.available()[0]:
-        pytest.skip("native extension not built")
-    monkeypatch.setenv("FASTREPR_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("FASTREPR_SEARCH_PATH", raising=False)
-    monkeypatch.setattr(sp, "_table", None)
+    sp = _isolated_plan(monkeypatch, tmp_path)
     names = list(sp.available())
     old = {"queries": [1, 512], "dims": [128, 320], "rows": 1, "measured": "", "time": __import__("time").time(),
            "gflops": {n: [[1.0, 1.0], [1.0, 1.0]] for n in names[:-1]}}
