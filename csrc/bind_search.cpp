@@ -49,9 +49,27 @@ void topk_int8_table(const py::buffer& v, const py::buffer& table, int threads) 
   without_gil([&] { fastrepr::int8_pack_table(vv.as<const float>(), D, R, D, t.as<uint8_t>(), threads); });
 }
 
+// a bf16 table for R rows of D columns (topk_bf16_table's layout): at least R rows (exact: R) of D + 2
+void check_bf16_table(const View& t, const char* name, int64_t R, int64_t D, bool exact) {
+  require((exact ? t.shape[0] == R : t.shape[0] >= R) && t.shape[1] == fastrepr::bf16_table_cols(D),
+          [&] { return std::string(name) + " must have shape [" + (exact ? "" : ">= ") + std::to_string(R) + ", " +
+                       std::to_string(fastrepr::bf16_table_cols(D)) + "] (topk_bf16_table of " +
+                       std::to_string(R) + " rows)"; });
+}
+
+void topk_bf16_table(const py::buffer& v, const py::buffer& table, int threads) {
+  check_threads(threads);
+  View vv = in<float>(v, "vectors", 2);
+  View t = out<uint16_t>(table, "table", 2);
+  const int64_t R = vv.shape[0], D = vv.shape[1];
+  require(R >= 1 && D >= 1, "vectors must have shape [R, D] with R, D >= 1");
+  check_bf16_table(t, "table", R, D, true);
+  without_gil([&] { fastrepr::bf16_pack_table(vv.as<const float>(), D, R, D, t.as<uint16_t>(), threads); });
+}
+
 double topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq, int64_t K, int blas,
                  int64_t block_q, int64_t block_v, const py::buffer& out_v, const py::buffer& out_i, int threads,
-                 const py::object& int8_stats, const py::object& int8_table) {
+                 const py::object& filter_stats, const py::object& int8_table, const py::object& bf16_table) {
   check_threads(threads);
   View qv = in<float>(q, "queries", 2), vv = in<float>(v, "vectors", 2);
   View ov = out<float>(out_v, "out_v", 2), oi = out<int64_t>(out_i, "out_i", 2);
@@ -63,34 +81,50 @@ double topk_scan(const py::buffer& q, const py::buffer& v, const py::object& vsq
   require(block_q >= 1 && block_v >= 1 && block_q <= (1 << 16) && block_v <= (1 << 16) &&
               block_q * block_v <= (1 << 24),
           "block_q and block_v must lie in [1, 65536] with block_q * block_v <= 2^24");
-  // lists: Q x (row ranges, at most 2 * threads) x 2K entries of 16 bytes, at most 2^30 entries (16 GB)
+  // lists: Q x (row ranges, at most 2 * threads) x 2K entries of 20 bytes (16, and a 4-byte key), at most
+  // 2^30 entries (20 GB)
   const int64_t ranges = 2 * clamp_threads(threads);
   require(Q == 0 || 2 * K <= (int64_t(1) << 30) / (Q * ranges),
-          "K: Q * K * threads is too large for one call (lists of 16 GB): split the queries");
+          "K: Q * K * threads is too large for one call (lists of 20 GB): split the queries");
   const float* vsq_ptr = optional_in<float>(vsq, "vsq", 1, R, "vsq must have shape [R]");
   ScanPlan plan{nullptr, nullptr, nullptr, block_q, block_v, threads};
   require(blas == 0 || topk_blas_lookup(blas, plan),
           [&] { return "blas: unknown handle " + std::to_string(blas) + " (0 = built-in kernel)"; });
-  // int8 filter: int8_stats [2, Q] float64 receives the queries' copy errors and norms; returns max row error
-  Int8Stats stats{nullptr, nullptr, 0.0};
-  if (!int8_stats.is_none()) {
-    View st = out<double>(int8_stats.cast<py::buffer>(), "int8_stats", 2);
-    require(st.shape[0] == 2 && st.shape[1] == Q, "int8_stats must have shape [2, Q]");
-    require(blas == 0, "blas must be 0 with int8_stats (the int8 filter computes its own products)");
-    require(fastrepr::int8_supported(), "int8_stats: the int8 filter needs an x86 CPU with AVX2");
+  // a filter (the int8 filter: blas 0; the bf16 filter: a bf16 handle) reports its copies' errors in
+  // filter_stats [2, Q] float64 (the queries' copy errors and norms) and returns the rows' largest error
+  FilterStats stats{nullptr, nullptr, 0.0};
+  if (!filter_stats.is_none()) {
+    View st = out<double>(filter_stats.cast<py::buffer>(), "filter_stats", 2);
+    require(st.shape[0] == 2 && st.shape[1] == Q, "filter_stats must have shape [2, Q]");
+    require(blas == 0 || plan.gemm_bf16,
+            "filter_stats: blas must be 0 (the int8 filter) or a bf16 handle (the bf16 filter), not a float32 sgemm");
+    stats = {st.as<double>(), st.as<double>() + Q, 0.0};
+    plan.stats = &stats;
+    plan.int8 = blas == 0;
+  } else {
+    require(!plan.gemm_bf16, "blas: a bf16 handle needs filter_stats (the bf16 filter's bound is measured)");
+  }
+  if (plan.gemm_bf16) {
+    require(!bf16_table.is_none(), "blas: a bf16 handle needs bf16_table (topk_bf16_table of the rows)");
+    View t = in<uint16_t>(bf16_table.cast<py::buffer>(), "bf16_table", 2);
+    check_bf16_table(t, "bf16_table", R, D, false);
+    stats.bf16_table = t.as<const uint16_t>();
+  } else {
+    require(bf16_table.is_none(), "bf16_table needs a bf16 handle (blas) and filter_stats");
+  }
+  if (plan.int8) {
+    require(fastrepr::int8_supported(), "filter_stats: the int8 filter needs an x86 CPU with AVX2");
     require(D <= 65536, "the int8 filter takes at most 65536 columns (its int32 sums could overflow)");
     require((block_v + 15) / 16 * fastrepr::int8_panel_bytes(D) <= (int64_t(1) << 28),
             "block_v: the int8 filter's panels would exceed 256 MB");
-    stats = {st.as<double>(), st.as<double>() + Q, 0.0};
     if (!int8_table.is_none()) {
       View t = in<uint8_t>(int8_table.cast<py::buffer>(), "int8_table", 2);
       check_int8_table(t, "int8_table", R, D, false);
       stats.table = t.as<const uint8_t>();
     }
     require(!stats.table || block_v % 16 == 0, "block_v must be a multiple of 16 with int8_table");
-    plan.int8 = &stats;
   } else {
-    require(int8_table.is_none(), "int8_table needs int8_stats (it is the int8 filter's copy of the rows)");
+    require(int8_table.is_none(), "int8_table needs the int8 filter (blas 0 and filter_stats)");
   }
   ScanProblem prob{qv.as<const float>(), Q, D, vv.as<const float>(), R, D, D, vsq_ptr, K};
   without_gil([&] {
@@ -136,13 +170,19 @@ void register_search(py::module_& m) {
         "fold the scores of columns [col0, col0 + C) of S [U, C] into sorted per-row top-k lists (in place)");
   m.def("topk_scan", &topk_scan, py::arg("queries"), py::arg("vectors"), py::arg("vsq"), py::arg("K"),
         py::arg("blas"), py::arg("block_q"), py::arg("block_v"), py::arg("out_v"), py::arg("out_i"),
-        py::arg("threads") = 0, py::arg("int8_stats") = py::none(), py::arg("int8_table") = py::none(),
+        py::arg("threads") = 0, py::arg("filter_stats") = py::none(), py::arg("int8_table") = py::none(),
+        py::arg("bf16_table") = py::none(),
         "the K best rows per query by float32 score (l2 when vsq is given: 2 q.v - |v|^2) into out_v/out_i "
-        "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel. int8_stats [2, Q] "
-        "float64: the int8 filter instead (scores of 8-bit copies of queries and rows; AVX2): receives the "
-        "queries' copy errors |q - q~| and norms |q~|; returns the largest row error |v - v~| (else 0); "
+        "[Q, K], sorted; blas: a topk_blas_register handle, or 0 for the built-in kernel. filter_stats [2, Q] "
+        "float64, for a filter (blas 0: the int8 filter, scores of 8-bit copies, AVX2; a bf16 handle: the bf16 "
+        "filter, where it is required): receives the queries' copy errors |q - q~| and norms |q~|; returns the "
+        "largest row error |v - v~| (else 0); "
         "int8_table: the rows' copies made "
-        "beforehand by topk_int8_table (else each chunk is copied as it is scanned)");
+        "beforehand by topk_int8_table (else each chunk is copied as it is scanned); bf16_table: the bf16 "
+        "filter's copies of the rows (topk_bf16_table; required with a bf16 handle)");
+  m.def("topk_bf16_table", &topk_bf16_table, py::arg("vectors"), py::arg("table"), py::arg("threads") = 0,
+        "the bf16 filter's copy of the rows [R, D] into table [R, D + 2] (16-bit items): each row's bfloat16 "
+        "bits, then its error |v - v~| as a float32 (rounded up)");
   m.def("topk_int8_table", &topk_int8_table, py::arg("vectors"), py::arg("table"),
         py::arg("threads") = 0,
         "the int8 filter's copy of the rows [R, D] into table [ceil(R/16), bytes per panel] uint8, 64-byte "

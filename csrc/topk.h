@@ -49,14 +49,16 @@ struct ScanProblem {
   int64_t K;         // list length, 1 <= K <= R
 };
 
-// The int8 filter (csrc/topk_int8.cpp). It reports for the refinement's bound, per query, the error |q - q̃|
-// of its copy and the norm |q̃| (both rounded up), and the largest error |v - ṽ| of any row's copy.
-struct Int8Stats {
+// A filter's copies and their measured errors (the int8 filter, csrc/topk_int8.cpp; the bf16 filter, MKL's
+// bfloat16 product in csrc/topk_scan.cpp). The scan reports for the refinement's bound, per query, the error
+// |q - q~| of its copy and the norm |q~| (both rounded up), and the largest error |v - v~| of any row's copy.
+struct FilterStats {
   double* qerr;   // [Q]
   double* qnorm;  // [Q]
   double emax;
-  const uint8_t* table = nullptr;  // set: the rows' copies made beforehand (int8_pack_rows of all R rows,
-                                   // 64-byte aligned); nullptr: each chunk packed as it is scanned
+  const uint8_t* table = nullptr;  // int8 only. set: the rows' copies made beforehand (int8_pack_rows of all
+                                   // R rows, 64-byte aligned); nullptr: each chunk packed as it is scanned
+  const uint16_t* bf16_table = nullptr;  // bf16 (required): the rows' copies (bf16_pack_table of >= R rows)
 };
 
 struct ScanPlan {
@@ -65,7 +67,8 @@ struct ScanPlan {
   SetThreadsLocal set_threads;
   int64_t block_q, block_v;  // one tile: block_q queries x block_v rows (stays in the core's L2)
   int threads;
-  Int8Stats* int8 = nullptr;  // set: tiles from int8 copies (a filter; int8_supported() must hold)
+  bool int8 = false;  // tiles from int8 copies (a filter; int8_supported() must hold)
+  FilterStats* stats = nullptr;  // a filter's (int8, or gemm_bf16 set) errors: required for both
 };
 
 // ---- the int8 filter's pieces (csrc/topk_int8.cpp; x86 with AVX2 only) ----
@@ -94,6 +97,14 @@ int int8_group();
 // exceeds thr[i], is not zero.
 void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const uint8_t* panel,
                 int64_t D, float* out, const float* thr, const float* vsq, uint32_t* masks);
+
+// ---- the bf16 filter's table (csrc/topk_scan.cpp): made once per search (or kept), read by every scan ----
+// columns of one table row: D bfloat16 bits (round to nearest even, as vcvtne2ps2bf16: denormals to zero on
+// AVX512-BF16), then the row's error |v - v~| as a float32 (two uint16, rounded up)
+inline int64_t bf16_table_cols(int64_t D) { return D + 2; }
+void bf16_pack_table(const float* v, int64_t ldv, int64_t n, int64_t D, uint16_t* table, int threads);
+// the largest error of rows [0, n) of a table
+double bf16_table_emax(const uint16_t* table, int64_t n, int64_t D);
 
 // Looks up an ILP64 sgemm (and a thread-local thread-count setter) in a library already loaded in this
 // process (dlopen with RTLD_NOLOAD: nothing new is loaded) and checks it on a small strided product against a

@@ -1,7 +1,7 @@
 // The int8 filter of the candidate scan (topk.h, ScanPlan::int8): products of 8-bit copies of the rows and
 // 7- or 8-bit copies of the queries, exact in int32, on AVX2 (vpmaddubsw + vpmaddwd: 32 multiply-adds per
 // pair of instructions, about twice float32 FMA's rate on the Zen 3 this was written for, which has no
-// AVX-512 or VNNI). The refinement's bound then covers the rounding of the copies (see Int8Stats).
+// AVX-512 or VNNI). The refinement's bound then covers the rounding of the copies (see FilterStats).
 //
 // Rows: each row r gets its own scale s_r = max_d |v_rd| / 127 and integers v'_rd = round(v_rd / s_r) in
 // [-127, 127]; ṽ_r = s_r·v'_r is the row the products see and e_r = |v_r - ṽ_r| its error (float64 sum of

@@ -9,7 +9,8 @@
 //   * a single-threaded sgemm call of the BLAS the plan names (MKL from torch, OpenBLAS from numpy), set to one
 //     thread for the calling thread only, so T threads run T independent products; or
 //   * the bfloat16 product of MKL (gemm_bf16bf16f32: AMX or AVX512-BF16 where the CPU has them) from bf16
-//     copies of the queries and the chunk made here, once per item (a filter: the refinement's bound is wider);
+//     copies of the queries and the chunk made here, once per item (a filter: the refinement's bound comes
+//     from the copies' errors, measured here as the int8 filter measures its own: FilterStats);
 //   * the built-in kernel: 4 queries x 4 rows of dot products held in vector registers (16 accumulators of
 //     16 floats on AVX-512), for CPUs or builds without a usable BLAS.
 //
@@ -21,6 +22,7 @@
 // are compared with t as a mask and only the lanes that beat it are visited. Cost: 2·Q·R·D flops for the
 // tiles, one pass over the tiles, and O(K) per compaction (amortized O(1) per accepted score).
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -170,15 +172,89 @@ inline bool better(const Entry& a, const Entry& b) { return a.v > b.v || (a.v ==
 
 struct List {
   Entry* e;  // [L]
+  uint32_t* key;  // [L] compact's scratch (order keys of the scores)
   int64_t n;
   Entry t;  // threshold
 };
 
-inline void compact(List& l, int64_t K) {
-  // a lambda, not the function: std::nth_element then inlines the comparison (a function pointer it did not)
-  std::nth_element(l.e, l.e + (K - 1), l.e + l.n, [](const Entry& a, const Entry& b) { return better(a, b); });
+// Order-preserving integer keys of floats (a > b as floats iff key(a) > key(b); -0 and +0 share a key, as
+// they compare equal). NaN never enters a list.
+inline uint32_t order_key(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  b = b == 0x80000000u ? 0u : b;
+  return b ^ (static_cast<uint32_t>(static_cast<int32_t>(b) >> 31) | 0x80000000u);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TOPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TOPK_CLONES
+#endif
+
+// The key of the K-th largest of keys [n] (1 <= K <= n), bit by bit from the top: the largest c with at
+// least K keys >= c. Each step is one vectorized count; it stops early once exactly K keys lie at or above
+// the prefix (the K-th is then their minimum).
+TOPK_CLONES uint32_t kth_key(const uint32_t* key, int64_t n, int64_t K) {
+  uint32_t tau = 0;
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t c = tau | (1u << bit);
+    int64_t above = 0;
+#pragma omp simd reduction(+ : above)
+    for (int64_t j = 0; j < n; ++j) above += key[j] >= c;
+    if (above < K) continue;
+    tau = c;
+    if (above == K) {
+      uint32_t lo = 0xffffffffu;
+#pragma omp simd reduction(min : lo)
+      for (int64_t j = 0; j < n; ++j) lo = key[j] >= c && key[j] < lo ? key[j] : lo;
+      return lo;
+    }
+  }
+  return tau;
+}
+
+// Keep the best K of a full list (score descending, equal scores: lower row first) and move the threshold
+// to the K-th. The K-th score comes from kth_key over the scores alone (4-byte keys, no comparator), then one
+// branch-free pass moves the entries above it to the front; of those equal to it (usually just the K-th
+// itself), the lowest rows fill the rest. std::nth_element on the entries, which this replaces, was a fifth
+// of a k = 100 search (its comparisons mispredict about half the time); it remains for lists with many
+// exact ties.
+void compact(List& l, int64_t K) {
+  const int64_t n = l.n;
+  uint32_t* key = l.key;
+  for (int64_t j = 0; j < n; ++j) key[j] = order_key(l.e[j].v);
+  const uint32_t tau = kth_key(key, n, K);
+  constexpr int kTies = 32;
+  Entry tie[kTies];
+  int64_t nt = 0, above = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    above += key[j] > tau;
+    if (key[j] == tau) {
+      if (nt == kTies) {  // many exact ties: the comparator's selection
+        std::nth_element(l.e, l.e + (K - 1), l.e + n, [](const Entry& a, const Entry& b) { return better(a, b); });
+        l.n = K;
+        l.t = l.e[K - 1];
+        return;
+      }
+      tie[nt++] = l.e[j];
+    }
+  }
+  int64_t w = 0;
+  for (int64_t j = 0; j < n; ++j) {  // (w <= j: entry j is read before anything is written over it)
+    l.e[w] = l.e[j];
+    w += key[j] > tau;
+  }
+  const int64_t need = K - above;  // >= 1: fewer than K keys lie above the K-th
+  if (nt > need)
+    std::nth_element(tie, tie + (need - 1), tie + nt, [](const Entry& a, const Entry& b) { return a.i < b.i; });
+  int64_t last = -1;
+  for (int64_t j = 0; j < need; ++j) {
+    l.e[w++] = tie[j];
+    last = std::max(last, tie[j].i);
+  }
   l.n = K;
-  l.t = l.e[K - 1];
+  l.t = {tie[0].v, last};
 }
 
 // Fold scores s[0:n] of rows [col0, col0 + n) into one list; l2 scores are 2 s - vsq. Portable version (the
@@ -226,11 +302,6 @@ TOPK_INLINE void scan_body(const float* s, const float* vsq, int64_t n, int64_t 
   if (j0 < n) take<L2>(s + j0, L2 ? vsq + j0 : nullptr, n - j0, col0 + j0, l, K, L);
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TOPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define TOPK_CLONES
-#endif
 TOPK_CLONES void scan_row_ip(const float* s, int64_t n, int64_t col0, List& l, int64_t K, int64_t L) {
   scan_body<false>(s, nullptr, n, col0, l, K, L);
 }
@@ -423,9 +494,63 @@ ToBf16 to_bf16_fn() {
   return to_bf16_generic;
 }
 
+// Squared error sum_d (x_d - b_d)^2 of bf16 copies b (contiguous [n, D]) of rows x [n, D] (stride ld): the
+// largest over the rows, computed in float32 (each difference is exact: b is within 2^-8 of x, Sterbenz);
+// bf16_error_bound turns it into an upper bound on the error's norm.
+TOPK_CLONES float bf16_row_error2(const float* x, int64_t ld, int64_t n, int64_t D, const uint16_t* b) {
+  float worst = 0.0f;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * ld;
+    const uint16_t* o = b + r * D;
+    float e2 = 0.0f;
+#pragma omp simd reduction(+ : e2)
+    for (int64_t d = 0; d < D; ++d) {
+      const uint32_t bits = static_cast<uint32_t>(o[d]) << 16;
+      float back;
+      std::memcpy(&back, &bits, sizeof back);
+      const float diff = row[d] - back;
+      e2 += diff * diff;
+    }
+    worst = std::max(worst, e2);
+  }
+  return worst;
+}
+
+// A float32 sum of D squares is within gamma_{D+1} (relative) of the exact one, plus at most 2^-149 absolute
+// per square that fell below float32's normal range (or 2^-126 where the CPU flushes those to zero).
+double bf16_error_bound(double e2, int64_t D) {
+  const double g = (D + 1) * 0x1p-24 / (1.0 - (D + 1) * 0x1p-24);
+  return std::sqrt(e2 * (1.0 + g) + static_cast<double>(D) * 0x1p-126) * (1.0 + 0x1p-40);
+}
+
 }  // namespace
 
 const char* topk_isa() { return isa().c_str(); }
+
+void bf16_pack_table(const float* v, int64_t ldv, int64_t n, int64_t D, uint16_t* table, int threads) {
+  const ToBf16 to_bf16 = to_bf16_fn();
+  const int64_t ldt = bf16_table_cols(D);
+#pragma omp parallel for schedule(static, 256) num_threads(clamp_threads(threads)) if (n >= 1024)
+  for (int64_t r = 0; r < n; ++r) {
+    uint16_t* t = table + r * ldt;
+    to_bf16(v + r * ldv, ldv, 1, D, t);
+    const double e = bf16_error_bound(bf16_row_error2(v + r * ldv, ldv, 1, D, t), D);
+    float f = static_cast<float>(e);
+    if (static_cast<double>(f) < e) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+    std::memcpy(t + D, &f, sizeof f);
+  }
+}
+
+double bf16_table_emax(const uint16_t* table, int64_t n, int64_t D) {
+  const int64_t ldt = bf16_table_cols(D);
+  float worst = 0.0f;
+  for (int64_t r = 0; r < n; ++r) {
+    float f;
+    std::memcpy(&f, table + r * ldt + D, sizeof f);
+    worst = std::max(worst, f);
+  }
+  return worst;
+}
 
 void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t* out_i) {
   const int nt = clamp_threads(plan.threads);
@@ -448,12 +573,15 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const int64_t nb = (tiles + G - 1) / G, span_q = G * bq;
   // Row ranges: enough items for every thread (and some slack for the dynamic schedule) when the queries
   // alone are too few; each range at least one tile long.
-  const int64_t want = plan.int8 ? (nb >= nt ? 1 : 2 * nt) : nb >= 2 * nt ? 1 : (2 * nt + nb - 1) / nb;
+  // (one range when the query items already divide evenly among the threads: each range's lists pay their
+  // own warm-up, and at k = 100 a second range cost 1000 queries of D = 128 a quarter of their scan)
+  const int64_t want = plan.int8 ? (nb >= nt ? 1 : 2 * nt) : nb >= 2 * nt || nb % nt == 0 ? 1 : (2 * nt + nb - 1) / nb;
   const int64_t P = std::max<int64_t>(1, std::min(want, (p.R + bv - 1) / bv));
   const int64_t span = ((p.R + P - 1) / P + bv - 1) / bv * bv;
   std::vector<Entry> store(static_cast<size_t>(p.Q * P * L));
   std::vector<List> lists(static_cast<size_t>(p.Q * P));
-  for (int64_t x = 0; x < p.Q * P; ++x) lists[x] = {store.data() + x * L, 0, {kNegInf, kMaxId}};
+  std::vector<uint32_t> keys(store.size());
+  for (int64_t x = 0; x < p.Q * P; ++x) lists[x] = {store.data() + x * L, keys.data() + x * L, 0, {kNegInf, kMaxId}};
   const TileFn tile = tile_fn();
   const ScanIp scan_ip = scan_ip_fn();
   const ScanL2 scan_l2 = scan_l2_fn();
@@ -465,17 +593,45 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const int64_t Dp = (p.D + 3) / 4 * 4, bvp = (bv + 15) / 16 * 16;
   std::vector<uint8_t> q8(plan.int8 ? static_cast<size_t>(p.Q * Dp) : 0);
   std::vector<float> q8s(plan.int8 ? static_cast<size_t>(p.Q) : 0), q8n(q8s.size());
+  if (to_bf16) {
+    // bf16: every query's copy error and copy norm up front (float64 sums, the same conversion as the tiles)
+    ParallelGuard measuring;
+#pragma omp parallel num_threads(nt) if (p.Q >= 64)
+    {
+      std::vector<uint16_t> row;
+      measuring.run([&] { row.resize(static_cast<size_t>(p.D)); });
+#pragma omp for schedule(static)
+      for (int64_t q = 0; q < p.Q; ++q)
+        measuring.run([&] {
+          const float* x = p.q + q * p.ldq;
+          to_bf16(x, p.ldq, 1, p.D, row.data());
+          double e2 = 0.0, n2 = 0.0;
+          for (int64_t d = 0; d < p.D; ++d) {
+            const uint32_t bits = static_cast<uint32_t>(row[d]) << 16;
+            float back;
+            std::memcpy(&back, &bits, sizeof back);
+            e2 += (static_cast<double>(x[d]) - back) * (static_cast<double>(x[d]) - back);
+            n2 += static_cast<double>(back) * back;
+          }
+          plan.stats->qerr[q] = std::sqrt(e2) * (1.0 + 0x1p-40);
+          plan.stats->qnorm[q] = std::sqrt(n2) * (1.0 + 0x1p-40);
+        });
+    }
+    measuring.rethrow();
+  }
   if (plan.int8) {
     ParallelGuard packing;  // (int8_pack_queries allocates a row of integers)
 #pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
     for (int64_t q = 0; q < p.Q; ++q)
       packing.run([&] {
         int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, q8.data() + q * Dp, q8s.data() + q,
-                          plan.int8->qerr + q, plan.int8->qnorm + q, q8n.data() + q);
+                          plan.stats->qerr + q, plan.stats->qnorm + q, q8n.data() + q);
       });
     packing.rethrow();
-    plan.int8->emax = plan.int8->table ? int8_table_emax(plan.int8->table, p.R, p.D) : 0.0;
+    plan.stats->emax = plan.stats->table ? int8_table_emax(plan.stats->table, p.R, p.D) : 0.0;
   }
+  const int64_t ldt = bf16_table_cols(p.D);
+  if (to_bf16) plan.stats->emax = bf16_table_emax(plan.stats->bf16_table, p.R, p.D);
   const int64_t tb = plan.int8 ? int8_table_bytes(p.D) : 0;
   // Per-thread buffers and the items run under a guard: an allocation failure becomes a Python exception
   // after the region (common.h), never std::terminate.
@@ -483,18 +639,17 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
 #pragma omp parallel num_threads(nt)
   {
     std::vector<float> S;
-    std::vector<uint16_t> q16, v16;
+    std::vector<uint16_t> q16;
     // int8 without a table: one chunk's panels (64-byte aligned: the kernel loads them aligned)
     std::vector<uint8_t> v8buf;
     uint8_t* v8 = nullptr;
-    double emax = 0.0;
+    double emax = 0.0;  // int8: the largest row error of the chunks this thread packed
     guard.run([&] {
       if (!plan.int8) S.resize(static_cast<size_t>(bq * bv));
       if (plan.gemm_bf16) {
         q16.resize(static_cast<size_t>(span_q * p.D));
-        v16.resize(static_cast<size_t>(bv * p.D));
       }
-      if (plan.int8 && !plan.int8->table) {
+      if (plan.int8 && !plan.stats->table) {
         v8buf.resize(static_cast<size_t>(bvp / 16 * tb + 64));
         v8 = v8buf.data() + (64 - reinterpret_cast<uintptr_t>(v8buf.data()) % 64) % 64;
       }
@@ -512,20 +667,19 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
           if (plan.int8) {
 #ifdef FASTREPR_TOPK_X86
             const uint8_t* chunk = v8;
-            if (plan.int8->table) chunk = plan.int8->table + (c0 / 16) * tb;  // (c0: a multiple of bv, of 16)
+            if (plan.stats->table) chunk = plan.stats->table + (c0 / 16) * tb;  // (c0: a multiple of bv, of 16)
             else int8_pack_rows(p.v + c0 * p.ldv, p.ldv, nc, p.D, v8, &emax);
             int8_chunk(p, q8.data(), q8s.data(), q8n.data(), Dp, q0, nq_item, chunk, tb, c0, nc,
                        lists.data(), P, part, K, L);
 #endif
             continue;
           }
-          if (to_bf16) to_bf16(p.v + c0 * p.ldv, p.ldv, nc, p.D, v16.data());
           for (int64_t t0 = 0; t0 < nq_item; t0 += bq) {
             const int64_t nq = std::min(bq, nq_item - t0), qa = q0 + t0;
             // row-major S [nq, nc] = Q_tile V_chunk^T is the column-major nc x nq matrix V_chunk Q_tile^T
             if (to_bf16)
-              plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, v16.data(), &p.D, q16.data() + t0 * p.D,
-                             &p.D, &zero, S.data(), &nc);
+              plan.gemm_bf16(&trans_t, &trans_n, &nc, &nq, &p.D, &one, plan.stats->bf16_table + c0 * ldt, &ldt,
+                             q16.data() + t0 * p.D, &p.D, &zero, S.data(), &nc);
             else if (plan.gemm)
               plan.gemm(&trans_t, &trans_n, &nc, &nq, &p.D, &one, p.v + c0 * p.ldv, &p.ldv, p.q + qa * p.ldq,
                         &p.ldq, &zero, S.data(), &nc);
@@ -543,7 +697,7 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
     if (plan.set_threads) plan.set_threads(prev);
     if (plan.int8) {
 #pragma omp critical(fastrepr_int8_emax)
-      plan.int8->emax = std::max(plan.int8->emax, emax);
+      plan.stats->emax = std::max(plan.stats->emax, emax);
     }
   }
   guard.rethrow();

@@ -96,6 +96,7 @@ class EmbeddingIndex:
         self._unit = _unit(self.vectors) if metric == "cosine" else None
         self._sqnorms: dict[str, torch.Tensor] = {}  # |row|^2 of the searched / unit table, on first use
         self._int8: torch.Tensor | None = None  # the searched rows' int8 table, on the first search that reads it
+        self._bf16: torch.Tensor | None = None  # their bf16 table, the same way
         if metric == "l2" and not _checks.all_finite(self.sqnorms("searched")):
             raise ValueError("vectors: squared row norms overflow float32 (rescale the vectors)")
         self.engine = self._choose_engine(backend, approximate, shards, gpus)
@@ -204,6 +205,20 @@ class EmbeddingIndex:
             self._int8 = _topk.int8_table(self._searched())
         return self._int8
 
+    def _bf16_rows(self, n_queries: int, rows: int) -> torch.Tensor | None:
+        """The searched rows' bf16 table (``ops/topk_search.bf16_table``) once a native CPU search here takes
+        the bf16 path (MKL's bfloat16 product, where it measured fastest); made on the first such search and
+        kept: R·(D + 2)·2 bytes, which a search at D = 300 would otherwise spend 22 ms making."""
+        if self._bf16 is None:
+            if self.device.type != "cpu":
+                return None
+            with self._forcing():
+                impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
+            if impl != "native" or not _topk.uses_bf16_table(n_queries, rows, self.dim, self._int8 is not None):
+                return None
+            self._bf16 = _topk.bf16_table(self._searched())
+        return self._bf16
+
     def _forcing(self):
         """The deprecated backend="triton"|"native"|"torch" of the constructor, applied through the dispatcher."""
         return _backend.forcing(self.engine if self.engine in _backend.BACKENDS else None)
@@ -249,10 +264,10 @@ class EmbeddingIndex:
         if self._faiss is not None and (rows == len(self) or self._faiss.supports_restrict()):
             scores, ids = self._faiss.search(q, want, rows)
         else:
-            int8 = self._int8_rows(q.shape[0], rows)
+            int8, bf16 = self._int8_rows(q.shape[0], rows), self._bf16_rows(q.shape[0], rows)
             with self._forcing():
                 scores, ids = _topk.topk_search(q, self._searched()[:rows], want, self.metric == "l2",
-                                                self.sqnorms()[:rows], int8)
+                                                self.sqnorms()[:rows], int8, bf16)
         scores, ids = self._drop(scores, ids, excl, k)
         return (scores[0], ids[0]) if single else (scores, ids)
 

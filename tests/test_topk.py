@@ -363,6 +363,91 @@ def test_int8_filter_products_and_bound(D, table):
         assert verr.max() <= int8[2] <= verr.max() * (1 + 1e-6)
 
 
+def _bf16_copies(x):
+    """numpy model of the bf16 filter's copies: float32 rounded to 8 significant bits, to nearest even."""
+    import numpy as np
+
+    b = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
+    return b.astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("D", [1, 7, 128, 300])
+def test_bf16_filter_errors_and_bound(D):
+    """The bf16 scan (MKL's bfloat16 product) reports its copies' errors as a numpy model of the rounding
+    has them (rounded up, never below), and the refinement's bound built from them holds against float64
+    truth on every returned candidate and every row left out, ip and l2. Rows of very different norms, a
+    zero row, rows of one value (every rounding error of the same sign), queries of several scales."""
+    import numpy as np
+
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    path = sp.available().get("mkl-bf16") if _native.available()[0] else None
+    if path is None:
+        pytest.skip("the bf16 filter is not available here (MKL's bfloat16 product)")
+    rng = np.random.default_rng(D + 1)
+    R, Q, K = 700, 13, 40
+    v = (rng.standard_normal((R, D)) * rng.choice([1e-3, 1.0, 30.0], size=(R, 1))).astype(np.float32)
+    v[0] = 0
+    v[1] = 1e-33
+    v[2] = 1.0 + 2.0 ** -8 - 2.0 ** -12  # rounds down by almost the largest relative error, in every column
+    v[3] = np.where(np.arange(D) % 2, -3.0009, 3.0009)
+    q = (rng.standard_normal((Q, D)) * rng.choice([1e-2, 1.0, 50.0], size=(Q, 1))).astype(np.float32)
+    q[0] = 1.0 + 2.0 ** -8 - 2.0 ** -12
+    qb, vb = _bf16_copies(q).astype(np.float64), _bf16_copies(v).astype(np.float64)
+    qerr = np.linalg.norm(q - qb, axis=1)
+    qtn = np.linalg.norm(qb, axis=1)
+    verr = np.linalg.norm(v - vb, axis=1)
+    qt, vt = torch.from_numpy(q), torch.from_numpy(v)
+    table = ts.bf16_table(vt).numpy()  # the rows' bits, then each row's error as float32 (rounded up)
+    assert np.array_equal(table[:, :D].view(np.uint16), (_bf16_copies(v).view(np.uint32) >> 16).astype(np.uint16))
+    row_err = np.ascontiguousarray(table[:, D:]).view(np.float32)[:, 0].astype(np.float64)
+    tiny = 1.01 * np.sqrt(D * 2.0 ** -126)  # squares below float32's normal range, counted at their limit
+    assert (row_err >= verr).all() and (row_err <= verr * (1 + 1e-5) + tiny).all()
+    for l2 in (False, True):
+        vsq = (v.astype(np.float64) ** 2).sum(1).astype(np.float32)
+        vals, cand, err = ts.scan(path, qt, vt, K, torch.from_numpy(vsq) if l2 else None, 2, None,
+                                  torch.from_numpy(table))
+        vals, cand = vals.double().numpy(), cand.numpy()
+        assert (err[1].numpy() >= qtn).all() and (err[1].numpy() <= qtn * (1 + 1e-9)).all()
+        assert (err[0].numpy() >= qerr).all() and (err[0].numpy() <= qerr * (1 + 1e-9) + 1e-30).all()
+        assert verr.max() <= err[2] <= verr.max() * (1 + 1e-5) + tiny
+        exact = q.astype(np.float64) @ v.astype(np.float64).T
+        qn = torch.from_numpy(np.linalg.norm(q.astype(np.float64), axis=1))
+        vmax = ts.max_norm(torch.from_numpy(vsq), D)
+        bound = ts._bound(path, qn, vmax, D, l2, err).numpy()
+        # measured, not the worst case: each copy is off by at most 2^-8 relative (0.0082·|q|·|v| with the
+        # slack; the bound before it was measured: 0.0157), by ~2^-9.3 in norm on random rows
+        qnn = qn.numpy()
+        rel = (bound - 3 * ts.gamma(D + 4) * (qnn + vmax) ** 2 * l2) / ((2 if l2 else 1) * qnn * vmax)
+        assert (rel <= 1.05 * 2 * 2.0 ** -8 + 1e-6).all()
+        assert D < 128 or np.median(rel) < 0.0045
+        left = np.ones((Q, R), bool)
+        left[np.arange(Q)[:, None], cand] = False
+        if l2:
+            exact = (q.astype(np.float64) ** 2).sum(1)[:, None] - 2 * exact + (v.astype(np.float64) ** 2).sum(1)[None]
+            approx = (q.astype(np.float64) ** 2).sum(1)[:, None] - vals  # what exact_search forms
+            assert (np.abs(approx - exact[np.arange(Q)[:, None], cand]) <= bound[:, None]).all()
+            assert (np.where(left, exact, np.inf).min(1) >= approx[:, -1] - bound).all()
+        else:
+            assert (np.abs(vals - exact[np.arange(Q)[:, None], cand]) <= bound[:, None]).all()
+            assert (np.where(left, exact, -np.inf).max(1) <= vals[:, -1] + bound).all()
+    C = _native.get()
+    args = dict(queries=q, vectors=v, vsq=None, K=5, blas=path.handle, block_q=4, block_v=8,
+                out_v=np.zeros((Q, 5), np.float32), out_i=np.zeros((Q, 5), np.int64), filter_stats=np.zeros((2, Q)),
+                bf16_table=table)
+    C.topk_scan(**args)
+    C.topk_scan(**{**args, "vectors": v[:100]})  # the first rows of a larger table (restrict)
+    for change, msg in [(dict(filter_stats=None), "needs filter_stats"), (dict(bf16_table=None), "needs bf16_table"),
+                        (dict(bf16_table=table[:, :D].copy()), "shape"), (dict(bf16_table=table[:, :D]), "contiguous"), (dict(bf16_table=table[:R - 1]), "shape"),
+                        (dict(bf16_table=table.astype(np.float32)), "bytes"), (dict(blas=0), "needs a bf16 handle")]:
+        with pytest.raises(ValueError, match=msg):
+            C.topk_scan(**{**args, **change})
+    with pytest.raises(ValueError, match="shape"):
+        C.topk_bf16_table(v, np.zeros((R, D + 1), np.int16))
+
+
 @pytest.mark.parametrize("table", [False, True])
 def test_int8_filter_answers_equal_the_float64_ranking_on_unit_rows(table):
     """Through exact_search at a size where the filter's 3k + 32 candidates decide (unit rows, D = 64): the
@@ -421,11 +506,11 @@ def test_int8_table_is_made_once_by_the_index_and_checked(monkeypatch):
     # bad tables and calls
     qn, vn = q.numpy(), v.numpy()
     args = dict(queries=qn, vectors=vn, vsq=None, K=5, blas=0, block_q=96, block_v=256,
-                out_v=np.zeros((20, 5), np.float32), out_i=np.zeros((20, 5), np.int64), int8_stats=np.zeros((2, 20)))
+                out_v=np.zeros((20, 5), np.float32), out_i=np.zeros((20, 5), np.int64), filter_stats=np.zeros((2, 20)))
     t = table.numpy()
     for change, msg in [(dict(int8_table=t[:100]), "shape"), (dict(int8_table=np.zeros((125, 7), np.uint8)), "shape"),
                         (dict(int8_table=t, block_v=250), "multiple of 16"),
-                        (dict(int8_table=t, int8_stats=None), "needs int8_stats")]:
+                        (dict(int8_table=t, filter_stats=None), "needs the int8 filter")]:
         with pytest.raises(ValueError, match=msg):
             C.topk_scan(**{**args, **change})
     raw = np.zeros(table.numel() + 64, np.uint8)
@@ -554,9 +639,9 @@ def test_native_entry_points_reject_bad_calls():
             C.topk_scan(**args)
     if C.topk_int8_supported():
         args = dict(queries=q, vectors=v, vsq=None, K=5, blas=0, block_q=4, block_v=8, out_v=ov, out_i=oi)
-        for change, msg in [(dict(int8_stats=np.zeros((2, 4))), r"\[2, Q\]"), (dict(int8_stats=np.zeros((3, 2))), r"\[2, Q\]"),
-                            (dict(int8_stats=np.zeros((2, 3), np.float32)), "bytes"),
-                            (dict(int8_stats=np.zeros((2, 3)), blas=1), "blas")]:
+        for change, msg in [(dict(filter_stats=np.zeros((2, 4))), r"\[2, Q\]"), (dict(filter_stats=np.zeros((3, 2))), r"\[2, Q\]"),
+                            (dict(filter_stats=np.zeros((2, 3), np.float32)), "bytes"),
+                            (dict(filter_stats=np.zeros((2, 3)), blas=1), "blas")]:
             with pytest.raises(ValueError, match=msg):
                 C.topk_scan(**{**args, **change})
     x = np.zeros((3, 4))

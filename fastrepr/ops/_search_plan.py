@@ -9,8 +9,9 @@ Paths (every one is followed by the same float64 refinement, so all return ident
   * ``faiss``    ``faiss.knn`` (FAISS's flat search: its own SIMD scan below 20 queries, its OpenBLAS above);
   * ``mkl-bf16`` MKL's bfloat16 product (AMX or AVX512-BF16 where the CPU has them) as a filter: rows and
                  queries rounded to bfloat16 (8 significant bits), products accumulated in float32, more
-                 candidates kept (the refinement's bound is about 2^-6·|q|·|v| instead of D·2^-23·|q|·|v|),
-                 and questions the bound cannot settle are re-scanned on the best float32 path.
+                 candidates kept (the refinement's bound comes from the copies' measured errors, about
+                 0.003·|q|·|v| on typical rows, instead of D·2^-23·|q|·|v|), and questions the bound cannot
+                 settle are re-scanned on the best float32 path.
   * ``int8``     the built-in int8 filter (x86 with AVX2; csrc/topk_int8.cpp): rows and queries copied to
                  8-bit integers with a scale per row and per query, products exact in int32 (vpmaddubsw +
                  vpmaddwd, about twice float32 FMA's rate where the CPU has no AVX-512 or AMX), the same
@@ -86,8 +87,8 @@ class Path:
     block_q: int
     block_v: int
     library: str  # what computes the products, e.g. "MKL 2024.2 (torch)"
-    bf16: bool = False  # products of bfloat16-rounded inputs (a wider error bound)
-    int8: bool = False  # products of int8 copies (topk_scan's int8_stats; a bound from the copies' errors)
+    bf16: bool = False  # products of bfloat16-rounded inputs (topk_scan's filter_stats: a bound from their errors)
+    int8: bool = False  # products of int8 copies (topk_scan's filter_stats; a bound from the copies' errors)
     table: bool = False  # reads the rows' int8 copies from a table made beforehand (the caller's int8_rows)
 
     @property
@@ -200,8 +201,13 @@ def cpu_model() -> str:
     return f"{vendor} {model}".strip()
 
 
+# Bumped whenever a path's own speed changes (a measurement of older code must not choose for newer code).
+# 2: the bf16 filter's bound from its copies' measured errors, one table of bf16 rows per search.
+SCAN_REVISION = 2
+
+
 def _key(threads: int) -> str:
-    versions = f"torch {torch.__version__}, numpy {np.__version__}"
+    versions = f"scan rev {SCAN_REVISION}, torch {torch.__version__}, numpy {np.__version__}"
     try:
         import faiss as _f
 

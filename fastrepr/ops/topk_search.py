@@ -180,11 +180,13 @@ def row_sqnorms(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.Tensor | None,
-         threads: int, int8_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
-    """Candidates on one path (``_search_plan.Path``): (approximate scores [Q, K], rows [Q, K], int8), best
+         threads: int, int8_rows: torch.Tensor | None = None,
+         bf16_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+    """Candidates on one path (``_search_plan.Path``): (approximate scores [Q, K], rows [Q, K], errors), best
     first. Scores: q.v (ip), 2 q.v - |v|^2 (l2 on the native paths, vsq given) or |q - v|^2 (l2 on FAISS).
-    int8 (the int8 filter only, else None): (|q - q~| [Q], |q~| [Q], max_r |v_r - v~_r|) of its copies.
-    int8_rows: the rows' int8 table (``int8_table``; the ``int8-table`` path reads it instead of copying)."""
+    errors (a bf16 or int8 filter, else None): (|q - q~| [Q], |q~| [Q], max_r |v_r - v~_r|) of its copies.
+    int8_rows: the rows' int8 table (``int8_table``; the ``int8-table`` path reads it instead of copying);
+    bf16_rows: the rows' bf16 table (``bf16_table``; the bf16 filter needs it)."""
     Q = queries.shape[0]
     if path.name == "faiss":
         from .. import _faiss
@@ -199,19 +201,23 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
             faiss.omp_set_num_threads(prev)
         return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64, copy=False)), None
     out_v, out_i = torch.empty((Q, K)), torch.empty((Q, K), dtype=torch.int64)
-    stats = np.empty((2, Q)) if path.int8 else None
+    stats = np.empty((2, Q)) if path.filter else None
     if path.table and int8_rows is None:
         raise ValueError("int8_rows: the int8-table path needs the rows' table (int8_table)")
     table = int8_rows.numpy() if path.table else None
+    if path.bf16 and bf16_rows is None:
+        raise ValueError("bf16_rows: the bf16 filter needs the rows' table (bf16_table)")
+    table16 = bf16_rows.numpy() if path.bf16 else None
     emax = _native.get().topk_scan(queries.numpy(), vectors.numpy(), None if vsq is None else vsq.numpy(), K,
                                    path.handle, path.block_q, path.block_v, out_v.numpy(), out_i.numpy(), threads,
-                                   stats, table)
-    int8 = None
+                                   stats, table, table16)
+    if not path.filter:
+        return out_v, out_i, None
+    errors = (torch.from_numpy(stats[0]), torch.from_numpy(stats[1]), float(emax))
     if path.int8:  # the filter ranks by q~.v~ + |q~|·e_r: back to within the bound of q.v (csrc/topk_int8.cpp)
-        int8 = (torch.from_numpy(stats[0]), torch.from_numpy(stats[1]), float(emax))
-        shift = int8[1] * int8[2] * (1.0 if vsq is None else 2.0)  # l2 scores are 2 q.v - |v|^2
-        return out_v.double() - shift[:, None], out_i, int8
-    return out_v, out_i, int8
+        shift = errors[1] * errors[2] * (1.0 if vsq is None else 2.0)  # l2 scores are 2 q.v - |v|^2
+        return out_v.double() - shift[:, None], out_i, errors
+    return out_v, out_i, errors
 
 
 def int8_table(vectors: torch.Tensor, threads: int | None = None) -> torch.Tensor | None:
@@ -225,6 +231,17 @@ def int8_table(vectors: torch.Tensor, threads: int | None = None) -> torch.Tenso
     R, D = vectors.shape
     table = torch.empty(((R + 15) // 16, C.topk_int8_table_bytes(D)), dtype=torch.uint8)  # 64-byte aligned
     C.topk_int8_table(vectors.contiguous().numpy(), table.numpy(), threads or torch.get_num_threads())
+    return table
+
+
+def bf16_table(vectors: torch.Tensor, threads: int | None = None) -> torch.Tensor:
+    """The bf16 filter's copy of rows [R, D] float32 (contiguous, CPU): int16 [R, D + 2], each row's
+    bfloat16 bits, then its measured error |v - v~| as a float32 (rounded up). exact_search makes one per
+    search on the bf16 path, shared by its pilot, its scan and every re-scan (the rows were converted once
+    per query block before: three times for 1000 queries). Valid only for these rows."""
+    R, D = vectors.shape
+    table = torch.empty((R, D + 2), dtype=torch.int16)
+    _native.get().topk_bf16_table(vectors.contiguous().numpy(), table.numpy(), threads or torch.get_num_threads())
     return table
 
 
@@ -274,27 +291,28 @@ def check_inputs(queries: torch.Tensor, vectors: torch.Tensor, vsq: torch.Tensor
     return vsq, vmax
 
 
-def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool, int8: tuple | None = None) -> torch.Tensor:
+def _bound(path, qn: torch.Tensor, vmax: float, D: int, l2: bool, errors: tuple | None = None) -> torch.Tensor:
     """Bound on |approximate - exact| of every row's score for queries of norms qn (see the notes above).
 
-    bf16 filter: inputs rounded to 8 significant bits (relative 2^-8 each, so 2^-7 + 2^-16 per product),
-    exact products, float32 sums (gamma_D), and inputs below 2^-126 flushed to zero (absolute
-    2^-126·(sqrt(D)·(|q| + |v|) + D)); times 2 of slack.
-
-    int8 filter (int8 = (|q - q~|, |q~|, max_r |v_r - v~_r|) from the scan, each rounded up): the tile holds
-    q~.v~ up to three float32 roundings (2^-21·|q~|·|v~|, below 2^-126 absolute 2^-126·8001·D), and
-    |q.v - q~.v~| <= |q - q~|·|v| + |q~|·|v - v~| (Cauchy-Schwarz); plus the float32 rounding of the exact
-    query (u·|q|·|v|, as on the float32 paths); times 1.05 of slack. l2: twice that (2 q.v) plus the
-    float32 paths' bound for |v|^2 and the fold's 2 s - |v|^2."""
-    if path.int8:
-        qerr, qtn, emax = int8
-        ip = (qerr * vmax + qtn * emax + 2.0 * U * qn * vmax + 2.0 ** -21 * qtn * (vmax + emax)
-              + 2.0 ** -126 * 8001.0 * D)
+    A filter (errors = (|q - q~|, |q~|, max_r |v_r - v~_r|) of its copies, measured by the scan and rounded
+    up): |q.v - q~.v~| <= |q - q~|·|v| + |q~|·|v - v~| (Cauchy-Schwarz), plus the float32 rounding of the
+    exact query (u·|q|·|v|, as on the float32 paths, with a factor 2), plus how the tile holds q~.v~:
+      int8: up to three float32 roundings (2^-21·|q~|·|v~|; below 2^-126 absolute 2^-126·8001·D);
+      bf16: exact products, float32 sums (gamma_{D+2}·|q~|·|v~|), and bf16 inputs below 2^-126 or partial
+            sums flushed to zero by the product (absolute 2^-126·(sqrt(D)·(|q~| + |v~|) + D));
+    times 1.05 of slack. l2: twice that (2 q.v) plus the float32 paths' bound for |v|^2 and the fold's
+    2 s - |v|^2. The measured errors are what makes a filter pay: bf16 rounding is 2^-8 relative at worst but
+    about 2^-9.3 in norm on typical rows, so the bound (and the candidates near the k-th score) is a fraction
+    of the worst case's."""
+    if path.filter:
+        qerr, qtn, emax = errors
+        vtn = vmax + emax  # |v~| <= |v| + |v - v~|
+        if path.int8:
+            tile = 2.0 ** -21 * qtn * vtn + 2.0 ** -126 * 8001.0 * D
+        else:
+            tile = gamma(D + 2) * qtn * vtn + 2.0 ** -126 * (math.sqrt(D) * (qtn + vtn) + D)
+        ip = qerr * vmax + qtn * emax + 2.0 * U * qn * vmax + tile
         return 1.05 * (2.0 * ip + 2.0 * gamma(D + 4) * (qn + vmax) ** 2 if l2 else ip)
-    if path.bf16:
-        rel = 2.0 ** -7 + 2.0 ** -16 + gamma(D + 2) * (1 + 2.0 ** -8) ** 2
-        tiny = 2.0 ** -126 * (math.sqrt(D) * (qn + vmax) + D)
-        return 2.0 * (rel * ((qn + vmax) ** 2 if l2 else qn * vmax) + tiny) + (4.0 * U * qn * vmax)
     if l2:
         return 2.0 * gamma(D + 4) * (qn + vmax) ** 2
     return 2.0 * (gamma(D + 2) + U) * qn * vmax  # + u: x64 rounded to the float32 queries
@@ -327,13 +345,15 @@ def _candidates_needed(approx: torch.Tensor, kth: torch.Tensor, bound: torch.Ten
 def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool, vsq: torch.Tensor | None = None,
                  *, x64: torch.Tensor | None = None, scale: torch.Tensor | None = None,
                  excl: torch.Tensor | None = None, threads: int | None = None,
-                 path=None, int8_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 path=None, int8_rows: torch.Tensor | None = None,
+                 bf16_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CPU exact top-k: (scores [Q, k] float32, rows [Q, k] int64), k <= R, ranked in float64.
 
     queries [Q, D] float32 (what the scan multiplies); x64 [Q, D] float64 and scale [Q] (ip only), when the
     exact score is scale·(x64.v) with queries ~ scale·x64 in float32 (analogies: the unnormalized sum and
     its inverse norm); excl [Q, E] rows never returned (-1: none), counted in the candidates; int8_rows:
-    the rows' ``int8_table`` (offers the ``int8-table`` path, which reads it instead of copying the rows).
+    the rows' ``int8_table`` (offers the ``int8-table`` path, which reads it instead of copying the rows);
+    bf16_rows: the rows' ``bf16_table`` when the caller keeps one (the bf16 path makes its own otherwise).
     Memory: O(Q·(k + margin)) lists in chunks of at most 16384 queries, one [512, 512] tile per thread,
     float64 copies of a chunk's queries; never the [Q, R] score matrix.
     """
@@ -352,6 +372,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
     step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, filter_candidates(k) + excl.shape[1]))))
     filter_k = None  # a filter's candidates beyond the exclusions, learned from a pilot (notes above)
+    # bf16_rows: the bf16 filter's table of the rows, made on its first scan unless the caller keeps one
     for lo in range(0, Q, step):
         chunk = torch.arange(lo, min(Q, lo + step))
         pilot = path.filter and filter_k is None and chunk.numel() >= 4 * PILOT
@@ -360,17 +381,20 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
             x = queries[rows].double() if x64 is None else x64[rows]
             qn = qnorm[rows]
             use = path
-            if use.bf16 and not (float(qn.max()) < 1e37 and vmax < 1e37):
-                use = _search_plan.choose(Q, R, D, threads, float32=True)  # bfloat16 would overflow
+            if use.bf16 and not (float(qn.max()) < 1e18 and vmax < 1e18):
+                # bfloat16 (and the float32 sums of its squared errors, csrc/topk_scan.cpp) would overflow
+                use = _search_plan.choose(Q, R, D, threads, float32=True)
             # a bf16 or int8 filter keeps more candidates: its bound is wider, so more rows sit near the k-th
             K = min(R, ((filter_k or filter_candidates(k)) if use.filter else k + margin(k)) + excl.shape[1])
             while rows.numel():
                 q = queries[rows].contiguous()
-                vals, cand, int8 = scan(use, q, vectors, K, vsq if l2 else None, threads, int8_rows)
+                if use.bf16 and bf16_rows is None:
+                    bf16_rows = bf16_table(vectors, threads)
+                vals, cand, errors = scan(use, q, vectors, K, vsq if l2 else None, threads, int8_rows, bf16_rows)
                 approx = vals.double()
                 if l2 and use.name != "faiss":  # 2 q.v - |v|^2 -> |q|^2 - (2 q.v - |v|^2) = |q - v|^2
                     approx = q.double().square().sum(1, keepdim=True) - approx
-                bound = _bound(use, qn, vmax, D, l2, int8)
+                bound = _bound(use, qn, vmax, D, l2, errors)
                 s, i, ok = refine(x, vectors, cand, approx, bound, excl[rows], l2, k, threads,
                                   None if scale is None else scale[rows])
                 out_v[rows], out_i[rows] = s, i
@@ -392,6 +416,12 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
 _search_plan.register_searcher(exact_search, int8_table)
 
 
+def uses_bf16_table(Q: int, R: int, D: int, int8: bool = False) -> bool:
+    """Whether a search of Q queries over R x D rows here would take the bf16 path (which reads the rows'
+    ``bf16_table``; int8: the caller has their int8 table too)."""
+    return _search_plan.choose(Q, R, D, table=int8).bf16
+
+
 def uses_int8_table(Q: int, R: int, D: int) -> bool:
     """Whether a search of Q queries over R x D rows here would take the ``int8-table`` path if the caller had
     the rows' ``int8_table`` (EmbeddingIndex makes its table on the first such search)."""
@@ -409,7 +439,7 @@ def search_path(Q: int, R: int, D: int, table: bool = False) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # the implementations (each takes the custom op's arguments, k already clipped to R) and the op
 
-def topk_search_triton(queries, vectors, k, l2, vsq=None, int8_rows=None):
+def topk_search_triton(queries, vectors, k, l2, vsq=None, int8_rows=None, bf16_rows=None):
     """Triton (CUDA; CPU tensors under the interpreter): float32 ranking, [Q, k] scores and rows."""
     if queries.shape[0] == 0:
         return empty_result(queries, 0, k)
@@ -420,15 +450,15 @@ def topk_search_triton(queries, vectors, k, l2, vsq=None, int8_rows=None):
     return s, i
 
 
-def topk_search_native(queries, vectors, k, l2, vsq=None, int8_rows=None):
+def topk_search_native(queries, vectors, k, l2, vsq=None, int8_rows=None, bf16_rows=None):
     """C++ (CPU): the exact search above; which scan it runs (MKL, OpenBLAS, bf16 or int8 filter, FAISS,
     built-in kernel) is measured once per machine inside it (``_search_plan``), not chosen by the dispatcher."""
     if queries.shape[0] == 0:
         return empty_result(queries, 0, k)
-    return exact_search(queries, vectors, k, l2, vsq, int8_rows=int8_rows)
+    return exact_search(queries, vectors, k, l2, vsq, int8_rows=int8_rows, bf16_rows=bf16_rows)
 
 
-def topk_search_torch(queries, vectors, k, l2, vsq=None, int8_rows=None):
+def topk_search_torch(queries, vectors, k, l2, vsq=None, int8_rows=None, bf16_rows=None):
     """Plain PyTorch, any device: float64 scores of blocks of at most 4096 queries x C rows (C >= 1024, so
     that a block holds about 2^22 scores) pushed into one TopK per query block. Memory: one block and its sort; never
     the [Q, R] matrix. Ranks as ``reference.topk_search`` (float64, lower row first on ties)."""
@@ -458,19 +488,20 @@ IMPLS = declare(OP, Impls(triton=topk_search_triton, native=topk_search_native, 
 @torch.library.custom_op("fastrepr::topk_search", mutates_args=())
 def topk_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
                 vsq: torch.Tensor | None = None,
-                int8_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                int8_rows: torch.Tensor | None = None,
+                bf16_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores [Q, k'], indices [Q, k']) with k' = min(k, R); ip: inner products, descending; l2: squared
     distances, ascending; equal scores: lower row first. Inputs float32, queries finite (ValueError naming
     ``queries`` otherwise, on every implementation). vsq: |v|^2 per row [R] when the caller has it (else
-    computed). int8_rows: ``int8_table(vectors)`` when the caller keeps one (the native implementation may
-    read it; the others ignore it). The implementation is chosen by ``fastrepr._backend.dispatch`` (FASTREPR_BACKEND forces one).
+    computed). int8_rows, bf16_rows: ``int8_table(vectors)``, ``bf16_table(vectors)`` when the caller keeps
+    them (the native implementation may read them; the others ignore them). The implementation is chosen by ``fastrepr._backend.dispatch`` (FASTREPR_BACKEND forces one).
     The native and torch implementations return the float64 ranking exactly (module notes above); Triton
     ranks in float32."""
-    return dispatch(OP, IMPLS, queries, vectors, min(int(k), vectors.shape[0]), l2, vsq, int8_rows)
+    return dispatch(OP, IMPLS, queries, vectors, min(int(k), vectors.shape[0]), l2, vsq, int8_rows, bf16_rows)
 
 
 @topk_search.register_fake
-def _(queries, vectors, k, l2, vsq=None, int8_rows=None):
+def _(queries, vectors, k, l2, vsq=None, int8_rows=None, bf16_rows=None):
     kk = min(k, vectors.shape[0])
     return (queries.new_empty((queries.shape[0], kk)),
             queries.new_empty((queries.shape[0], kk), dtype=torch.int64))
