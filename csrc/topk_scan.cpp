@@ -9,8 +9,9 @@
 //   * a single-threaded sgemm call of the BLAS the plan names (MKL from torch, OpenBLAS from numpy), set to one
 //     thread for the calling thread only, so T threads run T independent products; or
 //   * the bfloat16 product of MKL (gemm_bf16bf16f32: AMX or AVX512-BF16 where the CPU has them) from bf16
-//     copies of the queries and the chunk made here, once per item (a filter: the refinement's bound comes
-//     from the copies' errors, measured here as the int8 filter measures its own: FilterStats);
+//     copies of the queries, made here once per item, and of the rows, read from the caller's table
+//     (bf16_pack_table, which also stores each row's error); a filter: the refinement's bound comes from the
+//     copies' measured errors, as the int8 filter's does (FilterStats);
 //   * the built-in kernel: 4 queries x 4 rows of dot products held in vector registers (16 accumulators of
 //     16 floats on AVX-512), for CPUs or builds without a usable BLAS.
 //
@@ -573,9 +574,13 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const int64_t nb = (tiles + G - 1) / G, span_q = G * bq;
   // Row ranges: enough items for every thread (and some slack for the dynamic schedule) when the queries
   // alone are too few; each range at least one tile long.
-  // (one range when the query items already divide evenly among the threads: each range's lists pay their
-  // own warm-up, and at k = 100 a second range cost 1000 queries of D = 128 a quarter of their scan)
-  const int64_t want = plan.int8 ? (nb >= nt ? 1 : 2 * nt) : nb >= 2 * nt || nb % nt == 0 ? 1 : (2 * nt + nb - 1) / nb;
+  // Each range's lists pay their own warm-up (at k = 100 a second range cost 1000 queries of D = 128 a
+  // quarter of their scan), so no more ranges than that: one when the query items already divide evenly
+  // among the threads, and when they are fewer than the threads and divide them, just enough for all.
+  const int64_t want = plan.int8                      ? (nb >= nt ? 1 : 2 * nt)
+                       : nb >= 2 * nt || nb % nt == 0 ? 1
+                       : nb < nt && nt % nb == 0      ? nt / nb
+                                                      : (2 * nt + nb - 1) / nb;
   const int64_t P = std::max<int64_t>(1, std::min(want, (p.R + bv - 1) / bv));
   const int64_t span = ((p.R + P - 1) / P + bv - 1) / bv * bv;
   std::vector<Entry> store(static_cast<size_t>(p.Q * P * L));

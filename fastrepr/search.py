@@ -188,8 +188,7 @@ class EmbeddingIndex:
             impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
         if impl != "native":
             return impl
-        table = self._int8 is not None or _topk.uses_int8_table(int(n_queries), rows, self.dim)
-        return "native " + _topk.search_path(int(n_queries), rows, self.dim, table)
+        return "native " + _topk.search_path(int(n_queries), rows, self.dim, table=True)  # (it keeps tables)
 
     def _int8_rows(self, n_queries: int, rows: int) -> torch.Tensor | None:
         """The searched rows' int8 table (``ops/topk_search.int8_table``) once a native CPU search here would
@@ -214,7 +213,7 @@ class EmbeddingIndex:
                 return None
             with self._forcing():
                 impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
-            if impl != "native" or not _topk.uses_bf16_table(n_queries, rows, self.dim, self._int8 is not None):
+            if impl != "native" or not _topk.uses_bf16_table(n_queries, rows, self.dim):
                 return None
             self._bf16 = _topk.bf16_table(self._searched())
         return self._bf16

@@ -476,6 +476,34 @@ def test_int8_filter_answers_equal_the_float64_ranking_on_unit_rows(table):
                 torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-12 if l2 else 0)
 
 
+def test_bf16_table_is_made_once_by_the_index(monkeypatch):
+    """EmbeddingIndex makes its bf16 table on the first search that takes the bf16 path (forced here) and
+    reuses it, restricted searches reading its first rows; the answers equal the float64 reference. A plain
+    search on that path (no table kept) makes its own and answers the same."""
+    from fastrepr import EmbeddingIndex, _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not (_native.available()[0] and "mkl-bf16" in sp.available()):
+        pytest.skip("the bf16 filter is not available here (MKL's bfloat16 product)")
+    monkeypatch.setenv("FASTREPR_SEARCH_PATH", "mkl-bf16")
+    g = torch.Generator().manual_seed(12)
+    v = torch.randn(2000, 37, generator=g)
+    q = torch.randn(300, 37, generator=g)  # enough queries for a pilot
+    index = EmbeddingIndex(v, metric="ip")
+    assert index.search_path(300).startswith("native mkl-bf16-table")
+    s, i = index.search(q, 7)
+    table = index._bf16
+    assert table is not None and table.shape == (2000, 39)
+    s2, i2 = index.search(q, 7, restrict=999)
+    assert index._bf16 is table  # made once
+    want = reference.topk_search(q, v, 7)
+    assert torch.equal(i, want[1]) and torch.equal(s, want[0].float())
+    want = reference.topk_search(q, v[:999], 7)
+    assert torch.equal(i2, want[1]) and torch.equal(s2, want[0].float())
+    got = ts.exact_search(q, v, 7, False, path=sp.available()["mkl-bf16"])
+    assert torch.equal(got[1], i) and torch.equal(got[0], s)
+
+
 def test_int8_table_is_made_once_by_the_index_and_checked(monkeypatch):
     """EmbeddingIndex makes its int8 table on the first search that takes the int8-table path (forced here)
     and reuses it; its answers equal the float64 reference (restricted too). Bad tables: a clear error."""

@@ -12,6 +12,10 @@ Paths (every one is followed by the same float64 refinement, so all return ident
                  candidates kept (the refinement's bound comes from the copies' measured errors, about
                  0.003·|q|·|v| on typical rows, instead of D·2^-23·|q|·|v|), and questions the bound cannot
                  settle are re-scanned on the best float32 path.
+  * ``mkl-bf16-table`` the same reading the rows' bf16 copies (and their measured errors) from a table the
+                 caller keeps (``topk_search.bf16_table``; EmbeddingIndex keeps one, R·(D + 2)·2 bytes);
+                 ``mkl-bf16`` makes that table in every search (a pass over the rows: 22 ms at 1e5 x 300
+                 on the Xeon), shared by its pilot, its scan and its re-scans. Offered only to such callers.
   * ``int8``     the built-in int8 filter (x86 with AVX2; csrc/topk_int8.cpp): rows and queries copied to
                  8-bit integers with a scale per row and per query, products exact in int32 (vpmaddubsw +
                  vpmaddwd, about twice float32 FMA's rate where the CPU has no AVX-512 or AMX), the same
@@ -64,7 +68,7 @@ import torch
 from .. import _native
 from .._io import atomic_write
 
-NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "int8", "int8-table")
+NAMES = ("kernel", "mkl", "openblas", "faiss", "mkl-bf16", "mkl-bf16-table", "int8", "int8-table")
 CAL_ROWS, CAL_DIMS, CAL_QUERIES = 32768, (128, 320), (1, 8, 64, 512)
 SMALL_FLOPS = 2 ** 28
 INT8_MAX_D = 65536  # the int8 filter's int32 sums hold 127·127·D below 2^31 (csrc/topk_int8.cpp)
@@ -77,7 +81,7 @@ INT8_MAX_D = 65536  # the int8 filter's int32 sums hold 127·127·D below 2^31 (
 # D = 300) stay in L2 while each micro-kernel streams its 16-row panel from them: 80-85 GMAC/s on one Zen 3
 # core at D = 128 and 300 (float32 sgemm: about 37).
 BLOCKS = {"kernel": (64, 128), "mkl": (512, 512), "openblas": (1024, 512), "mkl-bf16": (512, 256), "int8": (96, 256),
-          "int8-table": (96, 256)}
+          "int8-table": (96, 256), "mkl-bf16-table": (512, 256)}
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class Path:
     library: str  # what computes the products, e.g. "MKL 2024.2 (torch)"
     bf16: bool = False  # products of bfloat16-rounded inputs (topk_scan's filter_stats: a bound from their errors)
     int8: bool = False  # products of int8 copies (topk_scan's filter_stats; a bound from the copies' errors)
-    table: bool = False  # reads the rows' int8 copies from a table made beforehand (the caller's int8_rows)
+    table: bool = False  # reads the rows' copies from a table the caller keeps (its int8_rows / bf16_rows)
 
     @property
     def filter(self) -> bool:
@@ -130,8 +134,11 @@ def _discover() -> dict[str, Path]:
         handle, why = C.topk_blas_register(str(lib), True)
         if handle:
             paths["mkl-bf16"] = Path("mkl-bf16", handle, *BLOCKS["mkl-bf16"], f"{_mkl_version()} bf16 (torch)", True)
+            paths["mkl-bf16-table"] = Path("mkl-bf16-table", handle, *BLOCKS["mkl-bf16-table"],
+                                           f"{_mkl_version()} bf16 (torch) on the index's bf16 table", True,
+                                           table=True)
         else:
-            _skipped["mkl-bf16"] = why
+            _skipped["mkl-bf16"] = _skipped["mkl-bf16-table"] = why
     else:
         _skipped["mkl"] = "torch is not built with MKL"
     if C.topk_int8_supported():
@@ -202,8 +209,8 @@ def cpu_model() -> str:
 
 
 # Bumped whenever a path's own speed changes (a measurement of older code must not choose for newer code).
-# 2: the bf16 filter's bound from its copies' measured errors, one table of bf16 rows per search.
-SCAN_REVISION = 2
+# 3: the bf16 filter's bound from its copies' measured errors, its rows in one bf16 table (mkl-bf16-table).
+SCAN_REVISION = 3
 
 
 def _key(threads: int) -> str:
@@ -267,14 +274,14 @@ def _busy() -> bool:
 
 
 _searcher = None  # ops/topk_search.exact_search, registered by that module (this one never imports it)
-_int8_table = None  # ops/topk_search.int8_table, the same way
+_int8_table = _bf16_table = None  # ops/topk_search.int8_table and bf16_table, the same way
 
 
-def register_searcher(fn, int8_table) -> None:
-    """The exact search the calibration times and the int8 table maker it gives the ``int8-table`` path
-    (``topk_search`` registers its own on import)."""
-    global _searcher, _int8_table
-    _searcher, _int8_table = fn, int8_table
+def register_searcher(fn, int8_table, bf16_table) -> None:
+    """The exact search the calibration times and the table makers it gives the ``int8-table`` and
+    ``mkl-bf16-table`` paths (``topk_search`` registers its own on import)."""
+    global _searcher, _int8_table, _bf16_table
+    _searcher, _int8_table, _bf16_table = fn, int8_table, bf16_table
 
 
 def calibrate(threads: int | None = None, save: bool = True) -> dict:
@@ -298,11 +305,13 @@ def calibrate(threads: int | None = None, save: bool = True) -> dict:
             q_all = torch.randn(max(CAL_QUERIES), D, generator=g)
             vsq = v.square().sum(1)
             rows8 = _int8_table(v, threads) if "int8-table" in table else None
+            rows16 = _bf16_table(v, threads) if "mkl-bf16-table" in table else None
             rates = {name: [] for name in table}
             for Q in CAL_QUERIES:
                 q = q_all[:Q]
                 fns = {name: (lambda p=path: exact_search(q, v, 10, False, vsq, threads=threads, path=p,
-                                                          int8_rows=rows8 if p.table else None))
+                                                          int8_rows=rows8 if p.table else None,
+                                                          bf16_rows=rows16 if p.table else None))
                        for name, path in available().items()}
                 for name, t in best_times(fns).items():
                     rates[name].append(2.0 * Q * CAL_ROWS * D / t / 1e9)
@@ -382,11 +391,11 @@ def default(Q: int) -> Path:
 
 def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = False, table: bool = False) -> Path:
     """The path for Q queries over R rows of D floats (module docstring: the rule); float32: only among the
-    float32 paths (the re-scan of what a bf16 or int8 filter could not settle); table: the caller has the
-    rows' int8 table (``int8-table`` is offered instead of ``int8``, which it beats: the same scan without
-    copying the rows)."""
+    float32 paths (the re-scan of what a bf16 or int8 filter could not settle); table: the caller keeps the
+    rows' tables, making the one its chosen path reads (EmbeddingIndex: ``int8-table`` and ``mkl-bf16-table``
+    are offered instead of ``int8`` and ``mkl-bf16``, which pay for copying the rows in every search)."""
     paths = {n: p for n, p in available().items() if not (float32 and p.filter)
-             and not (p.int8 and (p.table != table or D > INT8_MAX_D))}
+             and not (p.filter and p.table != table) and not (p.int8 and D > INT8_MAX_D)}
     if not paths:
         raise RuntimeError(_native.available()[1])
     forced = os.environ.get("FASTREPR_SEARCH_PATH", "").strip().lower()
@@ -397,6 +406,8 @@ def choose(Q: int, R: int, D: int, threads: int | None = None, float32: bool = F
             raise RuntimeError(f"FASTREPR_SEARCH_PATH={forced}: not available here ({_skipped.get(forced, '')})")
         if forced.startswith("int8"):  # the int8 filter with the table when the caller has one, else without
             forced = "int8-table" if table else "int8"
+        if forced.startswith("mkl-bf16"):  # the same for the bf16 filter
+            forced = "mkl-bf16-table" if table else "mkl-bf16"
         if forced in paths:
             return paths[forced]
     if forced or _calibrating:

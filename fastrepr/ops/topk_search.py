@@ -202,9 +202,9 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
         return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64, copy=False)), None
     out_v, out_i = torch.empty((Q, K)), torch.empty((Q, K), dtype=torch.int64)
     stats = np.empty((2, Q)) if path.filter else None
-    if path.table and int8_rows is None:
+    if path.int8 and path.table and int8_rows is None:
         raise ValueError("int8_rows: the int8-table path needs the rows' table (int8_table)")
-    table = int8_rows.numpy() if path.table else None
+    table = int8_rows.numpy() if path.int8 and path.table else None
     if path.bf16 and bf16_rows is None:
         raise ValueError("bf16_rows: the bf16 filter needs the rows' table (bf16_table)")
     table16 = bf16_rows.numpy() if path.bf16 else None
@@ -368,7 +368,7 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
         qnorm = x64.norm(dim=1) * (1.0 if scale is None else scale)  # the norm of the exact scaled query
     vsq, vmax = check_inputs(queries, vectors, vsq, l2, qnorm)
     excl = torch.empty((Q, 0), dtype=torch.int64) if excl is None else excl
-    path = path or _search_plan.choose(Q, R, D, threads, table=int8_rows is not None)
+    path = path or _search_plan.choose(Q, R, D, threads, table=int8_rows is not None or bf16_rows is not None)
     out_v, out_i = torch.empty((Q, k)), torch.empty((Q, k), dtype=torch.int64)
     step = max(1, min(16384, 2 ** 24 // (4 * threads * min(R, filter_candidates(k) + excl.shape[1]))))
     filter_k = None  # a filter's candidates beyond the exclusions, learned from a pilot (notes above)
@@ -413,24 +413,26 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
     return out_v, out_i
 
 
-_search_plan.register_searcher(exact_search, int8_table)
+_search_plan.register_searcher(exact_search, int8_table, bf16_table)
 
 
-def uses_bf16_table(Q: int, R: int, D: int, int8: bool = False) -> bool:
+def uses_bf16_table(Q: int, R: int, D: int) -> bool:
     """Whether a search of Q queries over R x D rows here would take the bf16 path (which reads the rows'
-    ``bf16_table``; int8: the caller has their int8 table too)."""
-    return _search_plan.choose(Q, R, D, table=int8).bf16
+    ``bf16_table``; EmbeddingIndex makes its table on the first such search)."""
+    path = _search_plan.choose(Q, R, D, table=True)
+    return path.bf16 and path.table
 
 
 def uses_int8_table(Q: int, R: int, D: int) -> bool:
     """Whether a search of Q queries over R x D rows here would take the ``int8-table`` path if the caller had
     the rows' ``int8_table`` (EmbeddingIndex makes its table on the first such search)."""
-    return _search_plan.choose(Q, R, D, table=True).table
+    path = _search_plan.choose(Q, R, D, table=True)
+    return path.int8 and path.table
 
 
 def search_path(Q: int, R: int, D: int, table: bool = False) -> str:
-    """The CPU path an exact search of Q queries over R x D rows takes here (table: with the rows' int8 table
-    at hand, as EmbeddingIndex searches have it; benchmark rows record it)."""
+    """The CPU path an exact search of Q queries over R x D rows takes here (table: by a caller that keeps
+    the rows' tables, as EmbeddingIndex does; benchmark rows record it)."""
 
     path = _search_plan.choose(Q, R, D, table=table)
     return f"{path.name}: {path.library}"
