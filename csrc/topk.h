@@ -28,6 +28,14 @@ inline uint16_t float_to_bf16(float f) {
   return static_cast<uint16_t>(x >> 16);
 }
 
+// the float a bfloat16's bits stand for (exact)
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t x = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &x, sizeof f);
+  return f;
+}
+
 // Fortran-interface sgemm with 64-bit integers (MKL's sgemm_64_, OpenBLAS's ILP64 sgemm), and a
 // thread-local thread-count setter (mkl_set_num_threads_local, openblas_set_num_threads_local; returns the
 // previous value). Both come from libraries already loaded in the process (see topk_blas_resolve).

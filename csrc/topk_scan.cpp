@@ -495,26 +495,17 @@ ToBf16 to_bf16_fn() {
   return to_bf16_generic;
 }
 
-// Squared error sum_d (x_d - b_d)^2 of bf16 copies b (contiguous [n, D]) of rows x [n, D] (stride ld): the
-// largest over the rows, computed in float32 (each difference is exact: b is within 2^-8 of x, Sterbenz);
-// bf16_error_bound turns it into an upper bound on the error's norm.
-TOPK_CLONES float bf16_row_error2(const float* x, int64_t ld, int64_t n, int64_t D, const uint16_t* b) {
-  float worst = 0.0f;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* row = x + r * ld;
-    const uint16_t* o = b + r * D;
-    float e2 = 0.0f;
+// Squared error sum_d (x_d - b_d)^2 of the bf16 copy b [D] of a row x [D], computed in float32 (each
+// difference is exact: b is within 2^-8 of x, Sterbenz); bf16_error_bound turns it into an upper bound on
+// the error's norm.
+TOPK_CLONES float bf16_row_error2(const float* x, int64_t D, const uint16_t* b) {
+  float e2 = 0.0f;
 #pragma omp simd reduction(+ : e2)
-    for (int64_t d = 0; d < D; ++d) {
-      const uint32_t bits = static_cast<uint32_t>(o[d]) << 16;
-      float back;
-      std::memcpy(&back, &bits, sizeof back);
-      const float diff = row[d] - back;
-      e2 += diff * diff;
-    }
-    worst = std::max(worst, e2);
+  for (int64_t d = 0; d < D; ++d) {
+    const float diff = x[d] - bf16_to_float(b[d]);
+    e2 += diff * diff;
   }
-  return worst;
+  return e2;
 }
 
 // A float32 sum of D squares is within gamma_{D+1} (relative) of the exact one, plus at most 2^-149 absolute
@@ -535,7 +526,7 @@ void bf16_pack_table(const float* v, int64_t ldv, int64_t n, int64_t D, uint16_t
   for (int64_t r = 0; r < n; ++r) {
     uint16_t* t = table + r * ldt;
     to_bf16(v + r * ldv, ldv, 1, D, t);
-    const double e = bf16_error_bound(bf16_row_error2(v + r * ldv, ldv, 1, D, t), D);
+    const double e = bf16_error_bound(bf16_row_error2(v + r * ldv, D, t), D);
     float f = static_cast<float>(e);
     if (static_cast<double>(f) < e) f = std::nextafter(f, std::numeric_limits<float>::infinity());
     std::memcpy(t + D, &f, sizeof f);
@@ -612,11 +603,9 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
           to_bf16(x, p.ldq, 1, p.D, row.data());
           double e2 = 0.0, n2 = 0.0;
           for (int64_t d = 0; d < p.D; ++d) {
-            const uint32_t bits = static_cast<uint32_t>(row[d]) << 16;
-            float back;
-            std::memcpy(&back, &bits, sizeof back);
-            e2 += (static_cast<double>(x[d]) - back) * (static_cast<double>(x[d]) - back);
-            n2 += static_cast<double>(back) * back;
+            const double back = bf16_to_float(row[d]);
+            e2 += (x[d] - back) * (x[d] - back);
+            n2 += back * back;
           }
           plan.stats->qerr[q] = std::sqrt(e2) * (1.0 + 0x1p-40);
           plan.stats->qnorm[q] = std::sqrt(n2) * (1.0 + 0x1p-40);

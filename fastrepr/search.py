@@ -190,33 +190,20 @@ class EmbeddingIndex:
             return impl
         return "native " + _topk.search_path(int(n_queries), rows, self.dim, table=True)  # (it keeps tables)
 
-    def _int8_rows(self, n_queries: int, rows: int) -> torch.Tensor | None:
-        """The searched rows' int8 table (``ops/topk_search.int8_table``) once a native CPU search here would
-        read it (the ``int8-table`` scan path: on x86 CPUs with AVX2 where it measured fastest); made on the
-        first such search and kept: R·D bytes plus 8 per row."""
-        if self._int8 is None:
-            if self.device.type != "cpu":
-                return None
+    def _tables(self, n_queries: int, rows: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The searched rows' (int8, bf16) tables, each made on the first native CPU search here that reads it
+        (``ops/topk_search.table_kind``: the ``int8-table`` path on x86 CPUs with AVX2, ``mkl-bf16-table``
+        with MKL's bfloat16 product, where they measured fastest) and kept: the int8 one R·D bytes plus 8 per
+        row, the bf16 one R·(D + 2)·2 bytes (which a search at D = 300 would otherwise spend 22 ms making)."""
+        if self.device.type == "cpu":
             with self._forcing():
                 impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
-            if impl != "native" or not _topk.uses_int8_table(n_queries, rows, self.dim):
-                return None
-            self._int8 = _topk.int8_table(self._searched())
-        return self._int8
-
-    def _bf16_rows(self, n_queries: int, rows: int) -> torch.Tensor | None:
-        """The searched rows' bf16 table (``ops/topk_search.bf16_table``) once a native CPU search here takes
-        the bf16 path (MKL's bfloat16 product, where it measured fastest); made on the first such search and
-        kept: R·(D + 2)·2 bytes, which a search at D = 300 would otherwise spend 22 ms making."""
-        if self._bf16 is None:
-            if self.device.type != "cpu":
-                return None
-            with self._forcing():
-                impl = _backend.choose(_topk.OP, _topk.IMPLS, self.device)
-            if impl != "native" or not _topk.uses_bf16_table(n_queries, rows, self.dim):
-                return None
-            self._bf16 = _topk.bf16_table(self._searched())
-        return self._bf16
+            kind = _topk.table_kind(n_queries, rows, self.dim) if impl == "native" else None
+            if kind == "int8" and self._int8 is None:
+                self._int8 = _topk.int8_table(self._searched())
+            if kind == "bf16" and self._bf16 is None:
+                self._bf16 = _topk.bf16_table(self._searched())
+        return self._int8, self._bf16
 
     def _forcing(self):
         """The deprecated backend="triton"|"native"|"torch" of the constructor, applied through the dispatcher."""
@@ -263,7 +250,7 @@ class EmbeddingIndex:
         if self._faiss is not None and (rows == len(self) or self._faiss.supports_restrict()):
             scores, ids = self._faiss.search(q, want, rows)
         else:
-            int8, bf16 = self._int8_rows(q.shape[0], rows), self._bf16_rows(q.shape[0], rows)
+            int8, bf16 = self._tables(q.shape[0], rows)
             with self._forcing():
                 scores, ids = _topk.topk_search(q, self._searched()[:rows], want, self.metric == "l2",
                                                 self.sqnorms()[:rows], int8, bf16)

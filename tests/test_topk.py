@@ -476,6 +476,22 @@ def test_int8_filter_answers_equal_the_float64_ranking_on_unit_rows(table):
                 torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-12 if l2 else 0)
 
 
+def _index_searches_keep_one_table(index, q, v, attr):
+    """Two searches (all rows, then restricted to the first 999): both equal the float64 reference, and the
+    index's table (attribute attr) is made by the first and reused by the second. Returns (scores, rows) of
+    the first and the table."""
+    s, i = index.search(q, 7)
+    table = getattr(index, attr)
+    assert table is not None
+    s2, i2 = index.search(q, 7, restrict=999)
+    assert getattr(index, attr) is table  # made once
+    want = reference.topk_search(q, v, 7)
+    assert torch.equal(i, want[1]) and torch.equal(s, want[0].float())
+    want = reference.topk_search(q, v[:999], 7)
+    assert torch.equal(i2, want[1]) and torch.equal(s2, want[0].float())
+    return s, i, table
+
+
 def test_bf16_table_is_made_once_by_the_index(monkeypatch):
     """EmbeddingIndex makes its bf16 table on the first search that takes the bf16 path (forced here) and
     reuses it, restricted searches reading its first rows; the answers equal the float64 reference. A plain
@@ -491,15 +507,8 @@ def test_bf16_table_is_made_once_by_the_index(monkeypatch):
     q = torch.randn(300, 37, generator=g)  # enough queries for a pilot
     index = EmbeddingIndex(v, metric="ip")
     assert index.search_path(300).startswith("native mkl-bf16-table")
-    s, i = index.search(q, 7)
-    table = index._bf16
-    assert table is not None and table.shape == (2000, 39)
-    s2, i2 = index.search(q, 7, restrict=999)
-    assert index._bf16 is table  # made once
-    want = reference.topk_search(q, v, 7)
-    assert torch.equal(i, want[1]) and torch.equal(s, want[0].float())
-    want = reference.topk_search(q, v[:999], 7)
-    assert torch.equal(i2, want[1]) and torch.equal(s2, want[0].float())
+    s, i, table = _index_searches_keep_one_table(index, q, v, "_bf16")
+    assert table.shape == (2000, 39)
     got = ts.exact_search(q, v, 7, False, path=sp.available()["mkl-bf16"])
     assert torch.equal(got[1], i) and torch.equal(got[0], s)
 
@@ -522,15 +531,8 @@ def test_int8_table_is_made_once_by_the_index_and_checked(monkeypatch):
     index = EmbeddingIndex(v, metric="ip")
     assert index.search_path(20).startswith("native int8-table")
     assert not sp.choose(20, 2000, sp.INT8_MAX_D + 1, table=True).int8  # beyond the int32 sums: never chosen
-    s, i = index.search(q, 7)
-    table = index._int8
-    assert table is not None and table.shape == (125, C.topk_int8_table_bytes(37))
-    s2, i2 = index.search(q, 7, restrict=999)
-    assert index._int8 is table  # made once
-    want = reference.topk_search(q, v, 7)
-    assert torch.equal(i, want[1]) and torch.equal(s, want[0].float())
-    want = reference.topk_search(q, v[:999], 7)
-    assert torch.equal(i2, want[1]) and torch.equal(s2, want[0].float())
+    s, i, table = _index_searches_keep_one_table(index, q, v, "_int8")
+    assert table.shape == (125, C.topk_int8_table_bytes(37))
     # bad tables and calls
     qn, vn = q.numpy(), v.numpy()
     args = dict(queries=qn, vectors=vn, vsq=None, K=5, blas=0, block_q=96, block_v=256,

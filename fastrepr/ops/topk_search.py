@@ -416,18 +416,14 @@ def exact_search(queries: torch.Tensor, vectors: torch.Tensor, k: int, l2: bool,
 _search_plan.register_searcher(exact_search, int8_table, bf16_table)
 
 
-def uses_bf16_table(Q: int, R: int, D: int) -> bool:
-    """Whether a search of Q queries over R x D rows here would take the bf16 path (which reads the rows'
-    ``bf16_table``; EmbeddingIndex makes its table on the first such search)."""
+def table_kind(Q: int, R: int, D: int) -> str | None:
+    """The table ("int8" or "bf16") a search of Q queries over R x D rows here would read if the caller kept
+    the rows' tables (the ``int8-table`` and ``mkl-bf16-table`` paths), else None. EmbeddingIndex makes that
+    table (``int8_table``, ``bf16_table``) on the first such search."""
     path = _search_plan.choose(Q, R, D, table=True)
-    return path.bf16 and path.table
-
-
-def uses_int8_table(Q: int, R: int, D: int) -> bool:
-    """Whether a search of Q queries over R x D rows here would take the ``int8-table`` path if the caller had
-    the rows' ``int8_table`` (EmbeddingIndex makes its table on the first such search)."""
-    path = _search_plan.choose(Q, R, D, table=True)
-    return path.int8 and path.table
+    if not path.table:
+        return None
+    return "int8" if path.int8 else "bf16"
 
 
 def search_path(Q: int, R: int, D: int, table: bool = False) -> str:
