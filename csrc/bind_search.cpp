@@ -190,6 +190,8 @@ void register_search(py::module_& m) {
   m.def("topk_int8_table_bytes", &fastrepr::int8_table_bytes, py::arg("D"),
         "bytes per panel of 16 rows in an int8 table");
   m.def("topk_int8_supported", &fastrepr::int8_supported, "whether the int8 filter runs on this CPU (x86, AVX2)");
+  m.def("topk_int8_isa", &fastrepr::int8_isa,
+        "the int8 filter's micro kernel here: avx512-vnni, avx2 (FASTREPR_TOPK_ISA=avx2 forces it), or empty");
   m.def("topk_refine", &topk_refine, py::arg("x"), py::arg("vectors"), py::arg("cand"), py::arg("scale"),
         py::arg("approx"), py::arg("bound"), py::arg("excl"), py::arg("l2"), py::arg("out_v"), py::arg("out_i"),
         py::arg("ok"), py::arg("threads") = 0,

@@ -81,6 +81,9 @@ struct ScanPlan {
 
 // ---- the int8 filter's pieces (csrc/topk_int8.cpp; x86 with AVX2 only) ----
 bool int8_supported();
+// the micro kernel's instruction set: "avx512-vnni" (where topk_isa() is avx512 and the CPU has VNNI),
+// "avx2", or "" (not supported)
+const char* int8_isa();
 // bytes of one panel's integers, 16 rows of D columns ([Dp/4][16 rows][4 bytes], Dp = D rounded up to 4)
 int64_t int8_panel_bytes(int64_t D);
 // bytes of one panel of a table: its integers, then 16 scales and 16 errors |v - ṽ| (float32, rounded up); a
@@ -93,11 +96,14 @@ void int8_pack_rows(const float* v, int64_t ldv, int64_t n, int64_t D, uint8_t* 
 void int8_pack_table(const float* v, int64_t ldv, int64_t n, int64_t D, uint8_t* table, int threads);
 // the largest error of rows [0, n) of a table
 double int8_table_emax(const uint8_t* table, int64_t n, int64_t D);
-// queries x [n, D] (stride ldq) -> bytes [n, Dp] (8-bit integers), scales, errors |q - q̃| and norms |q̃|
+// bytes of one packed query: Dp 8-bit integers (zero-padded), then 128·sum_d q'_d as an int32
+int64_t int8_query_bytes(int64_t D);
+// queries x [n, D] (stride ldq) -> rows of int8_query_bytes(D) bytes, scales, errors |q - q̃| and norms |q̃|
 // (rounded up; norm32: the same as float32)
 void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, uint8_t* out, float* scale, double* err,
                        double* norm, float* norm32);
-// queries per micro kernel (5)
+// queries per micro kernel (AVX2 5, VNNI 8; at most kInt8MaxGroup)
+constexpr int kInt8MaxGroup = 8;
 int int8_group();
 // out [m][16] = (qs_i·vs_j)·(q'_i . v'_j) + qt_i·er_j for m <= int8_group() packed queries q (row stride
 // ldq; scales qs, norms qt) and one table panel of 16 rows (32-byte aligned). thr [m] (or nullptr: every

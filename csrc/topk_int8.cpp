@@ -26,6 +26,14 @@
 // table made once for an index (EmbeddingIndex keeps one: a search then reads a quarter of the float32 rows'
 // bytes); queries [n][Dp] bytes, padded with zeros. The micro kernel holds 5 queries x 16 rows of int32 sums
 // in 10 ymm registers (the ones of vpmaddwd in another) and hands their scores to the fold.
+//
+// With AVX-512 VNNI (Zen 4, Intel since Cascade Lake; used where the search kernel's ISA is avx512, so
+// FASTREPR_TOPK_ISA=avx2 turns it off too) the micro kernel is one vpdpbusd per query and panel step: a
+// panel step is one zmm of 64 bytes, made unsigned by flipping its top bits (v' + 128 in [1, 255]), and each
+// query's 4 bytes broadcast from memory; sum_d (v'_d + 128)·q'_d - 128·sum_d q'_d = q'.v' exactly (at most
+// 255·127·D < 2^31 for D <= 65536), the second term stored after each packed query (int8_query_bytes). It
+// holds 8 queries x 16 rows of sums and folds them with the same float32 operations as the AVX2 kernel, so
+// both give the same scores, bit for bit. (Zen 4: about 2.5x the AVX2 kernel's products per cycle.)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -52,11 +60,32 @@ bool int8_supported() {
 #endif
 }
 
+namespace {
+bool vnni() {
+#ifdef FASTREPR_INT8_X86
+  static const bool on = [] {
+    __builtin_cpu_init();
+    return std::strcmp(topk_isa(), "avx512") == 0 && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return on;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+const char* int8_isa() { return !int8_supported() ? "" : vnni() ? "avx512-vnni" : "avx2"; }
+
+int64_t int8_query_bytes(int64_t D) { return (D + 3) / 4 * 4 + 4; }
+
 #ifdef FASTREPR_INT8_X86
 namespace {
 
 constexpr int kPanel = 16;  // rows per panel
 constexpr int kMR = 5;      // queries per micro kernel
+constexpr int kMRV = 8;     // the same, VNNI
+static_assert(kMRV <= kInt8MaxGroup, "int8_group() must fit the callers' buffers");
 
 // max |x_d| over a row (AVX2)
 __attribute__((target("avx2,fma"))) float max_abs(const float* x, int64_t D) {
@@ -189,13 +218,13 @@ double int8_table_emax(const uint8_t* table, int64_t n, int64_t D) {
 
 void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, uint8_t* out, float* scale, double* err,
                        double* norm, float* norm32) {
-  const int64_t Dp = (D + 3) / 4 * 4;
+  const int64_t Dp = (D + 3) / 4 * 4, Dq = int8_query_bytes(D);
   std::vector<int32_t> qi(static_cast<size_t>(D));
   for (int64_t r = 0; r < n; ++r) {
     double e2 = 0.0;
     const float s = quantize(x + r * ldq, D, 127.0f, qi.data(), &e2);
     scale[r] = s;
-    uint8_t* o = out + r * Dp;
+    uint8_t* o = out + r * Dq;
     double nn = 0.0;
     for (int64_t d = 0; d < D; ++d) {
       o[d] = static_cast<uint8_t>(qi[d]);  // the two's complement byte
@@ -203,6 +232,10 @@ void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, uint8_
       nn += y * y;
     }
     for (int64_t d = D; d < Dp; ++d) o[d] = 0;
+    int64_t sum = 0;
+    for (int64_t d = 0; d < D; ++d) sum += qi[d];
+    const int32_t flip = static_cast<int32_t>(128 * sum);  // the VNNI kernel's correction (|.| < 2^31)
+    std::memcpy(o + Dp, &flip, 4);
     err[r] = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);
     norm[r] = std::sqrt(nn) * (1.0 + 0x1p-40);  // |q̃|, rounded up
     norm32[r] = std::nextafter(static_cast<float>(norm[r]), std::numeric_limits<float>::infinity());
@@ -299,9 +332,74 @@ __attribute__((target("avx2,fma"))) inline void micro(const uint8_t* q, int64_t 
   }
 }
 
+// The VNNI micro kernel (header): the same sums and fold as micro, 16 rows in one zmm.
+template <int MR>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"))) inline void micro_vnni(
+    const uint8_t* q, int64_t ldq, const float* qs, const float* qt, const int8_t* panel, const float* vs,
+    const float* er, int64_t steps, float* S, const float* thr, const float* vsq, uint32_t* masks) {
+  __m512i a[MR];
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int8_t* p = panel;
+  if constexpr (MR == kMRV) {
+    // in assembly, as the AVX2 kernel: compilers copy every sum between registers once a step (vpdpbusd
+    // overwrites its sum), a third more instructions
+    const uint8_t *qa = q, *qb = q + 5 * ldq;
+    int64_t n = steps;
+    __m512i u;
+    __asm__("vpxord %[a0], %[a0], %[a0]\n\t vpxord %[a1], %[a1], %[a1]\n\t vpxord %[a2], %[a2], %[a2]\n\t"
+            "vpxord %[a3], %[a3], %[a3]\n\t vpxord %[a4], %[a4], %[a4]\n\t vpxord %[a5], %[a5], %[a5]\n\t"
+            "vpxord %[a6], %[a6], %[a6]\n\t vpxord %[a7], %[a7], %[a7]\n\t"
+            "1:\n\t"
+            "vpxord (%[p]), %[flip], %[u]\n\t"
+            "vpdpbusd (%[qa])%{1to16%}, %[u], %[a0]\n\t"
+            "vpdpbusd (%[qa],%[ld],1)%{1to16%}, %[u], %[a1]\n\t"
+            "vpdpbusd (%[qa],%[ld],2)%{1to16%}, %[u], %[a2]\n\t"
+            "vpdpbusd (%[qa],%[ld3],1)%{1to16%}, %[u], %[a3]\n\t"
+            "vpdpbusd (%[qa],%[ld],4)%{1to16%}, %[u], %[a4]\n\t"
+            "vpdpbusd (%[qb])%{1to16%}, %[u], %[a5]\n\t"
+            "vpdpbusd (%[qb],%[ld],1)%{1to16%}, %[u], %[a6]\n\t"
+            "vpdpbusd (%[qb],%[ld],2)%{1to16%}, %[u], %[a7]\n\t"
+            "add $64, %[p]\n\t"
+            "add $4, %[qa]\n\t"
+            "add $4, %[qb]\n\t"
+            "dec %[n]\n\t"
+            "jnz 1b\n\t"
+            : [a0] "=&v"(a[0]), [a1] "=&v"(a[1]), [a2] "=&v"(a[2]), [a3] "=&v"(a[3]), [a4] "=&v"(a[4]),
+              [a5] "=&v"(a[5]), [a6] "=&v"(a[6]), [a7] "=&v"(a[7]), [u] "=&v"(u),
+              [p] "+r"(p), [qa] "+r"(qa), [qb] "+r"(qb), [n] "+r"(n)
+            : [flip] "v"(flip), [ld] "r"(ldq), [ld3] "r"(3 * ldq)
+            : "memory", "cc");
+  } else {
+    for (int i = 0; i < MR; ++i) a[i] = _mm512_setzero_si512();
+    for (int64_t s = 0; s < steps; ++s, p += 64) {
+      const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(p), flip);
+      for (int i = 0; i < MR; ++i) {
+        int32_t w;
+        std::memcpy(&w, q + i * ldq + 4 * s, 4);
+        a[i] = _mm512_dpbusd_epi32(a[i], u, _mm512_set1_epi32(w));
+      }
+    }
+  }
+  const __m512 s16 = _mm512_loadu_ps(vs), e16 = _mm512_loadu_ps(er);
+  for (int i = 0; i < MR; ++i) {
+    int32_t c;
+    std::memcpy(&c, q + i * ldq + 4 * steps, 4);  // 128·sum_d q'_d
+    const __m512i dot = _mm512_sub_epi32(a[i], _mm512_set1_epi32(c));
+    const __m512 x = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_set1_ps(qs[i]), s16),
+                                     _mm512_mul_ps(_mm512_set1_ps(qt[i]), e16));
+    if (thr) {
+      __m512 y = x;
+      if (vsq) y = _mm512_sub_ps(_mm512_add_ps(x, x), _mm512_loadu_ps(vsq));
+      masks[i] = _mm512_cmp_ps_mask(y, _mm512_set1_ps(thr[i]), _CMP_GT_OQ);
+      if (!masks[i]) continue;
+    }
+    _mm512_storeu_ps(S + i * kPanel, x);
+  }
+}
+
 }  // namespace
 
-int int8_group() { return kMR; }
+int int8_group() { return vnni() ? kMRV : kMR; }
 
 void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt, int m, const uint8_t* tpanel,
                 int64_t D, float* out, const float* thr, const float* vsq, uint32_t* masks) {
@@ -309,6 +407,24 @@ void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt,
   const int8_t* panel = reinterpret_cast<const int8_t*>(tpanel);
   const float* vs = reinterpret_cast<const float*>(tpanel + int8_panel_bytes(D));
   const float* er = vs + kPanel;
+  if (vnni()) {
+    switch (m) {
+#define FASTREPR_INT8_CASE(M)                                                  \
+  case M:                                                                      \
+    micro_vnni<M>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);  \
+    break;
+      FASTREPR_INT8_CASE(8)
+      FASTREPR_INT8_CASE(7)
+      FASTREPR_INT8_CASE(6)
+      FASTREPR_INT8_CASE(5)
+      FASTREPR_INT8_CASE(4)
+      FASTREPR_INT8_CASE(3)
+      FASTREPR_INT8_CASE(2)
+      default: micro_vnni<1>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);
+#undef FASTREPR_INT8_CASE
+    }
+    return;
+  }
   switch (m) {
 #define FASTREPR_INT8_CASE(M)                                                \
   case M:                                                                    \

@@ -414,15 +414,15 @@ __attribute__((target("avx2,fma,bmi"))) inline void fold16(const float* s, const
   }
 }
 
-// One chunk of the int8 filter (rows [c0, c0 + nc) in table panels from v8, tb bytes apart): 5 queries x 16 rows
-// at a time from the micro kernel, each query's 16 scores folded into its list at once (no tile written or read
-// back).
-void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dp,
+// One chunk of the int8 filter (rows [c0, c0 + nc) in table panels from v8, tb bytes apart): int8_group()
+// queries x 16 rows at a time from the micro kernel, each query's 16 scores folded into its list at once (no
+// tile written or read back).
+void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dq,
                 int64_t q0, int64_t nq, const uint8_t* v8, int64_t tb, int64_t c0, int64_t nc, List* lists, int64_t P,
                 int64_t part, int64_t K, int64_t L) {
   const int64_t g = int8_group();
-  alignas(32) float sc[5 * 16], thr[5];
-  uint32_t masks[5];
+  alignas(64) float sc[kInt8MaxGroup * 16], thr[kInt8MaxGroup];
+  uint32_t masks[kInt8MaxGroup];
   for (int64_t i = 0; i < nq; i += g) {
     const int m = static_cast<int>(std::min<int64_t>(g, nq - i));
     const int64_t qa = q0 + i;
@@ -430,7 +430,7 @@ void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const
       const int64_t w = std::min<int64_t>(16, nc - 16 * j), col = c0 + 16 * j;
       const uint8_t* panel = v8 + j * tb;
       if (w < 16) {  // the chunk's last, partial panel: every score out, folded lane by lane
-        int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, p.D, sc, nullptr, nullptr, nullptr);
+        int8_micro(q8 + qa * Dq, Dq, q8s + qa, q8n + qa, m, panel, p.D, sc, nullptr, nullptr, nullptr);
         for (int r = 0; r < m; ++r) {
           List& l = lists[(qa + r) * P + part];
           if (p.vsq) fold16<true>(sc + 16 * r, p.vsq + col, w, col, l, K, L);
@@ -440,7 +440,7 @@ void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const
       }
       // thresholds as they stand: a lane that passes is checked again as it enters (they only rise)
       for (int r = 0; r < m; ++r) thr[r] = lists[(qa + r) * P + part].t.v;
-      int8_micro(q8 + qa * Dp, Dp, q8s + qa, q8n + qa, m, panel, p.D, sc, thr, p.vsq ? p.vsq + col : nullptr,
+      int8_micro(q8 + qa * Dq, Dq, q8s + qa, q8n + qa, m, panel, p.D, sc, thr, p.vsq ? p.vsq + col : nullptr,
                  masks);
       for (int r = 0; r < m; ++r) {
         uint32_t mask = masks[r];
@@ -586,8 +586,8 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
   const float one = 1.0f, zero = 0.0f;
   (void)nt;
   // int8: every query's 8-bit copy once, up front
-  const int64_t Dp = (p.D + 3) / 4 * 4, bvp = (bv + 15) / 16 * 16;
-  std::vector<uint8_t> q8(plan.int8 ? static_cast<size_t>(p.Q * Dp) : 0);
+  const int64_t Dq = int8_query_bytes(p.D), bvp = (bv + 15) / 16 * 16;
+  std::vector<uint8_t> q8(plan.int8 ? static_cast<size_t>(p.Q * Dq) : 0);
   std::vector<float> q8s(plan.int8 ? static_cast<size_t>(p.Q) : 0), q8n(q8s.size());
   if (to_bf16) {
     // bf16: every query's copy error and copy norm up front (float64 sums, the same conversion as the tiles)
@@ -618,7 +618,7 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
 #pragma omp parallel for schedule(static) num_threads(nt) if (p.Q >= 64)
     for (int64_t q = 0; q < p.Q; ++q)
       packing.run([&] {
-        int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, q8.data() + q * Dp, q8s.data() + q,
+        int8_pack_queries(p.q + q * p.ldq, p.ldq, 1, p.D, q8.data() + q * Dq, q8s.data() + q,
                           plan.stats->qerr + q, plan.stats->qnorm + q, q8n.data() + q);
       });
     packing.rethrow();
@@ -663,7 +663,7 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
             const uint8_t* chunk = v8;
             if (plan.stats->table) chunk = plan.stats->table + (c0 / 16) * tb;  // (c0: a multiple of bv, of 16)
             else int8_pack_rows(p.v + c0 * p.ldv, p.ldv, nc, p.D, v8, &emax);
-            int8_chunk(p, q8.data(), q8s.data(), q8n.data(), Dp, q0, nq_item, chunk, tb, c0, nc,
+            int8_chunk(p, q8.data(), q8s.data(), q8n.data(), Dq, q0, nq_item, chunk, tb, c0, nc,
                        lists.data(), P, part, K, L);
 #endif
             continue;

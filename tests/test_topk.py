@@ -305,7 +305,7 @@ def test_int8_filter_products_and_bound(D, table):
     the refinement's bound against float64 truth on every returned candidate and every row left out (any
     row outside the K returned scores at most worst + bound). Rows of very different norms, a zero row, a
     row below the scaling range, constant rows (every integer at +-127, the queries' too), D = 1041 (sums
-    beyond 2^24 in magnitude), 5 queries per micro kernel with a tail."""
+    beyond 2^24 in magnitude), full micro kernels and a tail (5 queries each on AVX2, 8 with VNNI)."""
     import numpy as np
 
     from fastrepr import _native
@@ -321,7 +321,7 @@ def test_int8_filter_products_and_bound(D, table):
     v[1] = 1e-33
     v[2] = 5.0  # all integers 127
     v[3] = np.where(np.arange(D) % 2, -2.0, 2.0)
-    Q = 17  # 3 x 5 + 2: full micro kernels and a tail
+    Q = 17  # 3 x 5 + 2 (AVX2), 2 x 8 + 1 (VNNI): full micro kernels and a tail
     q = (rng.standard_normal((Q, D)) * 3).astype(np.float32)
     q[0] = 1.0  # all integers 127: with row 2 the largest sums the kernel can meet
     q[1] = np.where(np.arange(D) % 3, -0.5, 0.5)
@@ -361,6 +361,55 @@ def test_int8_filter_products_and_bound(D, table):
         assert (int8[1].numpy() >= qtn).all() and (int8[1].numpy() <= qtn * (1 + 1e-9)).all()
         assert (int8[0].numpy() >= qerr).all() and (int8[0].numpy() <= qerr * (1 + 1e-6) + 1e-30).all()
         assert verr.max() <= int8[2] <= verr.max() * (1 + 1e-6)
+
+
+_INT8_SCAN_SCRIPT = """
+import sys, numpy as np, torch
+from fastrepr import _native
+from fastrepr.ops import _search_plan as sp, topk_search as ts
+torch.set_num_threads(2)
+rng = np.random.default_rng(7)
+out = {"isa": np.array(_native.get().topk_int8_isa())}
+for D, R, Q in ((1, 40, 3), (13, 333, 21), (300, 1000, 37)):
+    v = torch.from_numpy((rng.standard_normal((R, D)) * rng.choice([1e-3, 1.0, 30.0], size=(R, 1))).astype(np.float32))
+    q = torch.from_numpy((rng.standard_normal((Q, D)) * 3).astype(np.float32))
+    vsq = (v.double() ** 2).sum(1).float()
+    for name in ("int8", "int8-table"):
+        for l2 in (False, True):
+            rows8 = ts.int8_table(v) if name == "int8-table" else None
+            vals, cand, st = ts.scan(sp.available()[name], q, v, min(R, 25), vsq if l2 else None, 2, rows8)
+            for j, a in enumerate((vals.numpy(), cand.numpy(), st[0].numpy(), st[1].numpy(), np.array(st[2]))):
+                out[f"{D}-{name}-{l2}-{j}"] = a
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_int8_vnni_kernel_gives_the_avx2_kernels_scores_bit_for_bit(tmp_path):
+    """Where the CPU has AVX-512 VNNI the int8 filter runs its vpdpbusd kernel (8 queries, sums of v' + 128
+    less 128·sum q'); FASTREPR_TOPK_ISA=avx2 forces the AVX2 kernel. The two must return the same scores (bit
+    for bit), the same candidates in the same order and the same copy errors: per-chunk copies and a table,
+    ip and l2, D = 1, 13 and 300, query counts with tails of both kernels' groups."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from fastrepr import _native
+
+    if not (_native.available()[0] and _native.get().topk_int8_isa() == "avx512-vnni"):
+        pytest.skip("this CPU has no AVX-512 VNNI: only the AVX2 int8 kernel runs here")
+    runs = {}
+    for isa in ("", "avx2"):
+        env = {**os.environ, "FASTREPR_TOPK_ISA": isa}
+        f = tmp_path / f"scan{isa or 'default'}.npz"
+        subprocess.run([sys.executable, "-c", _INT8_SCAN_SCRIPT, str(f)], env=env, check=True, timeout=300)
+        with np.load(f) as z:
+            runs[isa] = {k: z[k] for k in z.files}
+    assert str(runs[""].pop("isa")) == "avx512-vnni" and str(runs["avx2"].pop("isa")) == "avx2"
+    assert runs[""].keys() == runs["avx2"].keys() and len(runs[""]) == 12 * 5
+    for key, got in runs[""].items():
+        np.testing.assert_array_equal(got, runs["avx2"][key], err_msg=key)
 
 
 def _bf16_copies(x):
