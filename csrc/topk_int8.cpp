@@ -407,36 +407,13 @@ void int8_micro(const uint8_t* q, int64_t ldq, const float* qs, const float* qt,
   const int8_t* panel = reinterpret_cast<const int8_t*>(tpanel);
   const float* vs = reinterpret_cast<const float*>(tpanel + int8_panel_bytes(D));
   const float* er = vs + kPanel;
-  if (vnni()) {
-    switch (m) {
-#define FASTREPR_INT8_CASE(M)                                                  \
-  case M:                                                                      \
-    micro_vnni<M>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);  \
-    break;
-      FASTREPR_INT8_CASE(8)
-      FASTREPR_INT8_CASE(7)
-      FASTREPR_INT8_CASE(6)
-      FASTREPR_INT8_CASE(5)
-      FASTREPR_INT8_CASE(4)
-      FASTREPR_INT8_CASE(3)
-      FASTREPR_INT8_CASE(2)
-      default: micro_vnni<1>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);
-#undef FASTREPR_INT8_CASE
-    }
-    return;
-  }
-  switch (m) {
-#define FASTREPR_INT8_CASE(M)                                                \
-  case M:                                                                    \
-    micro<M>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);     \
-    break;
-    FASTREPR_INT8_CASE(5)
-    FASTREPR_INT8_CASE(4)
-    FASTREPR_INT8_CASE(3)
-    FASTREPR_INT8_CASE(2)
-    default: micro<1>(q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);
-#undef FASTREPR_INT8_CASE
-  }
+  using Micro = void (*)(const uint8_t*, int64_t, const float*, const float*, const int8_t*, const float*,
+                         const float*, int64_t, float*, const float*, const float*, uint32_t*);
+  static constexpr Micro by_avx2[kMR] = {micro<1>, micro<2>, micro<3>, micro<4>, micro<5>};
+  static constexpr Micro by_vnni[kMRV] = {micro_vnni<1>, micro_vnni<2>, micro_vnni<3>, micro_vnni<4>,
+                                          micro_vnni<5>, micro_vnni<6>, micro_vnni<7>, micro_vnni<8>};
+  const int i = std::max(1, std::min(m, int8_group())) - 1;
+  (vnni() ? by_vnni : by_avx2)[i](q, ldq, qs, qt, panel, vs, er, steps, out, thr, vsq, masks);
 }
 #else
 int64_t int8_panel_bytes(int64_t) { return 0; }
