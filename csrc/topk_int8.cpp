@@ -24,8 +24,8 @@
 // one 4-dim step of a panel is two 32-byte vectors, followed by the panel's 16 scales and 16 errors (float32):
 // int8_table_bytes per panel, a multiple of 64. The same layout serves the scan's per-chunk copies and a
 // table made once for an index (EmbeddingIndex keeps one: a search then reads a quarter of the float32 rows'
-// bytes); queries [n][Dp] bytes, padded with zeros. The micro kernel holds 5 queries x 16 rows of int32 sums
-// in 10 ymm registers (the ones of vpmaddwd in another) and hands their scores to the fold.
+// bytes); queries [n][int8_query_bytes] bytes, padded with zeros. The micro kernel holds 5 queries x 16 rows
+// of int32 sums in 10 ymm registers (the ones of vpmaddwd in another) and hands their scores to the fold.
 //
 // With AVX-512 VNNI (Zen 4, Intel since Cascade Lake; used where the search kernel's ISA is avx512, so
 // FASTREPR_TOPK_ISA=avx2 turns it off too) the micro kernel is one vpdpbusd per query and panel step: a
@@ -226,14 +226,14 @@ void int8_pack_queries(const float* x, int64_t ldq, int64_t n, int64_t D, uint8_
     scale[r] = s;
     uint8_t* o = out + r * Dq;
     double nn = 0.0;
+    int64_t sum = 0;
     for (int64_t d = 0; d < D; ++d) {
       o[d] = static_cast<uint8_t>(qi[d]);  // the two's complement byte
       const double y = static_cast<double>(s) * qi[d];  // exact in float64
       nn += y * y;
+      sum += qi[d];
     }
     for (int64_t d = D; d < Dp; ++d) o[d] = 0;
-    int64_t sum = 0;
-    for (int64_t d = 0; d < D; ++d) sum += qi[d];
     const int32_t flip = static_cast<int32_t>(128 * sum);  // the VNNI kernel's correction (|.| < 2^31)
     std::memcpy(o + Dp, &flip, 4);
     err[r] = std::sqrt(e2) * (1.0 + 2.0 * 0x1p-23);

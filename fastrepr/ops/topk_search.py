@@ -13,9 +13,9 @@ k + margin rows per query (C++ ``topk_scan``: per core, an L2-sized [512, 512] t
 BLAS product or [64, 128] from the built-in kernel, folded at once into running lists; or FAISS's flat scan),
 or a reduced-precision filter keeps up to 3k + 32, as many as a pilot of its first queries needed (MKL's
 bfloat16 product; on AVX2, the built-in int8 kernel of csrc/topk_int8.cpp, vpdpbusd where the CPU has AVX-512
-VNNI, on the rows' int8 table when the caller keeps one); which path runs is measured once per machine (``_search_plan``). Then ``topk_refine``
-scores the candidates in float64 and certifies that no other row can belong; uncertified queries are scanned
-again with more candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
+VNNI, on the rows' int8 table when the caller keeps one); which path runs is measured once per machine
+(``_search_plan``). Then ``topk_refine`` scores the candidates in float64 and certifies that no other row can
+belong; uncertified queries are scanned again with more candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
 Memory: O(Q·(k + margin)) lists and one tile per thread; never the [Q, R] score matrix.
 
 Torch (any device): float64 blocks pushed into a ``_topk.TopK`` (the same float64 ranking, slower).
