@@ -128,7 +128,9 @@ int topk_blas_register(const std::string& library, bool bf16, std::string& why);
 bool topk_blas_lookup(int handle, ScanPlan& plan);
 
 // out_v/out_i [Q, K]: per query the K best rows by the float32 ranking score, sorted (score descending, lower
-// row first). Every row not returned scores at most out_v[q, K-1] (the completeness the refinement needs).
+// row first). Every row not returned scores at most out_v[q, K-1] (the completeness the refinement needs). The
+// int8 filter at K >= 128 may return fewer rows: the places after them hold row -1 and the seed of that query's
+// list, which every row not returned scores at most (csrc/topk_scan.cpp, int8_seeds).
 void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t* out_i);
 
 // The instruction set the built-in kernel runs with here ("avx512", "avx2" or "generic"; FASTREPR_TOPK_ISA

@@ -16,7 +16,7 @@
 //     16 floats on AVX-512), for CPUs or builds without a usable BLAS.
 //
 // Running list of one query: a buffer of L = 2K entries and a threshold t (the K-th best entry at the last
-// compaction; (-inf, +max) at first). A score enters only if it beats t; when the buffer fills, one
+// compaction; (-inf, +max) at first, or the query's seed on the int8 filter at K >= 128: notes at int8_seeds). A score enters only if it beats t; when the buffer fills, one
 // nth_element keeps the best K and t moves up to the K-th. Rows of one range arrive in increasing order,
 // so an equal score never ranks before t (t's row is lower): ties keep the lower row, as everywhere. Every
 // row left out scores at most t <= the final K-th score. On x86, 64 (AVX-512) or 32 (AVX2) scores at a time
@@ -456,6 +456,63 @@ void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const
     }
   }
 }
+
+// Seeded thresholds (int8 filter, K >= 128): before the scan, each query scores a sample of kSeedPanels(R, K)
+// evenly spaced panels (m = 8 R / K rows), and its list starts with the threshold tau = the kSeedRank-th best
+// of those scores instead of -inf. About 2K rows of the R score above tau (16 of m rows are 2K of R), so the
+// list's warm-up (at first every score enters: at k = 100, 2000 of them per query, 8 compactions of 2K
+// entries) becomes a few hundred entries. Nothing changes in the answer: every row left out still scores at
+// most the list's final threshold or at most tau, and the scan reports the missing places of a query with
+// fewer than K rows above tau (rare) as (tau, row -1), which states just that: every other row scores at most
+// tau. The refinement treats row -1 as absent, and certifies with tau as the worst candidate's score.
+constexpr int64_t kSeedRank = 16;
+
+int64_t seed_panels(int64_t R, int64_t K) {
+  const int64_t m = 8 * R / std::max<int64_t>(1, K);  // sample rows
+  if (m < 16 || 16 * m > R) return 0;  // K < 128: the sample would cost more than the warm-up it saves
+  return m / 16;  // (<= R / 256 panels, all of them full)
+}
+
+// tau [Q] for every query from the ns sampled panels (contiguous, tb bytes apart) whose first rows are cols[ns]
+void int8_seeds(const ScanProblem& p, const uint8_t* q8, const float* q8s, const float* q8n, int64_t Dq,
+                const uint8_t* sample, int64_t tb, const int64_t* cols, int64_t ns, int nt, float* tau) {
+  const int64_t g = int8_group(), ng = (p.Q + g - 1) / g;
+  ParallelGuard seeding;
+#pragma omp parallel num_threads(nt) if (p.Q >= 64)
+  {
+    std::vector<Entry> store;
+    std::vector<uint32_t> keys;
+    seeding.run([&] {
+      store.resize(static_cast<size_t>(kInt8MaxGroup * 2 * kSeedRank));
+      keys.resize(store.size());
+    });
+    alignas(64) float sc[kInt8MaxGroup * 16];
+#pragma omp for schedule(static)
+    for (int64_t grp = 0; grp < ng; ++grp)
+      seeding.run([&] {
+        const int64_t qa = grp * g;
+        const int m = static_cast<int>(std::min<int64_t>(g, p.Q - qa));
+        List l[kInt8MaxGroup];
+        for (int r = 0; r < m; ++r)
+          l[r] = {store.data() + r * 2 * kSeedRank, keys.data() + r * 2 * kSeedRank, 0, {kNegInf, kMaxId}};
+        for (int64_t j = 0; j < ns; ++j) {
+          int8_micro(q8 + qa * Dq, Dq, q8s + qa, q8n + qa, m, sample + j * tb, p.D, sc, nullptr, nullptr, nullptr);
+          for (int r = 0; r < m; ++r) {
+            if (p.vsq) fold16<true>(sc + 16 * r, p.vsq + cols[j], 16, cols[j], l[r], kSeedRank, 2 * kSeedRank);
+            else fold16<false>(sc + 16 * r, nullptr, 16, cols[j], l[r], kSeedRank, 2 * kSeedRank);
+          }
+        }
+        for (int r = 0; r < m; ++r) {
+          // the kSeedRank-th best sampled score (-inf where fewer are finite: no seed)
+          if (l[r].n > kSeedRank) compact(l[r], kSeedRank);
+          float t = l[r].n == kSeedRank ? l[r].e[0].v : kNegInf;
+          for (int64_t e = 1; e < l[r].n; ++e) t = std::min(t, l[r].e[e].v);
+          tau[qa + r] = t;
+        }
+      });
+  }
+  seeding.rethrow();
+}
 #endif
 
 // rows [n, D] (row stride ld) -> contiguous bfloat16 bits [n, D], rounded to nearest even
@@ -624,6 +681,25 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
     packing.rethrow();
     plan.stats->emax = plan.stats->table ? int8_table_emax(plan.stats->table, p.R, p.D) : 0.0;
   }
+  // int8, K >= 128: every list starts at its query's seed (notes above int8_seeds); tau stays empty otherwise
+  std::vector<float> tau;
+#ifdef FASTREPR_TOPK_X86
+  if (const int64_t ns = plan.int8 ? seed_panels(p.R, K) : 0) {
+    const int64_t tb8 = int8_table_bytes(p.D), full = p.R / 16;
+    std::vector<uint8_t> buf(static_cast<size_t>(ns * tb8 + 64));
+    uint8_t* sample = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+    std::vector<int64_t> cols(static_cast<size_t>(ns));
+    double unused = 0.0;  // (the scan packs these rows again and counts their errors then)
+    for (int64_t j = 0; j < ns; ++j) {
+      cols[j] = 16 * (j * full / ns);
+      if (plan.stats->table) std::memcpy(sample + j * tb8, plan.stats->table + (cols[j] / 16) * tb8, tb8);
+      else int8_pack_rows(p.v + cols[j] * p.ldv, p.ldv, 16, p.D, sample + j * tb8, &unused);
+    }
+    tau.resize(static_cast<size_t>(p.Q));
+    int8_seeds(p, q8.data(), q8s.data(), q8n.data(), Dq, sample, tb8, cols.data(), ns, nt, tau.data());
+    for (int64_t x = 0; x < p.Q * P; ++x) lists[x].t.v = tau[x / P];
+  }
+#endif
   const int64_t ldt = bf16_table_cols(p.D);
   if (to_bf16) plan.stats->emax = bf16_table_emax(plan.stats->bf16_table, p.R, p.D);
   const int64_t tb = plan.int8 ? int8_table_bytes(p.D) : 0;
@@ -707,8 +783,9 @@ void topk_scan(const ScanProblem& p, const ScanPlan& plan, float* out_v, int64_t
     }
     const int64_t m = std::min(n, K);
     std::partial_sort(first, first + m, first + n, better);
+    const float pad = tau.empty() ? kNegInf : tau[q];  // (seeded: no row left out scores above it)
     for (int64_t j = 0; j < K; ++j) {
-      out_v[q * K + j] = j < m ? first[j].v : kNegInf;
+      out_v[q * K + j] = j < m ? first[j].v : pad;
       out_i[q * K + j] = j < m ? first[j].i : -1;
     }
   }

@@ -885,3 +885,49 @@ def test_int8_filter_learns_its_candidate_count_from_a_pilot(monkeypatch):
         assert torch.equal(got[1], want.indices[:, :k])
         wv = (want.values[:, :k] if l2 else -want.values[:, :k]).float()
         torch.testing.assert_close(got[0], wv, rtol=0, atol=1e-12 if l2 else 0)  # (l2: cdist's own rounding)
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_int8_seeded_lists_report_missing_places_with_a_true_bound(table):
+    """At K >= 128 the int8 scan seeds each list with the 16th best score of a row sample whose first panel is
+    rows 0-15 (csrc/topk_scan.cpp). Rows 0-15 here score about 0.7 and 150 rows elsewhere about 0.8, so fewer
+    than K rows beat the seed: the scan reports the missing places as row -1 with the seed's score, which must
+    bound every row it left out (within the filter's bound), and the search still returns the float64 ranking."""
+    from fastrepr import _native
+    from fastrepr.ops import _search_plan as sp
+
+    if not (_native.available()[0] and _native.get().topk_int8_supported()):
+        pytest.skip("int8 filter not available (native extension, x86 AVX2)")
+    g = torch.Generator().manual_seed(11)
+    R, D, k = 8192, 64, 100
+    e = torch.nn.functional.normalize(torch.randn(D, generator=g), dim=0)
+    q = torch.nn.functional.normalize(e + 0.05 * torch.randn(6, D, generator=g), dim=1)
+    v = torch.randn(R, D, generator=g)
+    v -= (v @ e)[:, None] * e  # random rows orthogonal to e (scores near 0)
+    v = torch.nn.functional.normalize(v, dim=1)
+    high = 16 + torch.randperm(R - 16, generator=g)[:150]
+    v[:16] = v[:16] * 0.7 + e * 0.7
+    v[high] = v[high] * 0.6 + e * 0.8
+    v = torch.nn.functional.normalize(v, dim=1)
+    path = sp.available()["int8-table" if table else "int8"]
+    rows8 = ts.int8_table(v) if table else None
+    K = 3 * k + 32
+    qn = torch.linalg.vector_norm(q, dim=1, dtype=torch.float64)
+    vsq, vmax = ts.check_inputs(q, v, None, False)
+    exact = q.double() @ v.double().T
+    for l2 in (False, True):
+        vals, ids, errors = ts.scan(path, q, v, K, vsq if l2 else None, 2, rows8)
+        bound = ts._bound(path, qn, vmax, D, l2, errors)
+        vals = vals.double()
+        score = 2 * exact - v.double().square().sum(1) if l2 else exact  # what the l2 scan ranks by
+        for r in range(q.shape[0]):
+            kept = ids[r][ids[r] >= 0]
+            assert 0 < kept.numel() < K and torch.all(ids[r, kept.numel():] == -1)
+            pad = vals[r, -1]
+            left = torch.ones(R, dtype=torch.bool)
+            left[kept] = False
+            assert float(score[r][left].max()) <= float(pad + bound[r])  # (l2: |q|^2 - score is the distance)
+            assert torch.all(vals[r, :kept.numel()] >= pad)
+        got = ts.exact_search(q, v, k, l2, path=path, int8_rows=rows8)
+        want = reference.topk_search(q, v, k, l2)
+        assert torch.equal(got[1], want[1])

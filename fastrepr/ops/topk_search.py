@@ -186,7 +186,9 @@ def scan(path, queries: torch.Tensor, vectors: torch.Tensor, K: int, vsq: torch.
     first. Scores: q.v (ip), 2 q.v - |v|^2 (l2 on the native paths, vsq given) or |q - v|^2 (l2 on FAISS).
     errors (a bf16 or int8 filter, else None): (|q - q~| [Q], |q~| [Q], max_r |v_r - v~_r|) of its copies.
     int8_rows: the rows' int8 table (``int8_table``; the ``int8-table`` path reads it instead of copying);
-    bf16_rows: the rows' bf16 table (``bf16_table``; the bf16 filter needs it)."""
+    bf16_rows: the rows' bf16 table (``bf16_table``; the bf16 filter needs it). The int8 filter at K >= 128 may
+    return fewer than K rows (its lists start at a seed, csrc/topk_scan.cpp): the rest of the row holds row -1
+    with the seed's score, which no row left out beats (refine skips row -1 and certifies with that score)."""
     Q = queries.shape[0]
     if path.name == "faiss":
         from .. import _faiss
