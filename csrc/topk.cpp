@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <utility>
@@ -264,6 +265,66 @@ inline void prefetch_row(const RefineProblem& p, int64_t r) {
   for (int64_t b = 0; b < p.D * static_cast<int64_t>(sizeof(float)); b += 64) __builtin_prefetch(row + b, 0, 1);
 }
 
+bool excluded(const RefineProblem& p, int64_t q, int64_t r) {
+  bool skip = r < 0;
+  const int64_t* ex = p.excl + q * p.E;
+  for (int64_t e = 0; e < p.E; ++e) skip |= ex[e] == r;
+  return skip;
+}
+
+// The k-th non-excluded approximate score of query q less 2·bound (plus, for distances): candidates below it
+// cannot reach the exact top k. The candidates scored are a prefix of q's list: those at or above it.
+double first_cut(const RefineProblem& p, int64_t q) {
+  const int64_t* cq = p.cand + q * p.Kc;
+  const double* aq = p.approx + q * p.Kc;
+  for (int64_t j = 0, seen = 0; j < p.Kc; ++j)
+    if (!excluded(p, q, cq[j]) && ++seen == p.k) return p.l2 ? aq[j] + 2.0 * p.bound[q] : aq[j] - 2.0 * p.bound[q];
+  return p.l2 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+}
+
+inline double exact_key(const RefineProblem& p, const double* x, int64_t r) {
+  const float* row = p.v + r * p.ldv;
+  return p.l2 ? -dist64(x, row, p.D) : dot64(x, row, p.D);
+}
+
+// Row order: when the candidates to score are many for the rows (at least R / 2 of them), their rows are
+// read in increasing order instead of query by query. Each thread owns a range of rows, sorts the candidates
+// that fall in it by row (a counting sort) and scores each row against all the queries that hold it, so the
+// table streams through memory once instead of one scattered row fetch per candidate. On the Zen 4 of issue
+// 11 (2 threads, 32 MB L3), 1000 queries x 208 candidates over 100,000 rows of D = 128: 18.7 -> 10.5 ms; 5000
+// queries over 10^6 rows: 171 -> 84 ms. Below R / 2 (1000 queries x 38 over 10^5 rows: 1.8 vs 3.2 ms) the
+// scattered fetches cost less than the stream and the queries' own scattered reads. The keys are the same
+// dot64/dist64 values, bit for bit (tested).
+// key [Q, Kc]: the exact ranking key of every candidate in its query's scored prefix, the rest untouched.
+void scores_in_row_order(const RefineProblem& p, const std::vector<int64_t>& upto, int nt, double* key) {
+  ParallelGuard guard;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = p.R * t / n, hi = p.R * (t + 1) / n;
+    guard.run([&] {
+      std::vector<uint32_t> start(static_cast<size_t>(hi - lo + 1), 0);
+      for (int64_t q = 0; q < p.Q; ++q)
+        for (int64_t j = 0; j < upto[q]; ++j) {
+          const int64_t r = p.cand[q * p.Kc + j];
+          if (r >= lo && r < hi && !excluded(p, q, r)) ++start[r - lo + 1];
+        }
+      for (int64_t r = 0; r < hi - lo; ++r) start[r + 1] += start[r];
+      std::vector<uint32_t> slot(start[hi - lo]);  // candidate indices q·Kc + j, by row
+      std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+      for (int64_t q = 0; q < p.Q; ++q)
+        for (int64_t j = 0; j < upto[q]; ++j) {
+          const int64_t r = p.cand[q * p.Kc + j];
+          if (r >= lo && r < hi && !excluded(p, q, r)) slot[fill[r - lo]++] = static_cast<uint32_t>(q * p.Kc + j);
+        }
+      for (int64_t r = lo; r < hi; ++r)
+        for (uint32_t s = start[r - lo]; s < start[r - lo + 1]; ++s)
+          key[slot[s]] = exact_key(p, p.x + (slot[s] / p.Kc) * p.D, r);
+    });
+  }
+  guard.rethrow();
+}
+
 }  // namespace
 
 bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* ok, int threads) {
@@ -273,6 +334,23 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
   // one thread per chunk of 16 queries at most: waking a team for a few queries costs more than it saves
   const int nt = static_cast<int>(std::min<int64_t>(clamp_threads(threads), (p.Q + 15) / 16));
   (void)nt;
+  // the scored prefix of each query's candidates (first_cut), and their keys in row order when they are many
+  std::vector<int64_t> upto(static_cast<size_t>(p.Q));
+  int64_t total = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : total)
+  for (int64_t q = 0; q < p.Q; ++q) {
+    const double cut = first_cut(p, q);
+    const double* aq = p.approx + q * p.Kc;
+    int64_t j = 0;
+    while (j < p.Kc && !(p.l2 ? aq[j] > cut : aq[j] < cut)) ++j;
+    upto[q] = j;
+    total += j;
+  }
+  std::vector<double> pre;
+  if (2 * total >= p.R && p.Q * p.Kc < (int64_t{1} << 32)) {
+    pre.resize(static_cast<size_t>(p.Q * p.Kc));
+    scores_in_row_order(p, upto, clamp_threads(threads), pre.data());
+  }
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::pair<double, int64_t>> found;  // (ranking key: higher is better, row)
@@ -282,36 +360,22 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
     for (int64_t q = 0; q < p.Q; ++q) {
       if (first < 0 || q % 16 == 0) first = q;  // the first query of each chunk of the schedule
       const double* x = p.x + q * p.D;
-      const int64_t* ex = p.excl + q * p.E;
       found.clear();
       const int64_t* cq = p.cand + q * p.Kc;
       const double* aq = p.approx + q * p.Kc;
-      auto excluded = [&](int64_t r) {
-        bool skip = r < 0;
-        for (int64_t e = 0; e < p.E; ++e) skip |= ex[e] == r;
-        return skip;
-      };
-      // the k-th non-excluded approximate score: candidates 2·bound below it (above, for distances) cannot
-      // reach the exact top k
-      double cut = p.l2 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
-      for (int64_t j = 0, seen = 0; j < p.Kc; ++j)
-        if (!excluded(cq[j]) && ++seen == p.k) {
-          cut = p.l2 ? aq[j] + 2.0 * p.bound[q] : aq[j] - 2.0 * p.bound[q];
-          break;
-        }
-      if (q == first) // later queries had their first rows fetched during the previous one
+      double cut = first_cut(p, q);
+      if (q == first && pre.empty()) // later queries had their first rows fetched during the previous one
         for (int64_t j = 0; j < std::min<int64_t>(kAhead, p.Kc); ++j) prefetch_row(p, cq[j]);
       const double sc0 = p.l2 ? -1.0 : (p.scale ? p.scale[q] : 1.0);  // ranking key -> approximate-score units
       for (int64_t j = 0; j < p.Kc; ++j) {
         // candidate rows are scattered over the table: fetch kAhead ahead, into the next query's rows at the
         // end (without it the loop waits on memory: 2.4x slower on the Xeon this was tuned on)
         const int64_t ahead = q * p.Kc + j + kAhead;
-        if (ahead < p.Q * p.Kc) prefetch_row(p, p.cand[ahead]);
+        if (pre.empty() && ahead < p.Q * p.Kc) prefetch_row(p, p.cand[ahead]);
         const int64_t r = cq[j];
         if (p.l2 ? aq[j] > cut : aq[j] < cut) break;  // sorted: every later one is below the cut too
-        if (excluded(r)) continue;
-        const float* row = p.v + r * p.ldv;
-        found.emplace_back(p.l2 ? -dist64(x, row, p.D) : dot64(x, row, p.D), r);
+        if (excluded(p, q, r)) continue;
+        found.emplace_back(pre.empty() ? exact_key(p, x, r) : pre[q * p.Kc + j], r);
         if (static_cast<int64_t>(found.size()) == p.k) {
           // k exact scores known: the k-th best exact score is at least their lowest, so a candidate whose
           // approximate score is more than one bound below that cannot reach the top k (the cut above

@@ -931,3 +931,36 @@ def test_int8_seeded_lists_report_missing_places_with_a_true_bound(table):
         got = ts.exact_search(q, v, k, l2, path=path, int8_rows=rows8)
         want = reference.topk_search(q, v, k, l2)
         assert torch.equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("l2", [False, True])
+def test_refinement_in_row_order_matches_query_order_bit_for_bit(l2):
+    """With at least R/2 candidates to score, the refinement reads their rows in row order (csrc/topk.cpp);
+    one query at a time it reads them query by query. Same scores, rows and certificates either way, with
+    exclusions, missing candidates (-1) and an analogy-style scale."""
+    from fastrepr import _native
+
+    if not _native.available()[0]:
+        pytest.skip("native extension not built")
+    g = torch.Generator().manual_seed(12)
+    R, D, Q, Kc, k = 2000, 37, 64, 40, 10
+    v = torch.randn(R, D, generator=g)
+    x = torch.randn(Q, D, generator=g, dtype=torch.float64)
+    exact = torch.cdist(x, v.double()).square() if l2 else x @ v.double().T
+    approx, cand = torch.sort(exact + 1e-3 * torch.randn(Q, R, generator=g, dtype=torch.float64), dim=1,
+                              descending=not l2)
+    approx, cand = approx[:, :Kc].contiguous(), cand[:, :Kc].contiguous()
+    cand[3, 5] = -1
+    excl = cand[:, 2:3].clone()
+    excl[::2] = -1
+    bound = 0.6 * (approx[:, k + 1] - approx[:, -1]).abs()  # (the k-th non-excluded is at most k + 1 in)
+    scale = None if l2 else torch.rand(Q, generator=g, dtype=torch.float64) + 0.5
+    whole = ts.refine(x, v, cand, approx, bound, excl, l2, k, 2, scale)
+    # every candidate lies within 2 bounds of the k-th: the row-order pass runs for the whole batch (2 Q Kc >= R),
+    # not for one query
+    assert 2 * Q * Kc >= R and Kc < R / 2
+    parts = [ts.refine(x[q:q + 1], v, cand[q:q + 1], approx[q:q + 1], bound[q:q + 1], excl[q:q + 1], l2, k, 2,
+                       None if scale is None else scale[q:q + 1]) for q in range(Q)]
+    for got, want in zip(whole, (torch.cat(p) for p in zip(*parts))):
+        assert torch.equal(got, want)
+    assert bool(whole[2].any())
