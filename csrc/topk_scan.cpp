@@ -16,8 +16,9 @@
 //     16 floats on AVX-512), for CPUs or builds without a usable BLAS.
 //
 // Running list of one query: a buffer of L = 2K entries and a threshold t (the K-th best entry at the last
-// compaction; (-inf, +max) at first, or the query's seed on the int8 filter at K >= 128: notes at int8_seeds). A score enters only if it beats t; when the buffer fills, one
-// nth_element keeps the best K and t moves up to the K-th. Rows of one range arrive in increasing order,
+// compaction; (-inf, +max) at first, or the query's seed on the int8 filter at K >= 128: notes at
+// int8_seeds). A score enters only if it beats t; when the buffer fills, one nth_element keeps the best K and
+// t moves up to the K-th. Rows of one range arrive in increasing order,
 // so an equal score never ranks before t (t's row is lower): ties keep the lower row, as everywhere. Every
 // row left out scores at most t <= the final K-th score. On x86, 64 (AVX-512) or 32 (AVX2) scores at a time
 // are compared with t as a mask and only the lanes that beat it are visited. Cost: 2·Q·R·D flops for the
@@ -457,7 +458,7 @@ void int8_chunk(const ScanProblem& p, const uint8_t* q8, const float* q8s, const
   }
 }
 
-// Seeded thresholds (int8 filter, K >= 128): before the scan, each query scores a sample of kSeedPanels(R, K)
+// Seeded thresholds (int8 filter, K >= 128): before the scan, each query scores a sample of seed_panels(R, K)
 // evenly spaced panels (m = 8 R / K rows), and its list starts with the threshold tau = the kSeedRank-th best
 // of those scores instead of -inf. About 2K rows of the R score above tau (16 of m rows are 2K of R), so the
 // list's warm-up (at first every score enters: at k = 100, 2000 of them per query, 8 compactions of 2K
