@@ -302,20 +302,20 @@ void scores_in_row_order(const RefineProblem& p, const std::vector<int64_t>& upt
     const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
     const int64_t lo = p.R * t / n, hi = p.R * (t + 1) / n;
     guard.run([&] {
+      // f(candidate index q·Kc + j, row - lo) for every candidate to score whose row is in this range
+      auto each = [&](auto&& f) {
+        for (int64_t q = 0; q < p.Q; ++q)
+          for (int64_t j = 0; j < upto[q]; ++j) {
+            const int64_t r = p.cand[q * p.Kc + j];
+            if (r >= lo && r < hi && !excluded(p, q, r)) f(static_cast<uint32_t>(q * p.Kc + j), r - lo);
+          }
+      };
       std::vector<uint32_t> start(static_cast<size_t>(hi - lo + 1), 0);
-      for (int64_t q = 0; q < p.Q; ++q)
-        for (int64_t j = 0; j < upto[q]; ++j) {
-          const int64_t r = p.cand[q * p.Kc + j];
-          if (r >= lo && r < hi && !excluded(p, q, r)) ++start[r - lo + 1];
-        }
+      each([&](uint32_t, int64_t r) { ++start[r + 1]; });
       for (int64_t r = 0; r < hi - lo; ++r) start[r + 1] += start[r];
-      std::vector<uint32_t> slot(start[hi - lo]);  // candidate indices q·Kc + j, by row
+      std::vector<uint32_t> slot(start[hi - lo]);  // candidate indices, by row
       std::vector<uint32_t> fill(start.begin(), start.end() - 1);
-      for (int64_t q = 0; q < p.Q; ++q)
-        for (int64_t j = 0; j < upto[q]; ++j) {
-          const int64_t r = p.cand[q * p.Kc + j];
-          if (r >= lo && r < hi && !excluded(p, q, r)) slot[fill[r - lo]++] = static_cast<uint32_t>(q * p.Kc + j);
-        }
+      each([&](uint32_t c, int64_t r) { slot[fill[r]++] = c; });
       for (int64_t r = lo; r < hi; ++r)
         for (uint32_t s = start[r - lo]; s < start[r - lo + 1]; ++s)
           key[slot[s]] = exact_key(p, p.x + (slot[s] / p.Kc) * p.D, r);
@@ -335,10 +335,11 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
   (void)nt;
   // the scored prefix of each query's candidates (first_cut), and their keys in row order when they are many
   std::vector<int64_t> upto(static_cast<size_t>(p.Q));
+  std::vector<double> cuts(upto.size());
   int64_t total = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : total)
   for (int64_t q = 0; q < p.Q; ++q) {
-    const double cut = first_cut(p, q);
+    const double cut = cuts[q] = first_cut(p, q);
     const double* aq = p.approx + q * p.Kc;
     int64_t j = 0;
     while (j < p.Kc && !(p.l2 ? aq[j] > cut : aq[j] < cut)) ++j;
@@ -362,7 +363,7 @@ bool topk_refine(const RefineProblem& p, float* out_v, int64_t* out_i, uint8_t* 
       found.clear();
       const int64_t* cq = p.cand + q * p.Kc;
       const double* aq = p.approx + q * p.Kc;
-      double cut = first_cut(p, q);
+      double cut = cuts[q];
       if (q == first && pre.empty()) // later queries had their first rows fetched during the previous one
         for (int64_t j = 0; j < std::min<int64_t>(kAhead, p.Kc); ++j) prefetch_row(p, cq[j]);
       const double sc0 = p.l2 ? -1.0 : (p.scale ? p.scale[q] : 1.0);  // ranking key -> approximate-score units
