@@ -911,7 +911,7 @@ def test_int8_seeded_lists_report_missing_places_with_a_true_bound(table):
     v = torch.nn.functional.normalize(v, dim=1)
     path = sp.available()["int8-table" if table else "int8"]
     rows8 = ts.int8_table(v) if table else None
-    K = 3 * k + 32
+    K = ts.filter_candidates(k)
     qn = torch.linalg.vector_norm(q, dim=1, dtype=torch.float64)
     vsq, vmax = ts.check_inputs(q, v, None, False)
     exact = q.double() @ v.double().T

@@ -15,7 +15,8 @@ or a reduced-precision filter keeps up to 3k + 32, as many as a pilot of its fir
 bfloat16 product; on AVX2, the built-in int8 kernel of csrc/topk_int8.cpp, vpdpbusd where the CPU has AVX-512
 VNNI, on the rows' int8 table when the caller keeps one); which path runs is measured once per machine
 (``_search_plan``). Then ``topk_refine`` scores the candidates in float64 and certifies that no other row can
-belong; uncertified queries are scanned again with more candidates. Every path therefore returns ``reference.topk_search``'s float64 ranking exactly.
+belong; uncertified queries are scanned again with more candidates. Every path therefore returns
+``reference.topk_search``'s float64 ranking exactly.
 Memory: O(Q·(k + margin)) lists and one tile per thread; never the [Q, R] score matrix.
 
 Torch (any device): float64 blocks pushed into a ``_topk.TopK`` (the same float64 ranking, slower).
